@@ -1,1 +1,37 @@
+//! webvlm's model core: architectures, weights, preprocessing and prompts.
+//!
+//! The first family is SmolVLM / Idefics3 (`Idefics3ForConditionalGeneration` in transformers).
+//! Everything here runs on burn tensors whose [`burn::tensor::Device`] decides the backend at run
+//! time: wgpu (Vulkan, Metal, WebGPU) or burn's ndarray CPU backend, used as a reference.
+//! No function blocks on the GPU except the explicit `*_sync` readbacks natively; the browser
+//! build reads back asynchronously.
+//!
+//! ```text
+//! RgbImage ─preprocess─▶ tiles ─vision─▶ patches ─connector─▶ image features ─┐
+//! question ─chat template─▶ text ─expand <image>─▶ ids ─embed──────────────────┴▶ decoder ─▶ logits
+//! ```
 
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod idefics3;
+pub mod nn;
+pub mod preprocess;
+pub mod prompt;
+pub mod source;
+pub mod text;
+pub mod tokenizer;
+pub mod vision;
+pub mod vlm;
+pub mod weights;
+
+pub use config::Idefics3Config;
+pub use error::{ModelError, Result};
+pub use idefics3::{Idefics3, TileFeatures};
+pub use preprocess::RgbImage;
+pub use source::{DirSource, MemorySource, ModelSource};
+pub use tokenizer::Tokenizer;
+pub use vlm::{PreparedPrompt, Vlm};
+
+/// Re-exported so dependants use the same burn.
+pub use burn;

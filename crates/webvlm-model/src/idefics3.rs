@@ -1,0 +1,153 @@
+//! The Idefics3 / SmolVLM graph: vision tower → connector → image features merged into the
+//! token embeddings → decoder. Follows `Idefics3Model` and `Idefics3ForConditionalGeneration` in
+//! transformers' `models/idefics3/modeling_idefics3.py`.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::config::Idefics3Config;
+use crate::error::{ModelError, Result};
+use crate::preprocess::idefics3::ProcessedImage;
+use crate::text::{KvCache, TextDecoder};
+use crate::vision::{Connector, VisionTransformer, extract_patches};
+use crate::weights::WeightStore;
+
+/// Checkpoint prefixes of the three components (`Idefics3ForConditionalGeneration` layout,
+/// the same in transformers 4.x and 5.x, and for `SmolVLMForConditionalGeneration`).
+const VISION: &str = "model.vision_model";
+const CONNECTOR: &str = "model.connector";
+const TEXT: &str = "model.text_model";
+
+/// Vision tower output and connector output of one tile (named so a debug run can dump them).
+#[derive(Clone, Debug)]
+pub struct TileFeatures {
+    /// `[num_patches, vision_hidden]`, after `post_layernorm`.
+    pub vision_output: Tensor<2>,
+    /// `[image_seq_len, text_hidden]`
+    pub connector_output: Tensor<2>,
+}
+
+/// The whole model, weights on one device.
+#[derive(Clone, Debug)]
+pub struct Idefics3 {
+    vision: VisionTransformer,
+    connector: Connector,
+    text: TextDecoder,
+    config: Idefics3Config,
+    device: Device,
+}
+
+impl Idefics3 {
+    /// Build every component from `store`; fails if a tensor is missing, misshapen or unused.
+    pub fn load(mut store: WeightStore, config: &Idefics3Config) -> Result<Self> {
+        let device = store.device().clone();
+        let vision = VisionTransformer::load(&mut store.reader(VISION), config)?;
+        let connector = Connector::load(&mut store.reader(CONNECTOR), config)?;
+        let text = {
+            // The decoder reads under `model.text_model`, lm_head at the root: two readers of one
+            // store, taken one after the other.
+            let mut head_store = WeightStore::empty_like(&store);
+            if let Some((shape, values)) = store.remove_raw("lm_head.weight") {
+                head_store.insert_tensor("lm_head.weight".into(), shape, values);
+            }
+            let mut head = head_store.reader("");
+            TextDecoder::load(&mut store.reader(TEXT), &mut head, &config.text_config, config.tied_embeddings())?
+        };
+        store.finish()?;
+        Ok(Self { vision, connector, text, config: config.clone(), device })
+    }
+
+    pub fn config(&self) -> &Idefics3Config {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn decoder(&self) -> &TextDecoder {
+        &self.text
+    }
+
+    /// Encode tile `index` of a preprocessed image.
+    pub fn encode_tile(&self, image: &ProcessedImage, index: usize) -> Result<TileFeatures> {
+        let v = &self.config.vision_config;
+        if image.height != v.image_size || image.width != v.image_size {
+            return Err(ModelError::config(
+                "preprocessor_config.json",
+                format!(
+                    "tiles are {}x{} but the vision tower takes {}x{} (max_image_size must equal vision_config.image_size)",
+                    image.width, image.height, v.image_size, v.image_size
+                ),
+            ));
+        }
+        let per_tile = v.num_channels * v.image_size * v.image_size;
+        let tile = image
+            .pixel_values
+            .get(index * per_tile..(index + 1) * per_tile)
+            .ok_or_else(|| ModelError::Device(format!("tile {index} is out of range")))?;
+        let patches = extract_patches(tile, v.num_channels, v.image_size, v.patch_size, &self.device);
+        let vision_output = self.vision.forward(patches);
+        let connector_output = self.connector.forward(vision_output.clone());
+        Ok(TileFeatures { vision_output, connector_output })
+    }
+
+    /// All tiles' connector outputs, in the order their `<image>` tokens appear.
+    ///
+    /// # Shapes
+    /// → `[num_tiles · image_seq_len, text_hidden]`
+    pub fn encode_image(&self, image: &ProcessedImage) -> Result<Tensor<2>> {
+        let mut feats = Vec::with_capacity(image.num_tiles);
+        for i in 0..image.num_tiles {
+            feats.push(self.encode_tile(image, i)?.connector_output);
+        }
+        Ok(Tensor::cat(feats, 0))
+    }
+
+    /// Token embeddings with every `<image>` position replaced, in order, by a row of
+    /// `image_features` (transformers' `inputs_merger`).
+    ///
+    /// # Shapes
+    /// `ids: [n]`, `image_features: [k, hidden]` with k = count of image tokens → `[n, hidden]`
+    pub fn embed(&self, ids: &[u32], image_features: Option<&Tensor<2>>) -> Result<Tensor<2>> {
+        let image_id = self.config.image_token_id;
+        let image_tokens = ids.iter().filter(|&&t| t == image_id).count();
+        let available = image_features.map(|f| f.dims()[0]).unwrap_or(0);
+        if image_tokens != available {
+            return Err(ModelError::ImageTokenMismatch { tokens: image_tokens, features: available });
+        }
+        let Some(features) = image_features else { return self.text.embed(ids) };
+        let mut pieces = Vec::new();
+        let mut used = 0;
+        let mut start = 0;
+        while start < ids.len() {
+            let is_image = ids[start] == image_id;
+            let mut end = start;
+            while end < ids.len() && (ids[end] == image_id) == is_image {
+                end += 1;
+            }
+            if is_image {
+                pieces.push(features.clone().slice_dim(0, used..used + (end - start)));
+                used += end - start;
+            } else {
+                pieces.push(self.text.embed(&ids[start..end])?);
+            }
+            start = end;
+        }
+        Ok(Tensor::cat(pieces, 0))
+    }
+
+    /// A KV cache for up to `capacity` positions.
+    pub fn new_cache(&self, capacity: usize) -> KvCache {
+        self.text.new_cache(capacity)
+    }
+
+    /// Decoder forward over new positions; see [`TextDecoder::forward`].
+    pub fn forward(&self, embeds: Tensor<2>, cache: &mut KvCache, all_logits: bool) -> Result<Tensor<2>> {
+        self.text.forward(embeds, cache, all_logits)
+    }
+
+    /// Parameters in the checkpoint's sense (for `webvlm info`).
+    pub fn context_length(&self) -> usize {
+        self.config.text_config.max_position_embeddings
+    }
+}

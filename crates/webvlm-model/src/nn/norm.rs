@@ -1,0 +1,52 @@
+//! LayerNorm (vision tower) and RMSNorm (decoder), computed in f32 as transformers does.
+
+use burn::tensor::Tensor;
+
+use crate::error::Result;
+use crate::weights::WeightReader;
+
+/// `nn.LayerNorm` with weight and bias.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    /// `[dim]`
+    weight: Tensor<1>,
+    /// `[dim]`
+    bias: Tensor<1>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn load(vb: &mut WeightReader, name: &str, dim: usize, eps: f64) -> Result<Self> {
+        let mut vb = vb.pp(name);
+        Ok(Self { weight: vb.take("weight", [dim])?, bias: vb.take("bias", [dim])?, eps })
+    }
+
+    /// # Shapes
+    /// `x: [.., dim]` → same
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let (var, mean) = x.clone().var_mean_bias(D - 1);
+        let normed = (x - mean) / (var + self.eps).sqrt();
+        normed * self.weight.clone().unsqueeze::<D>() + self.bias.clone().unsqueeze::<D>()
+    }
+}
+
+/// Llama's RMSNorm: `x / sqrt(mean(x²) + eps) * weight`.
+#[derive(Clone, Debug)]
+pub struct RmsNorm {
+    /// `[dim]`
+    weight: Tensor<1>,
+    eps: f64,
+}
+
+impl RmsNorm {
+    pub fn load(vb: &mut WeightReader, name: &str, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self { weight: vb.pp(name).take("weight", [dim])?, eps })
+    }
+
+    /// # Shapes
+    /// `x: [.., dim]` → same
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let ms = x.clone().square().mean_dim(D - 1);
+        x * (ms + self.eps).sqrt().recip() * self.weight.clone().unsqueeze::<D>()
+    }
+}

@@ -1,0 +1,88 @@
+//! Where the files of a model come from. Natively that is a directory; in the browser the
+//! JavaScript shell hands over bytes it took from OPFS. The model code only sees [`ModelSource`],
+//! so it never touches a filesystem itself.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{ModelError, Result};
+
+/// A read-only set of named files (names are relative, `/`-separated, as in a Hub repo).
+pub trait ModelSource {
+    /// The whole file, or `None` when the model has no such file.
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// The file as UTF-8 text, or `None` when absent.
+    fn read_string(&self, name: &str) -> Result<Option<String>> {
+        match self.read(name)? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| ModelError::Io {
+                file: name.to_string(),
+                message: format!("not UTF-8: {e}"),
+            }),
+        }
+    }
+
+    /// A name to show in messages (a path, or a URL).
+    fn describe(&self) -> String;
+}
+
+/// A model directory in the standard Hugging Face layout.
+#[derive(Debug, Clone)]
+pub struct DirSource {
+    root: PathBuf,
+}
+
+impl DirSource {
+    pub fn new(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        if !root.is_dir() {
+            return Err(ModelError::Io {
+                file: root.display().to_string(),
+                message: "not a directory".into(),
+            });
+        }
+        Ok(Self { root })
+    }
+}
+
+impl ModelSource for DirSource {
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ModelError::Io { file: path.display().to_string(), message: e.to_string() }),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+/// Files held in memory, e.g. handed over by the browser shell.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySource {
+    files: HashMap<String, Vec<u8>>,
+}
+
+impl MemorySource {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, bytes: Vec<u8>) {
+        self.files.insert(name.into(), bytes);
+    }
+}
+
+impl ModelSource for MemorySource {
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.files.get(name).cloned())
+    }
+
+    fn describe(&self) -> String {
+        format!("in-memory model ({} files)", self.files.len())
+    }
+}

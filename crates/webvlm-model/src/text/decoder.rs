@@ -1,0 +1,85 @@
+//! The decoder stack: token embeddings, layers, final norm and lm_head.
+
+use burn::tensor::Tensor;
+
+use super::block::DecoderLayer;
+use super::kv_cache::KvCache;
+use super::rope::Rope;
+use crate::config::TextConfig;
+use crate::error::{ModelError, Result};
+use crate::nn::{Embedding, Linear, RmsNorm};
+use crate::weights::WeightReader;
+
+/// `LlamaModel` + `lm_head`.
+#[derive(Clone, Debug)]
+pub struct TextDecoder {
+    embed: Embedding,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rope: Rope,
+    cfg: TextConfig,
+}
+
+impl TextDecoder {
+    /// `vb` is rooted at the decoder (`model.text_model`); `lm_head` is taken from `head`
+    /// (the checkpoint root) when present, else tied to the embeddings if `tied` allows it.
+    pub fn load(vb: &mut WeightReader, head: &mut WeightReader, cfg: &TextConfig, tied: bool) -> Result<Self> {
+        let embed = Embedding::load(vb, "embed_tokens", cfg.vocab_size, cfg.hidden_size)?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            layers.push(DecoderLayer::load(&mut vb.pp(format!("layers.{i}")), cfg)?);
+        }
+        let norm = RmsNorm::load(vb, "norm", cfg.hidden_size, cfg.rms_norm_eps)?;
+        let lm_head = if head.contains("lm_head.weight") {
+            Linear::load(head, "lm_head", cfg.hidden_size, cfg.vocab_size, false)?
+        } else if tied {
+            Linear::from_weight(embed.weight(), None)
+        } else {
+            return Err(ModelError::MissingTensor { name: head.full("lm_head.weight") });
+        };
+        let rope = Rope::new(cfg.head_dim(), cfg.rope_theta()?, cfg.max_position_embeddings, &vb.device());
+        Ok(Self { embed, layers, norm, lm_head, rope, cfg: cfg.clone() })
+    }
+
+    pub fn config(&self) -> &TextConfig {
+        &self.cfg
+    }
+
+    /// A cache for `capacity` positions (at most the context window).
+    pub fn new_cache(&self, capacity: usize) -> KvCache {
+        let capacity = capacity.min(self.cfg.max_position_embeddings);
+        KvCache::new(
+            self.cfg.num_hidden_layers,
+            self.cfg.num_key_value_heads(),
+            self.cfg.head_dim(),
+            capacity,
+            &self.embed.weight().device(),
+        )
+    }
+
+    /// # Shapes
+    /// `ids: [n]` → `[n, hidden]`
+    pub fn embed(&self, ids: &[u32]) -> Result<Tensor<2>> {
+        self.embed.forward(ids)
+    }
+
+    /// Run `n` new positions through the stack, appending to `cache`, and return logits of the
+    /// last position only (`all_logits = false`, what decoding needs) or of every new position.
+    ///
+    /// # Shapes
+    /// `embeds: [n, hidden]` → `[1 or n, vocab]`
+    pub fn forward(&self, embeds: Tensor<2>, cache: &mut KvCache, all_logits: bool) -> Result<Tensor<2>> {
+        let [n, _] = embeds.dims();
+        if cache.len() + n > cache.capacity() {
+            return Err(ModelError::ContextOverflow { tokens: cache.len() + n, context: cache.capacity() });
+        }
+        let mut x = embeds;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x, &self.rope, cache, i);
+        }
+        cache.advance(n);
+        let x = if all_logits { x } else { x.slice_dim(0, n - 1..n) };
+        Ok(self.lm_head.forward(self.norm.forward(x)))
+    }
+}

@@ -1,0 +1,68 @@
+//! Per-layer key/value cache, preallocated to the context length so decoding never reallocates.
+
+use burn::tensor::{Device, Tensor};
+
+/// Keys and values of every layer for the positions seen so far.
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    /// Per layer: `[kv_heads, capacity, head_dim]`
+    keys: Vec<Tensor<3>>,
+    /// Per layer: `[kv_heads, capacity, head_dim]`
+    values: Vec<Tensor<3>>,
+    len: usize,
+    capacity: usize,
+}
+
+impl KvCache {
+    pub fn new(layers: usize, kv_heads: usize, head_dim: usize, capacity: usize, device: &Device) -> Self {
+        let empty = || Tensor::<3>::zeros([kv_heads, capacity, head_dim], device);
+        Self {
+            keys: (0..layers).map(|_| empty()).collect(),
+            values: (0..layers).map(|_| empty()).collect(),
+            len: 0,
+            capacity,
+        }
+    }
+
+    /// Positions already cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forget everything (a new conversation).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Drop positions from `len` on (e.g. to rewind a turn).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Write `n` new positions for `layer` at `len..len+n` and return keys/values of all
+    /// `len+n` positions. The caller checks capacity first; [`KvCache::advance`] commits.
+    ///
+    /// # Shapes
+    /// `k, v: [kv_heads, n, head_dim]` → `([kv_heads, len+n, head_dim], same)`
+    pub(crate) fn append(&mut self, layer: usize, k: Tensor<3>, v: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let [h, n, d] = k.dims();
+        let (start, end) = (self.len, self.len + n);
+        let keys = self.keys[layer].clone().slice_assign([0..h, start..end, 0..d], k);
+        let values = self.values[layer].clone().slice_assign([0..h, start..end, 0..d], v);
+        self.keys[layer] = keys.clone();
+        self.values[layer] = values.clone();
+        (keys.slice([0..h, 0..end, 0..d]), values.slice([0..h, 0..end, 0..d]))
+    }
+
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
+}

@@ -1,0 +1,197 @@
+//! A loaded vision-language model: weights on the device plus everything needed to turn a
+//! question and an image into input ids and image features (tokenizer, chat template, image
+//! processor), read from a model in the standard Hugging Face layout.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::config::Idefics3Config;
+use crate::error::{ModelError, Result};
+use crate::idefics3::Idefics3;
+use crate::preprocess::RgbImage;
+use crate::preprocess::idefics3::{ImageProcessorConfig, ProcessedImage};
+use crate::prompt::{ChatTemplate, END_OF_UTTERANCE, Message, expand_images};
+use crate::source::ModelSource;
+use crate::tokenizer::Tokenizer;
+use crate::weights::WeightStore;
+
+/// A prompt ready for the decoder.
+#[derive(Debug, Clone)]
+pub struct PreparedPrompt {
+    /// The chat-template output before image expansion.
+    pub rendered: String,
+    /// Token ids after image expansion.
+    pub input_ids: Vec<u32>,
+    /// The preprocessed image, when the prompt has one.
+    pub image: Option<ProcessedImage>,
+}
+
+/// Model + tokenizer + template + image processor.
+#[derive(Debug)]
+pub struct Vlm {
+    pub model: Idefics3,
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    pub image_processor: ImageProcessorConfig,
+    /// `<image>` tokens per tile.
+    pub image_seq_len: usize,
+    /// Ids that end a reply (config EOS, tokenizer EOS, `<end_of_utterance>`).
+    pub stop_ids: Vec<u32>,
+}
+
+impl Vlm {
+    /// Load a model from `source` onto `device`.
+    pub fn load(source: &dyn ModelSource, device: &Device) -> Result<Self> {
+        let config_text = source.read_string("config.json")?.ok_or_else(|| ModelError::MissingFile {
+            file: "config.json".into(),
+            why: format!("{} is not a Hugging Face model directory", source.describe()),
+        })?;
+        let config = Idefics3Config::from_json(&config_text)?;
+
+        let tokenizer_json = source.read("tokenizer.json")?.ok_or_else(|| ModelError::MissingFile {
+            file: "tokenizer.json".into(),
+            why: "the tokenizer is required".into(),
+        })?;
+        let tokenizer = Tokenizer::from_bytes(&tokenizer_json)?;
+        let tok_cfg: serde_json::Value = match source.read_string("tokenizer_config.json")? {
+            Some(t) => serde_json::from_str(&t).map_err(|e| ModelError::config("tokenizer_config.json", e.to_string()))?,
+            None => serde_json::Value::Null,
+        };
+        let bos = special_token(&tok_cfg, "bos_token");
+        let eos = special_token(&tok_cfg, "eos_token");
+        let template = ChatTemplate::new(&chat_template(source, &tok_cfg)?, &bos, &eos)?;
+
+        let processor: serde_json::Value = match source.read_string("processor_config.json")? {
+            Some(t) => serde_json::from_str(&t).map_err(|e| ModelError::config("processor_config.json", e.to_string()))?,
+            None => serde_json::Value::Null,
+        };
+        let image_processor = image_processor_config(source, &processor)?;
+        let image_seq_len = match processor.get("image_seq_len").and_then(|v| v.as_u64()) {
+            Some(n) => n as usize,
+            None => config.image_seq_len(),
+        };
+        if image_seq_len != config.image_seq_len() {
+            return Err(ModelError::config(
+                "processor_config.json",
+                format!(
+                    "image_seq_len {image_seq_len} does not match the model's {} ((image_size/patch_size)^2 / scale_factor^2)",
+                    config.image_seq_len()
+                ),
+            ));
+        }
+
+        let mut stop_ids = config.text_config.eos_token_ids();
+        for token in [eos.as_str(), END_OF_UTTERANCE] {
+            if let Some(id) = tokenizer.token_id(token) {
+                stop_ids.push(id);
+            }
+        }
+        if let Some(gen_cfg) = source.read_string("generation_config.json")? {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&gen_cfg) {
+                match v.get("eos_token_id") {
+                    Some(serde_json::Value::Number(n)) => stop_ids.extend(n.as_u64().map(|x| x as u32)),
+                    Some(serde_json::Value::Array(a)) => stop_ids.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32)),
+                    _ => {}
+                }
+            }
+        }
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+
+        let store = WeightStore::load(source, device)?;
+        let model = Idefics3::load(store, &config)?;
+        Ok(Self { model, tokenizer, template, image_processor, image_seq_len, stop_ids })
+    }
+
+    pub fn config(&self) -> &Idefics3Config {
+        self.model.config()
+    }
+
+    /// Render one user turn (image first, then text) with the generation prompt, preprocess the
+    /// image, expand its tokens and tokenize: `processor(apply_chat_template(...), images)`.
+    pub fn prepare(&self, text: &str, image: Option<&RgbImage>) -> Result<PreparedPrompt> {
+        self.prepare_chat(&[Message::user(text, image.is_some())], image)
+    }
+
+    /// Same for a whole conversation; `image` fills the conversation's one `<image>`.
+    pub fn prepare_chat(&self, messages: &[Message], image: Option<&RgbImage>) -> Result<PreparedPrompt> {
+        let rendered = self.template.render(messages, true)?;
+        let processed = match image {
+            Some(img) => Some(self.image_processor.preprocess(img)?),
+            None => None,
+        };
+        let layout: Vec<(usize, usize)> = processed.iter().map(|p| (p.rows, p.cols)).collect();
+        let expanded = expand_images(&rendered, &layout, self.image_seq_len)?;
+        let input_ids = self.tokenizer.encode(&expanded)?;
+        let context = self.model.context_length();
+        if input_ids.len() >= context {
+            return Err(ModelError::ContextOverflow { tokens: input_ids.len(), context });
+        }
+        Ok(PreparedPrompt { rendered, input_ids, image: processed })
+    }
+
+    /// Embeddings of a prepared prompt, with the image encoded and merged.
+    ///
+    /// # Shapes
+    /// → `[input_ids.len(), text_hidden]`
+    pub fn embed_prompt(&self, prompt: &PreparedPrompt) -> Result<Tensor<2>> {
+        let features = match &prompt.image {
+            Some(img) => Some(self.model.encode_image(img)?),
+            None => None,
+        };
+        self.model.embed(&prompt.input_ids, features.as_ref())
+    }
+}
+
+/// `bos_token` / `eos_token` from tokenizer_config.json: a string or an AddedToken object.
+fn special_token(cfg: &serde_json::Value, key: &str) -> String {
+    match cfg.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Object(o)) => o.get("content").and_then(|c| c.as_str()).unwrap_or("").to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The chat template, looked up where transformers 5 and 4 put it.
+fn chat_template(source: &dyn ModelSource, tok_cfg: &serde_json::Value) -> Result<String> {
+    if let Some(t) = source.read_string("chat_template.jinja")? {
+        return Ok(t);
+    }
+    if let Some(t) = source.read_string("chat_template.json")? {
+        let v: serde_json::Value =
+            serde_json::from_str(&t).map_err(|e| ModelError::config("chat_template.json", e.to_string()))?;
+        if let Some(s) = v.get("chat_template").and_then(|s| s.as_str()) {
+            return Ok(s.to_string());
+        }
+    }
+    match tok_cfg.get("chat_template") {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+            .and_then(|t| t.get("template")?.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| ModelError::config("tokenizer_config.json", "no template named `default`")),
+        _ => Err(ModelError::MissingFile {
+            file: "chat_template.jinja".into(),
+            why: "no chat template in chat_template.jinja, chat_template.json or tokenizer_config.json".into(),
+        }),
+    }
+}
+
+/// Image processor settings: `preprocessor_config.json` (transformers 4) or the
+/// `image_processor` object inside `processor_config.json` (transformers 5).
+fn image_processor_config(source: &dyn ModelSource, processor: &serde_json::Value) -> Result<ImageProcessorConfig> {
+    let (file, value) = if let Some(t) = source.read_string("preprocessor_config.json")? {
+        let v: serde_json::Value =
+            serde_json::from_str(&t).map_err(|e| ModelError::config("preprocessor_config.json", e.to_string()))?;
+        ("preprocessor_config.json", v)
+    } else if let Some(v) = processor.get("image_processor") {
+        ("processor_config.json", v.clone())
+    } else {
+        return Err(ModelError::MissingFile {
+            file: "preprocessor_config.json".into(),
+            why: "no image processor settings (nor an `image_processor` in processor_config.json)".into(),
+        });
+    };
+    serde_json::from_value(value).map_err(|e| ModelError::config(file, e.to_string()))
+}

@@ -1,0 +1,162 @@
+//! Prefill + step-by-step decoding.
+
+use serde::{Deserialize, Serialize};
+use webvlm_model::device::read_f32_async;
+use webvlm_model::text::KvCache;
+use webvlm_model::{ModelError, PreparedPrompt, Vlm};
+
+use crate::error::GenerateError;
+use crate::sampling::Sampler;
+use crate::stream::TextStream;
+
+/// What the caller may tune. Defaults: greedy, 256 new tokens, stop at end-of-utterance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerationOptions {
+    /// Upper bound on generated tokens.
+    pub max_new_tokens: usize,
+    /// 0 = greedy; otherwise logits are divided by it before sampling.
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (0 = off).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches p (1 = off).
+    pub top_p: f32,
+    /// transformers' repetition penalty over prompt and generated ids (1 = off).
+    pub repetition_penalty: f32,
+    /// RNG seed for sampling.
+    pub seed: u64,
+    /// Keep going past end-of-sequence tokens.
+    pub ignore_eos: bool,
+}
+
+impl Default for GenerationOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 256,
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            seed: 0,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// An end-of-sequence token was produced.
+    Stop,
+    /// `max_new_tokens` reached.
+    Length,
+    /// The context window is full.
+    Context,
+}
+
+/// One decoded token.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: u32,
+    /// Text a reader has not seen yet (empty for stop tokens and incomplete characters).
+    pub text: String,
+}
+
+/// A generation in progress. Call [`Generator::prefill`] once, then [`Generator::step`] until it
+/// returns `None`.
+pub struct Generator<'a> {
+    vlm: &'a Vlm,
+    opts: GenerationOptions,
+    sampler: Sampler,
+    cache: KvCache,
+    prompt: PreparedPrompt,
+    /// Prompt ids followed by generated ids (what the repetition penalty looks at).
+    seen: Vec<u32>,
+    generated: Vec<u32>,
+    stream: TextStream,
+    next_logits: Option<Vec<f32>>,
+    finished: Option<FinishReason>,
+}
+
+impl<'a> Generator<'a> {
+    pub fn new(vlm: &'a Vlm, prompt: PreparedPrompt, opts: GenerationOptions) -> Result<Self, GenerateError> {
+        let sampler = Sampler::new(&opts)?;
+        let context = vlm.model.context_length();
+        if prompt.input_ids.len() >= context {
+            return Err(ModelError::ContextOverflow { tokens: prompt.input_ids.len(), context }.into());
+        }
+        let capacity = (prompt.input_ids.len() + opts.max_new_tokens).min(context);
+        let cache = vlm.model.new_cache(capacity);
+        Ok(Self {
+            vlm,
+            seen: prompt.input_ids.clone(),
+            prompt,
+            opts,
+            sampler,
+            cache,
+            generated: Vec::new(),
+            stream: TextStream::new(),
+            next_logits: None,
+            finished: None,
+        })
+    }
+
+    /// Encode the image, run the whole prompt through the decoder and keep the last logits.
+    pub async fn prefill(&mut self) -> Result<(), GenerateError> {
+        let embeds = self.vlm.embed_prompt(&self.prompt)?;
+        let logits = self.vlm.model.forward(embeds, &mut self.cache, false)?;
+        self.next_logits = Some(read_f32_async(logits).await?);
+        if self.opts.max_new_tokens == 0 {
+            self.finished = Some(FinishReason::Length);
+        }
+        Ok(())
+    }
+
+    /// Produce the next token, or `None` once finished. Dropping the generator between steps
+    /// is how a caller aborts.
+    pub async fn step(&mut self) -> Result<Option<Step>, GenerateError> {
+        if self.finished.is_some() {
+            return Ok(None);
+        }
+        let mut logits = match self.next_logits.take() {
+            Some(l) => l,
+            None => return Err(GenerateError::InvalidOption("step() called before prefill()".into())),
+        };
+        let id = self.sampler.sample(&mut logits, &self.seen);
+        self.seen.push(id);
+        self.generated.push(id);
+        let is_stop = !self.opts.ignore_eos && self.vlm.stop_ids.contains(&id);
+        let text = if is_stop { String::new() } else { self.stream.push(&self.vlm.tokenizer, id)? };
+        if is_stop {
+            self.finished = Some(FinishReason::Stop);
+        } else if self.generated.len() >= self.opts.max_new_tokens {
+            self.finished = Some(FinishReason::Length);
+        } else if self.cache.len() >= self.cache.capacity() {
+            self.finished = Some(FinishReason::Context);
+        } else {
+            let embeds = self.vlm.model.embed(&[id], None)?;
+            let logits = self.vlm.model.forward(embeds, &mut self.cache, false)?;
+            self.next_logits = Some(read_f32_async(logits).await?);
+        }
+        Ok(Some(Step { id, text }))
+    }
+
+    /// Ids generated so far (a stop token included).
+    pub fn generated(&self) -> &[u32] {
+        &self.generated
+    }
+
+    /// Text generated so far.
+    pub fn text(&self) -> &str {
+        self.stream.text()
+    }
+
+    pub fn prompt(&self) -> &PreparedPrompt {
+        &self.prompt
+    }
+
+    pub fn finish_reason(&self) -> Option<FinishReason> {
+        self.finished
+    }
+}

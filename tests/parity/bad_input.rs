@@ -1,0 +1,177 @@
+//! Bad input gets a named error that says what is wrong, never a panic or garbage output.
+
+use std::collections::HashMap;
+
+use safetensors::tensor::{Dtype, TensorView, serialize};
+use safetensors::SafeTensors;
+use webvlm_model::device::Backend;
+use webvlm_model::preprocess::{PreprocessError, RgbImage};
+use webvlm_model::{DirSource, MemorySource, ModelError, Vlm};
+use webvlm_parity::{device, fixture};
+
+const FIXTURE: &str = "smolvlm-tiny-single";
+
+/// Every file of the fixture model, in memory.
+fn files() -> HashMap<String, Vec<u8>> {
+    let dir = fixture(FIXTURE).join("model");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+fn source(files: &HashMap<String, Vec<u8>>) -> MemorySource {
+    let mut s = MemorySource::new();
+    for (k, v) in files {
+        s.insert(k.clone(), v.clone());
+    }
+    s
+}
+
+fn load(files: &HashMap<String, Vec<u8>>) -> Result<Vlm, ModelError> {
+    Vlm::load(&source(files), &device(Backend::Cpu))
+}
+
+/// Rewrite model.safetensors through `edit`, which gets (name, dtype, shape, bytes) entries.
+fn edit_weights(edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>)) -> HashMap<String, Vec<u8>> {
+    let mut f = files();
+    let bytes = f["model.safetensors"].clone();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut entries: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    edit(&mut entries);
+    let views: Vec<(String, TensorView)> = entries
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    f.insert("model.safetensors".into(), serialize(views, None).unwrap());
+    f
+}
+
+#[test]
+fn the_unmodified_fixture_loads_from_memory() {
+    load(&files()).expect("the in-memory copy of the fixture loads");
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let f = edit_weights(|e| e.retain(|(n, ..)| n != "model.text_model.norm.weight"));
+    let err = load(&f).unwrap_err();
+    assert!(matches!(err, ModelError::MissingTensor { .. }), "{err}");
+    assert!(err.to_string().contains("model.text_model.norm.weight"), "{err}");
+}
+
+#[test]
+fn misnamed_tensor_is_named() {
+    let f = edit_weights(|e| {
+        for (n, ..) in e.iter_mut() {
+            if n == "model.vision_model.post_layernorm.bias" {
+                *n = "model.vision_model.post_layer_norm.bias".into();
+            }
+        }
+    });
+    let err = load(&f).unwrap_err();
+    assert!(err.to_string().contains("model.vision_model.post_layernorm.bias"), "{err}");
+}
+
+#[test]
+fn wrong_shape_is_named_with_both_shapes() {
+    let name = "model.connector.modality_projection.proj.weight";
+    let f = edit_weights(|e| {
+        for (n, d, s, b) in e.iter_mut() {
+            if n == name {
+                *s = vec![3, 3];
+                *b = vec![0u8; 9 * d.bitsize() / 8];
+            }
+        }
+    });
+    let err = load(&f).unwrap_err();
+    assert!(matches!(err, ModelError::ShapeMismatch { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(name) && msg.contains("[3, 3]") && msg.contains("[48, 432]"), "{msg}");
+}
+
+#[test]
+fn tensors_of_another_model_are_refused() {
+    let f = edit_weights(|e| {
+        e.push(("model.language_model.layers.0.mlp.gate_proj.weight".into(), Dtype::F32, vec![2], vec![0u8; 8]))
+    });
+    let err = load(&f).unwrap_err();
+    assert!(matches!(err, ModelError::UnusedTensors { .. }), "{err}");
+    assert!(err.to_string().contains("model.language_model.layers.0.mlp.gate_proj.weight"), "{err}");
+}
+
+#[test]
+fn unsupported_model_type_lists_what_is_supported() {
+    let mut f = files();
+    let cfg = String::from_utf8(f["config.json"].clone()).unwrap().replace("\"idefics3\"", "\"qwen2_vl\"");
+    f.insert("config.json".into(), cfg.into_bytes());
+    let err = load(&f).unwrap_err();
+    assert!(matches!(err, ModelError::UnsupportedModel { .. }), "{err}");
+    assert!(err.to_string().contains("qwen2_vl") && err.to_string().contains("idefics3"), "{err}");
+}
+
+#[test]
+fn truncated_safetensors_names_the_file() {
+    let mut f = files();
+    let bytes = f["model.safetensors"].clone();
+    f.insert("model.safetensors".into(), bytes[..bytes.len() / 2].to_vec());
+    let err = load(&f).unwrap_err();
+    assert!(matches!(err, ModelError::Safetensors { .. }), "{err}");
+    assert!(err.to_string().contains("model.safetensors"), "{err}");
+}
+
+#[test]
+fn missing_shard_of_an_index_is_named() {
+    let dir = fixture("smolvlm-tiny-split").join("model");
+    let mut s = MemorySource::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name != "model-00003-of-00010.safetensors" {
+            s.insert(name, std::fs::read(e.path()).unwrap());
+        }
+    }
+    let err = Vlm::load(&s, &device(Backend::Cpu)).unwrap_err();
+    assert!(err.to_string().contains("model-00003-of-00010.safetensors"), "{err}");
+}
+
+#[test]
+fn zero_size_and_huge_images_are_refused_before_allocating() {
+    assert!(matches!(RgbImage::from_rgb(0, 10, vec![]), Err(PreprocessError::EmptyImage)));
+    let err = RgbImage::from_rgb(20000, 20000, vec![]).unwrap_err();
+    assert!(matches!(err, PreprocessError::ImageTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("20000"), "{err}");
+    let err = RgbImage::from_rgb(4, 4, vec![0; 10]).unwrap_err();
+    assert!(matches!(err, PreprocessError::BufferSize { .. }), "{err}");
+}
+
+#[test]
+fn prompt_longer_than_the_context_is_refused() {
+    let vlm = Vlm::load(&DirSource::new(fixture(FIXTURE).join("model")).unwrap(), &device(Backend::Cpu)).unwrap();
+    let context = vlm.config().text_config.max_position_embeddings;
+    let long = "the answer streams back token by token ".repeat(context);
+    let err = vlm.prepare(&long, None).unwrap_err();
+    match err {
+        ModelError::ContextOverflow { tokens, context: c } => {
+            assert!(tokens > c);
+            assert_eq!(c, context);
+        }
+        other => panic!("expected ContextOverflow, got {other}"),
+    }
+}
+
+#[test]
+fn image_tokens_without_an_image_are_refused() {
+    let vlm = Vlm::load(&DirSource::new(fixture(FIXTURE).join("model")).unwrap(), &device(Backend::Cpu)).unwrap();
+    let image_id = vlm.config().image_token_id;
+    let err = vlm.model.embed(&[1, image_id, 2], None).unwrap_err();
+    assert!(matches!(err, ModelError::ImageTokenMismatch { tokens: 1, features: 0 }), "{err}");
+    let err = vlm.model.embed(&[1, 100_000], None).unwrap_err();
+    assert!(matches!(err, ModelError::TokenOutOfRange { .. }), "{err}");
+}
