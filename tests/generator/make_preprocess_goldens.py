@@ -10,11 +10,18 @@ pieces produce on a handful of awkward synthetic images:
 * transformers' `Idefics3ImageProcessorPil` (resize to the longest edge, resize for the vision
   encoder, tiling, rescale, normalise, pixel mask) for several processor configs;
 * transformers' `convert_to_rgb` on RGBA input (alpha composited onto white), both on one image
-  and, through a checksum, on every (colour, alpha) byte pair.
+  and, through a checksum, on every (colour, alpha) byte pair;
+* the two size computations (`get_resize_output_image_size`, `resize_for_vision_encoder`) on a
+  table of random and extreme image sizes.
+
+Pillow 13 changed the order of the two resampling passes for some sizes (vertical first when the
+height shrinks much more than the width, python-pillow/Pillow#9549), which changes those outputs
+by whole levels; the goldens therefore pin Pillow >= 13 and the script refuses older versions.
 
 Layout of the output directory (all multi-byte values little-endian):
 
-    index.json          what every file is, and the expected shapes / rows / cols / checksums
+    index.json          what every file is, the expected shapes / rows / cols / checksums, the
+                        processor configs as transformers serialises them, the size table
     img_*.bin           input pixels, row-major, interleaved RGB or RGBA (uint8)
     rgb_*.bin           RGBA inputs after convert_to_rgb (uint8 RGB)
     resize_*.bin        PIL resize results (uint8 RGB)
@@ -204,6 +211,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("tests/fixtures/preprocess"))
     args = parser.parse_args()
+    if int(PIL.__version__.split(".")[0]) < 13:
+        raise SystemExit(f"Pillow {PIL.__version__} resamples in a different pass order; use >= 13")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.bin"):

@@ -1,6 +1,8 @@
 //! Choosing and creating the compute device.
 
-use burn::tensor::{Device, Tensor};
+#[cfg(not(target_family = "wasm"))]
+use burn::tensor::Device;
+use burn::tensor::Tensor;
 
 use crate::error::{ModelError, Result};
 

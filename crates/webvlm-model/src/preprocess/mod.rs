@@ -1,7 +1,7 @@
 //! Image preprocessing: from decoded pixels to the `pixel_values` tensor a vision tower eats.
 //!
-//! The goal is bit-exactness with the Python reference, because a one-level difference in a
-//! resized pixel moves logits enough to change greedy decoding on small models:
+//! The goal is bit-exactness with the Python reference: differences here pass through the vision
+//! tower into the logits, and with them golden tests against transformers stop being exact.
 //!
 //! * [`resample`] reproduces Pillow's `Image.resize` for 8-bit RGB (libImaging `Resample.c`
 //!   and, for NEAREST, `Geometry.c`), which is what transformers' PIL backend calls;

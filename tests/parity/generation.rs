@@ -1,0 +1,78 @@
+//! Generation behaviour on a fixture: stop tokens, max tokens, context limit, seeded sampling.
+
+use webvlm_model::device::Backend;
+use webvlm_model::{DirSource, Vlm};
+use webvlm_parity::{device, fixture, goldens};
+use webvlm_runtime::{FinishReason, GenerationOptions, Generator};
+
+const FIXTURE: &str = "smolvlm-tiny-single";
+
+fn vlm() -> Vlm {
+    Vlm::load(&DirSource::new(fixture(FIXTURE).join("model")).unwrap(), &device(Backend::Cpu)).unwrap()
+}
+
+fn generate(vlm: &Vlm, prompt: &str, opts: GenerationOptions) -> (Vec<u32>, Option<FinishReason>) {
+    let prepared = vlm.prepare(prompt, None).unwrap();
+    let mut g = Generator::new(vlm, prepared, opts).unwrap();
+    pollster::block_on(g.prefill()).unwrap();
+    while pollster::block_on(g.step()).unwrap().is_some() {}
+    (g.generated().to_vec(), g.finish_reason())
+}
+
+#[test]
+fn stops_at_a_stop_token_unless_told_to_ignore_it() {
+    let mut vlm = vlm();
+    let greedy = GenerationOptions { max_new_tokens: 8, ..Default::default() };
+    let (free, _) = generate(&vlm, "Describe the colours", GenerationOptions { ignore_eos: true, ..greedy.clone() });
+    assert_eq!(free.len(), 8);
+    // Make the third greedy token a stop token: generation must end right there.
+    vlm.stop_ids = vec![free[2]];
+    let (stopped, reason) = generate(&vlm, "Describe the colours", greedy.clone());
+    assert_eq!(reason, Some(FinishReason::Stop));
+    assert_eq!(stopped, free[..3].to_vec());
+    let (ignored, reason) = generate(&vlm, "Describe the colours", GenerationOptions { ignore_eos: true, ..greedy });
+    assert_eq!(reason, Some(FinishReason::Length));
+    assert_eq!(ignored, free);
+}
+
+#[test]
+fn the_context_window_ends_a_generation() {
+    let vlm = vlm();
+    let context = vlm.config().text_config.max_position_embeddings;
+    let prompt_len = vlm.prepare("Describe the colours", None).unwrap().input_ids.len();
+    let opts = GenerationOptions { max_new_tokens: 10 * context, ignore_eos: true, ..Default::default() };
+    let (tokens, reason) = generate(&vlm, "Describe the colours", opts);
+    assert_eq!(reason, Some(FinishReason::Context));
+    assert_eq!(prompt_len + tokens.len(), context + 1, "every position filled, plus the last sampled token");
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let vlm = vlm();
+    let opts = |seed| GenerationOptions {
+        max_new_tokens: 12,
+        temperature: 1.5,
+        top_k: 50,
+        top_p: 0.95,
+        repetition_penalty: 1.2,
+        seed,
+        ignore_eos: true,
+    };
+    let (a, _) = generate(&vlm, "Describe the colours", opts(1));
+    let (b, _) = generate(&vlm, "Describe the colours", opts(1));
+    let (c, _) = generate(&vlm, "Describe the colours", opts(2));
+    assert_eq!(a, b);
+    assert_ne!(a, c, "different seeds should differ over 12 tokens at temperature 1.5");
+}
+
+#[test]
+fn zero_new_tokens_and_bad_options() {
+    let vlm = vlm();
+    let (tokens, reason) = generate(&vlm, "hi", GenerationOptions { max_new_tokens: 0, ..Default::default() });
+    assert!(tokens.is_empty());
+    assert_eq!(reason, Some(FinishReason::Length));
+    let prepared = vlm.prepare("hi", None).unwrap();
+    let err = Generator::new(&vlm, prepared, GenerationOptions { top_p: 1.5, ..Default::default() }).err().unwrap();
+    assert!(err.to_string().contains("top_p"), "{err}");
+    let _ = goldens(FIXTURE);
+}
