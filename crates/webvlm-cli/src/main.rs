@@ -5,6 +5,7 @@
 //! webvlm info --model DIR
 //! ```
 
+mod convert;
 mod image_file;
 
 use std::io::Write;
@@ -30,6 +31,24 @@ struct Cli {
 enum Command {
     /// Answer a question about an image (or a text-only prompt), streaming tokens to stdout.
     Run(RunArgs),
+    /// Convert a Hugging Face checkpoint to webvlm's packed, quantised format.
+    Convert {
+        /// Hugging Face model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Scheme for linear weights: q4, q8 or f16.
+        #[arg(long, value_parser = convert::parse_scheme)]
+        quant: webvlm_model::vlm::QuantScheme,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Largest shard, e.g. 64MiB.
+        #[arg(long, default_value = "64MiB", value_parser = convert::parse_size)]
+        shard_size: u64,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Print the architecture, parameter count and dtypes of a model.
     Info {
         /// Model directory (Hugging Face layout).
@@ -76,6 +95,9 @@ struct RunArgs {
     /// Compute device: wgpu or cpu.
     #[arg(long, default_value = "wgpu")]
     device: Backend,
+    /// Quantise a Hugging Face checkpoint's linear weights at load time: q4, q8 or f16.
+    #[arg(long, value_parser = convert::parse_scheme)]
+    quant: Option<webvlm_model::vlm::QuantScheme>,
 }
 
 #[derive(Serialize)]
@@ -104,6 +126,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Info { model } => info(model),
+        Command::Convert { model, quant, out, shard_size, quiet } => convert::convert(&model, quant, &out, shard_size, quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,7 +149,7 @@ fn run(args: RunArgs) -> Result<(), AnyError> {
     let t0 = Instant::now();
     let device = create_device(args.device)?;
     let source = DirSource::new(&args.model)?;
-    let vlm = Vlm::load(&source, &device)?;
+    let vlm = Vlm::load_with(&source, &device, args.quant)?;
     let load_ms = ms(t0);
 
     let t1 = Instant::now();

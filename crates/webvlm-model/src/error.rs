@@ -34,6 +34,30 @@ pub enum ModelError {
     #[error("tensor `{name}` is stored as {dtype}; supported dtypes are F32, F16 and BF16")]
     UnsupportedDtype { name: String, dtype: String },
 
+    /// A tensor or manifest names a quantisation scheme this runtime does not know.
+    #[error("tensor `{name}` uses unknown quantisation scheme `{scheme}` (known: q4, q8, f16, f16d, f32)")]
+    UnknownQuant { name: String, scheme: String },
+
+    /// A packed model's manifest is inconsistent (e.g. points past the end of the shards).
+    #[error("invalid manifest.json: {message}")]
+    Manifest { message: String },
+
+    /// A file's bytes do not match its manifest entry (size or sha256).
+    #[error("integrity check failed for `{file}`: {message}")]
+    Integrity { file: String, message: String },
+
+    /// A component needs a dense tensor but the checkpoint holds it quantised.
+    #[error("tensor `{name}` is stored quantised ({scheme}) but `{component}` needs it dense")]
+    QuantizedTensor { name: String, scheme: String, component: String },
+
+    /// A quantised kernel failed (shape, limits, device).
+    #[error("kernel for `{name}`: {message}")]
+    Kernel { name: String, message: String },
+
+    /// A GGUF file is malformed or holds something this runtime cannot read.
+    #[error("GGUF: {0}")]
+    Gguf(#[from] crate::weights::gguf::GgufError),
+
     /// Tensors were left over after every component took its weights: the checkpoint holds
     /// something this architecture does not know (e.g. a checkpoint of another family).
     #[error("the checkpoint holds {count} tensor(s) this architecture does not use, e.g. `{example}`")]

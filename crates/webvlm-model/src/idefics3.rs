@@ -46,9 +46,7 @@ impl Idefics3 {
             // The decoder reads under `model.text_model`, lm_head at the root: two readers of one
             // store, taken one after the other.
             let mut head_store = WeightStore::empty_like(&store);
-            if let Some((shape, values)) = store.remove_raw("lm_head.weight") {
-                head_store.insert_tensor("lm_head.weight".into(), shape, values);
-            }
+            store.move_to("lm_head.weight", &mut head_store);
             let mut head = head_store.reader("");
             TextDecoder::load(&mut store.reader(TEXT), &mut head, &config.text_config, config.tied_embeddings())?
         };
@@ -86,8 +84,8 @@ impl Idefics3 {
             .get(index * per_tile..(index + 1) * per_tile)
             .ok_or_else(|| ModelError::Device(format!("tile {index} is out of range")))?;
         let patches = extract_patches(tile, v.num_channels, v.image_size, v.patch_size, &self.device);
-        let vision_output = self.vision.forward(patches);
-        let connector_output = self.connector.forward(vision_output.clone());
+        let vision_output = self.vision.forward(patches)?;
+        let connector_output = self.connector.forward(vision_output.clone())?;
         Ok(TileFeatures { vision_output, connector_output })
     }
 

@@ -25,6 +25,9 @@ pub trait ModelSource {
 
     /// A name to show in messages (a path, or a URL).
     fn describe(&self) -> String;
+
+    /// Names of the files at the top level (used to find `*.gguf` files).
+    fn list(&self) -> Result<Vec<String>>;
 }
 
 /// A model directory in the standard Hugging Face layout.
@@ -59,6 +62,16 @@ impl ModelSource for DirSource {
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let io = |e: std::io::Error| ModelError::Io { file: self.root.display().to_string(), message: e.to_string() };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(io)? {
+            names.push(entry.map_err(io)?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
 }
 
 /// Files held in memory, e.g. handed over by the browser shell.
@@ -84,5 +97,11 @@ impl ModelSource for MemorySource {
 
     fn describe(&self) -> String {
         format!("in-memory model ({} files)", self.files.len())
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.files.keys().cloned().collect();
+        names.sort();
+        Ok(names)
     }
 }

@@ -12,7 +12,9 @@ use crate::preprocess::idefics3::{ImageProcessorConfig, ProcessedImage};
 use crate::prompt::{ChatTemplate, END_OF_UTTERANCE, Message, expand_images};
 use crate::source::ModelSource;
 use crate::tokenizer::Tokenizer;
-use crate::weights::WeightStore;
+use crate::weights::gguf::{self, GgufFile};
+use crate::weights::{GgufPair, LoadOptions, WeightStore};
+pub use webvlm_kernels::QuantScheme;
 
 /// A prompt ready for the decoder.
 #[derive(Debug, Clone)]
@@ -39,12 +41,32 @@ pub struct Vlm {
 }
 
 impl Vlm {
-    /// Load a model from `source` onto `device`.
+    /// Load a model from `source` onto `device`, weights as stored.
     pub fn load(source: &dyn ModelSource, device: &Device) -> Result<Self> {
-        let config_text = source.read_string("config.json")?.ok_or_else(|| ModelError::MissingFile {
-            file: "config.json".into(),
-            why: format!("{} is not a Hugging Face model directory", source.describe()),
-        })?;
+        Self::load_with(source, device, None)
+    }
+
+    /// Load, quantising a Hugging Face checkpoint's linear weights to `quant` on the way (a
+    /// packed model is already quantised; `quant` must then be `None` or its own scheme).
+    pub fn load_with(source: &dyn ModelSource, device: &Device, quant: Option<QuantScheme>) -> Result<Self> {
+        // A llama.cpp-style directory (text GGUF + mmproj GGUF) may carry no config.json: then the
+        // config, image processor and chat template come from the GGUF metadata.
+        let config_file = source.read_string("config.json")?;
+        let gguf = if config_file.is_none() { GgufPair::find(source)? } else { None };
+        let gguf_files = match &gguf {
+            Some(pair) => Some((GgufFile::parse(&pair.text)?, GgufFile::parse(&pair.mmproj)?)),
+            None => None,
+        };
+        let config_text = match (config_file, &gguf_files) {
+            (Some(text), _) => text,
+            (None, Some((text, mmproj))) => gguf::config_json(text, mmproj)?.to_string(),
+            (None, None) => {
+                return Err(ModelError::MissingFile {
+                    file: "config.json".into(),
+                    why: format!("{} is not a Hugging Face, packed or GGUF model directory", source.describe()),
+                });
+            }
+        };
         let config = Idefics3Config::from_json(&config_text)?;
 
         let tokenizer_json = source.read("tokenizer.json")?.ok_or_else(|| ModelError::MissingFile {
@@ -58,13 +80,26 @@ impl Vlm {
         };
         let bos = special_token(&tok_cfg, "bos_token");
         let eos = special_token(&tok_cfg, "eos_token");
-        let template = ChatTemplate::new(&chat_template(source, &tok_cfg)?, &bos, &eos)?;
+        let template_source = match (&gguf_files, chat_template(source, &tok_cfg)) {
+            (Some((text, _)), Err(ModelError::MissingFile { .. })) => match gguf::chat_template(text)? {
+                Some(t) => t.to_string(),
+                None => chat_template(source, &tok_cfg)?,
+            },
+            (_, other) => other?,
+        };
+        let template = ChatTemplate::new(&template_source, &bos, &eos)?;
 
         let processor: serde_json::Value = match source.read_string("processor_config.json")? {
             Some(t) => serde_json::from_str(&t).map_err(|e| ModelError::config("processor_config.json", e.to_string()))?,
             None => serde_json::Value::Null,
         };
-        let image_processor = image_processor_config(source, &processor)?;
+        let image_processor = match (&gguf_files, image_processor_config(source, &processor)) {
+            (Some((_, mmproj)), Err(ModelError::MissingFile { .. })) => {
+                serde_json::from_value(gguf::preprocessor_config_json(mmproj)?)
+                    .map_err(|e| ModelError::config("mmproj GGUF", e.to_string()))?
+            }
+            (_, other) => other?,
+        };
         let image_seq_len = match processor.get("image_seq_len").and_then(|v| v.as_u64()) {
             Some(n) => n as usize,
             None => config.image_seq_len(),
@@ -97,7 +132,8 @@ impl Vlm {
         stop_ids.sort_unstable();
         stop_ids.dedup();
 
-        let store = WeightStore::load(source, device)?;
+        let options = LoadOptions { quant, tied_lm_head: config.tied_embeddings() };
+        let store = WeightStore::load(source, device, options)?;
         let model = Idefics3::load(store, &config)?;
         Ok(Self { model, tokenizer, template, image_processor, image_seq_len, stop_ids })
     }

@@ -1,15 +1,24 @@
 //! `nn.Linear`: y = x·Wᵀ + b, with W stored as the checkpoint has it (`[out, in]`).
 
 use burn::tensor::Tensor;
+use webvlm_kernels::{DeviceQuantMatrix, quant_matmul};
 
-use crate::error::Result;
-use crate::weights::WeightReader;
+use crate::error::{ModelError, Result};
+use crate::weights::{LinearWeight, WeightReader};
 
-/// A dense projection.
+/// The weight, by storage: quantisation is a dtype this layer dispatches on, not a second model.
+#[derive(Clone, Debug)]
+enum Weight {
+    /// `[in, out]`: a transposed view of the checkpoint's `[out, in]`, so forward is one matmul.
+    Dense(Tensor<2>),
+    /// Block-quantised `[out, in]`, multiplied by webvlm's WGSL kernels.
+    Quant(DeviceQuantMatrix),
+}
+
+/// A projection.
 #[derive(Clone, Debug)]
 pub struct Linear {
-    /// `[in, out]`: a transposed view of the checkpoint's `[out, in]`, so forward is one matmul.
-    weight_t: Tensor<2>,
+    weight: Weight,
     /// `[out]`
     bias: Option<Tensor<1>>,
     in_features: usize,
@@ -20,15 +29,18 @@ impl Linear {
     /// Load `{name}.weight` (`[out, in]`) and, when `bias`, `{name}.bias` (`[out]`).
     pub fn load(vb: &mut WeightReader, name: &str, in_features: usize, out_features: usize, bias: bool) -> Result<Self> {
         let mut vb = vb.pp(name);
-        let weight = vb.take("weight", [out_features, in_features])?;
+        let weight = vb.take_linear("weight", out_features, in_features)?;
         let bias = if bias { Some(vb.take("bias", [out_features])?) } else { None };
-        Ok(Self::from_weight(weight, bias))
+        Ok(match weight {
+            LinearWeight::Dense(w) => Self::from_weight(w, bias),
+            LinearWeight::Quant(q) => Self { weight: Weight::Quant(q), bias, in_features, out_features },
+        })
     }
 
     /// From a `[out, in]` matrix, e.g. a tied embedding.
     pub fn from_weight(weight: Tensor<2>, bias: Option<Tensor<1>>) -> Self {
         let [out_features, in_features] = weight.dims();
-        Self { weight_t: weight.transpose(), bias, in_features, out_features }
+        Self { weight: Weight::Dense(weight.transpose()), bias, in_features, out_features }
     }
 
     pub fn out_features(&self) -> usize {
@@ -37,16 +49,22 @@ impl Linear {
 
     /// # Shapes
     /// `x: [.., in]` → `[.., out]`
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
         let dims = x.dims();
         let rows: usize = dims[..D - 1].iter().product();
         let x2: Tensor<2> = x.reshape([rows, self.in_features]);
-        let mut y = x2.matmul(self.weight_t.clone());
+        let mut y = match &self.weight {
+            Weight::Dense(w_t) => x2.matmul(w_t.clone()),
+            Weight::Quant(q) => quant_matmul(x2, q).map_err(|e| ModelError::Kernel {
+                name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()),
+                message: e.to_string(),
+            })?,
+        };
         if let Some(b) = &self.bias {
             y = y + b.clone().unsqueeze::<2>();
         }
         let mut out_dims = dims;
         out_dims[D - 1] = self.out_features;
-        y.reshape(out_dims)
+        Ok(y.reshape(out_dims))
     }
 }

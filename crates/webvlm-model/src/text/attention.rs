@@ -44,14 +44,14 @@ impl Attention {
     ///
     /// # Shapes
     /// `x: [n, hidden]` → `[n, hidden]`
-    pub fn forward(&self, x: Tensor<2>, rope: &Rope, cache: &mut KvCache, layer: usize) -> Tensor<2> {
+    pub fn forward(&self, x: Tensor<2>, rope: &Rope, cache: &mut KvCache, layer: usize) -> Result<Tensor<2>> {
         let [n, _] = x.dims();
         let start = cache.len();
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
         let rep = h / kvh;
-        let q: Tensor<3> = self.q.forward(x.clone()).reshape([n, h, hd]).swap_dims(0, 1);
-        let k: Tensor<3> = self.k.forward(x.clone()).reshape([n, kvh, hd]).swap_dims(0, 1);
-        let v: Tensor<3> = self.v.forward(x).reshape([n, kvh, hd]).swap_dims(0, 1);
+        let q: Tensor<3> = self.q.forward(x.clone())?.reshape([n, h, hd]).swap_dims(0, 1);
+        let k: Tensor<3> = self.k.forward(x.clone())?.reshape([n, kvh, hd]).swap_dims(0, 1);
+        let v: Tensor<3> = self.v.forward(x)?.reshape([n, kvh, hd]).swap_dims(0, 1);
         let q = rope.apply(q, start);
         let k = rope.apply(k, start);
         let (keys, values) = cache.append(layer, k, v);

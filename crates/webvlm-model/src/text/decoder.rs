@@ -76,10 +76,10 @@ impl TextDecoder {
         }
         let mut x = embeds;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x, &self.rope, cache, i);
+            x = layer.forward(x, &self.rope, cache, i)?;
         }
         cache.advance(n);
         let x = if all_logits { x } else { x.slice_dim(0, n - 1..n) };
-        Ok(self.lm_head.forward(self.norm.forward(x)))
+        self.lm_head.forward(self.norm.forward(x))
     }
 }

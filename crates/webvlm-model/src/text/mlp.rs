@@ -27,7 +27,7 @@ impl Mlp {
 
     /// # Shapes
     /// `x: [n, hidden]` → same
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.down.forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+    pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        self.down.forward(silu(self.gate.forward(x.clone())?) * self.up.forward(x)?)
     }
 }

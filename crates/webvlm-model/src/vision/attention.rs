@@ -33,12 +33,12 @@ impl VisionAttention {
 
     /// # Shapes
     /// `x: [n, hidden]` → `[n, hidden]`
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+    pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
         let [n, d] = x.dims();
         let split = |t: Tensor<2>| t.reshape([n, self.heads, self.head_dim]).swap_dims(0, 1);
-        let q = split(self.q.forward(x.clone()));
-        let k = split(self.k.forward(x.clone()));
-        let v = split(self.v.forward(x));
+        let q = split(self.q.forward(x.clone())?);
+        let k = split(self.k.forward(x.clone())?);
+        let v = split(self.v.forward(x)?);
         let scale = (self.head_dim as f64).powf(-0.5);
         let scores = q.matmul(k.swap_dims(1, 2)) * scale;
         let ctx = softmax(scores, 2).matmul(v); // [heads, n, head_dim]

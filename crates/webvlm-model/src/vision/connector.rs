@@ -43,7 +43,7 @@ impl Connector {
 
     /// # Shapes
     /// `x: [num_patches, vision_hidden]` → `[image_seq_len, text_hidden]`
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+    pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
         self.proj.forward(self.pixel_shuffle(x))
     }
 }

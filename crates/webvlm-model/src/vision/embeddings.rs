@@ -36,8 +36,8 @@ impl VisionEmbeddings {
     ///
     /// # Shapes
     /// `patches: [num_patches, C·p·p]` → `[num_patches, hidden]`
-    pub fn forward(&self, patches: Tensor<2>) -> Tensor<2> {
-        self.patch.forward(patches) + self.position.clone()
+    pub fn forward(&self, patches: Tensor<2>) -> Result<Tensor<2>> {
+        Ok(self.patch.forward(patches)? + self.position.clone())
     }
 }
 

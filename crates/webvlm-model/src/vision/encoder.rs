@@ -32,9 +32,9 @@ impl VisionLayer {
 
     /// # Shapes
     /// `x: [n, hidden]` → same
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let x = x.clone() + self.attn.forward(self.ln1.forward(x));
-        x.clone() + self.mlp.forward(self.ln2.forward(x))
+    pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        let x = x.clone() + self.attn.forward(self.ln1.forward(x))?;
+        Ok(x.clone() + self.mlp.forward(self.ln2.forward(x))?)
     }
 }
 
@@ -63,11 +63,11 @@ impl VisionTransformer {
     ///
     /// # Shapes
     /// `patches: [num_patches, C·p·p]` → `[num_patches, hidden]`
-    pub fn forward(&self, patches: Tensor<2>) -> Tensor<2> {
-        let mut x = self.embeddings.forward(patches);
+    pub fn forward(&self, patches: Tensor<2>) -> Result<Tensor<2>> {
+        let mut x = self.embeddings.forward(patches)?;
         for layer in &self.layers {
-            x = layer.forward(x);
+            x = layer.forward(x)?;
         }
-        self.post_layernorm.forward(x)
+        Ok(self.post_layernorm.forward(x))
     }
 }

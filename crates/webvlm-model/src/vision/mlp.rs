@@ -26,8 +26,8 @@ impl VisionMlp {
 
     /// # Shapes
     /// `x: [n, hidden]` → `[n, hidden]`
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let h = self.fc1.forward(x);
+    pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        let h = self.fc1.forward(x)?;
         let h = match self.act {
             VisionActivation::GeluTanh => activation::gelu_approximate(h),
             VisionActivation::Gelu => activation::gelu(h),

@@ -5,22 +5,49 @@
 //! Every tensor is *taken* exactly once; what is left at the end is reported as
 //! [`ModelError::UnusedTensors`], which catches checkpoints of another family or a name-remap bug.
 
+pub mod convert;
+pub mod gguf;
+pub mod packed;
 mod safetensors_file;
 
 use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use webvlm_kernels::{DeviceQuantMatrix, QuantMatrix, QuantScheme};
 
 use crate::error::{ModelError, Result};
 use crate::source::ModelSource;
 
 pub use safetensors_file::read_safetensors_into;
 
-/// A tensor on the device, kept flat with its logical shape until a component takes it.
-struct Stored {
-    data: Tensor<1>,
-    shape: Vec<usize>,
+/// A tensor on the device until a component takes it: dense f32 (flat, with its logical
+/// shape) or a block-quantised matrix.
+enum Stored {
+    Dense { data: Tensor<1>, shape: Vec<usize> },
+    Quant(DeviceQuantMatrix),
 }
+
+/// How to load weights.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Quantise linear weights of a Hugging Face checkpoint at load time (a packed model is
+    /// already quantised and ignores this).
+    pub quant: Option<QuantScheme>,
+    /// The model ties lm_head to the token embeddings: when quantising, also make a quantised
+    /// `lm_head.weight` from them, since the embedding itself stays dense for lookups.
+    pub tied_lm_head: bool,
+}
+
+/// Which tensors are stored quantised: 2-D linear weights. Embeddings (token, position, and the
+/// vision patch embedding) stay dense: a lookup reads one row, so quantising saves no bandwidth
+/// per token, and the first layers of the vision tower are the most sensitive to error. Norms
+/// and biases are 1-D and tiny.
+pub fn quantizable(name: &str, shape: &[usize]) -> bool {
+    shape.len() == 2 && name.ends_with(".weight") && !name.contains("embed")
+}
+
+/// The tensor lm_head is tied to.
+pub const TIED_EMBEDDING: &str = "model.text_model.embed_tokens.weight";
 
 /// All tensors of a checkpoint, on one device.
 pub struct WeightStore {
@@ -29,28 +56,92 @@ pub struct WeightStore {
 }
 
 impl WeightStore {
-    /// Load `model.safetensors`, or every shard named by `model.safetensors.index.json`.
-    /// Shards are read, converted and uploaded one at a time so host memory holds at most one.
-    pub fn load(source: &dyn ModelSource, device: &Device) -> Result<Self> {
+    /// Load a packed model (`manifest.json` present) or a Hugging Face checkpoint
+    /// (`model.safetensors`, or every shard of `model.safetensors.index.json`). Shards are read,
+    /// converted and uploaded one at a time so host memory holds at most one.
+    pub fn load(source: &dyn ModelSource, device: &Device, options: LoadOptions) -> Result<Self> {
         let mut store = Self { tensors: BTreeMap::new(), device: device.clone() };
+        if let Some(text) = source.read_string(packed::MANIFEST)? {
+            let manifest = packed::Manifest::from_json(&text)?;
+            let mut reader = packed::ShardReader::new(&manifest);
+            for shard in &manifest.shards {
+                let bytes = source.read(&shard.file)?.ok_or_else(|| ModelError::MissingFile {
+                    file: shard.file.clone(),
+                    why: "named by manifest.json".into(),
+                })?;
+                for (entry, decoded) in reader.feed(&bytes)? {
+                    match decoded {
+                        packed::Decoded::Dense { shape, values } => store.insert(entry.name.clone(), shape, values),
+                        packed::Decoded::Quant(m) => store.insert_quant(entry.name.clone(), &m)?,
+                    }
+                }
+            }
+            reader.finish()?;
+            return Ok(store);
+        }
+        let ggufs = GgufPair::find(source)?;
+        if let Some(pair) = ggufs {
+            for bytes in [&pair.text, &pair.mmproj] {
+                let file = gguf::GgufFile::parse(bytes)?;
+                for t in file.hf_tensors()? {
+                    let t = t?;
+                    match t.value {
+                        gguf::TensorValue::Quant(m) if quantizable(&t.name, &t.shape) => store.insert_quant(t.name, &m)?,
+                        value => store.insert_hf(t.name, t.shape, value.into_dense(), options)?,
+                    }
+                }
+            }
+            return Ok(store);
+        }
         let files = shard_files(source)?;
+        let mut result = Ok(());
         for file in files {
             let bytes = source.read(&file)?.ok_or_else(|| ModelError::MissingFile {
                 file: file.clone(),
                 why: "named by model.safetensors.index.json".into(),
             })?;
             read_safetensors_into(&file, &bytes, &mut |name, shape, values| {
-                store.insert(name, shape, values);
+                if result.is_ok() {
+                    result = store.insert_hf(name, shape, values, options);
+                }
             })?;
+            result.as_ref().map_err(|e| ModelError::Kernel { name: file.clone(), message: e.to_string() })?;
         }
         Ok(store)
+    }
+
+    /// A Hugging Face tensor, quantised on the way when `options` ask for it.
+    fn insert_hf(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>, options: LoadOptions) -> Result<()> {
+        let Some(scheme) = options.quant else {
+            self.insert(name, shape, values);
+            return Ok(());
+        };
+        if options.tied_lm_head && name == TIED_EMBEDDING && !self.contains("lm_head.weight") {
+            let m = quantize(&name, &values, &shape, scheme)?;
+            self.insert_quant("lm_head.weight".into(), &m)?;
+        }
+        if quantizable(&name, &shape) {
+            let m = quantize(&name, &values, &shape, scheme)?;
+            self.insert_quant(name, &m)
+        } else {
+            self.insert(name, shape, values);
+            Ok(())
+        }
     }
 
     /// Add one tensor (f32 values, row-major).
     pub fn insert(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>) {
         let n = values.len();
         let data = Tensor::<1>::from_data(TensorData::new(values, [n]), &self.device);
-        self.tensors.insert(name, Stored { data, shape });
+        self.tensors.insert(name, Stored::Dense { data, shape });
+    }
+
+    /// Upload a block-quantised matrix.
+    pub fn insert_quant(&mut self, name: String, m: &QuantMatrix) -> Result<()> {
+        let d = DeviceQuantMatrix::upload(m, &self.device)
+            .map_err(|e| ModelError::Kernel { name: name.clone(), message: e.to_string() })?;
+        self.tensors.insert(name, Stored::Quant(d));
+        Ok(())
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -71,19 +162,11 @@ impl WeightStore {
         self.tensors.is_empty()
     }
 
-    /// Names and shapes of the tensors still held (for `webvlm info`).
-    pub fn shapes(&self) -> impl Iterator<Item = (&str, &[usize])> {
-        self.tensors.iter().map(|(k, v)| (k.as_str(), v.shape.as_slice()))
-    }
-
-    /// Move a tensor out without a shape check (to hand it to another store).
-    pub(crate) fn remove_raw(&mut self, name: &str) -> Option<(Vec<usize>, Tensor<1>)> {
-        self.tensors.remove(name).map(|s| (s.shape, s.data))
-    }
-
-    /// Add an already-uploaded tensor.
-    pub(crate) fn insert_tensor(&mut self, name: String, shape: Vec<usize>, data: Tensor<1>) {
-        self.tensors.insert(name, Stored { data, shape });
+    /// Move a tensor to another store (lm_head lives at the checkpoint root).
+    pub(crate) fn move_to(&mut self, name: &str, other: &mut WeightStore) {
+        if let Some(t) = self.tensors.remove(name) {
+            other.tensors.insert(name.to_string(), t);
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -106,19 +189,41 @@ impl WeightStore {
     }
 
     fn take<const D: usize>(&mut self, name: &str, expected: [usize; D]) -> Result<Tensor<D>> {
+        match self.take_any(name, &expected)? {
+            Stored::Dense { data, .. } => Ok(data.reshape(expected)),
+            Stored::Quant(m) => Err(ModelError::QuantizedTensor {
+                name: name.to_string(),
+                scheme: m.scheme().name().into(),
+                component: "a dense layer".into(),
+            }),
+        }
+    }
+
+    fn take_any(&mut self, name: &str, expected: &[usize]) -> Result<Stored> {
         let stored = self
             .tensors
             .remove(name)
             .ok_or_else(|| ModelError::MissingTensor { name: name.to_string() })?;
-        if stored.shape != expected {
-            return Err(ModelError::ShapeMismatch {
-                name: name.to_string(),
-                expected: expected.to_vec(),
-                found: stored.shape,
-            });
+        let found = match &stored {
+            Stored::Dense { shape, .. } => shape.clone(),
+            Stored::Quant(m) => vec![m.n(), m.k()],
+        };
+        if found != expected {
+            return Err(ModelError::ShapeMismatch { name: name.to_string(), expected: expected.to_vec(), found });
         }
-        Ok(stored.data.reshape(expected))
+        Ok(stored)
     }
+}
+
+fn quantize(name: &str, values: &[f32], shape: &[usize], scheme: QuantScheme) -> Result<QuantMatrix> {
+    QuantMatrix::quantize(values, shape[0], shape[1], scheme)
+        .map_err(|e| ModelError::Kernel { name: name.to_string(), message: e.to_string() })
+}
+
+/// A linear layer's weight as stored: dense `[out, in]` or block-quantised.
+pub enum LinearWeight {
+    Dense(Tensor<2>),
+    Quant(DeviceQuantMatrix),
 }
 
 /// Hands out tensors under a name prefix, checking each shape against the config.
@@ -151,10 +256,50 @@ impl WeightReader<'_> {
         let full = self.full(name);
         self.store.take(&full, shape)
     }
+
+    /// Take a linear weight `[out, in]`, dense or quantised.
+    pub fn take_linear(&mut self, name: &str, out: usize, inp: usize) -> Result<LinearWeight> {
+        let full = self.full(name);
+        Ok(match self.store.take_any(&full, &[out, inp])? {
+            Stored::Dense { data, .. } => LinearWeight::Dense(data.reshape([out, inp])),
+            Stored::Quant(m) => LinearWeight::Quant(m),
+        })
+    }
 }
 
-/// The shard files of a checkpoint, in index order.
-fn shard_files(source: &dyn ModelSource) -> Result<Vec<String>> {
+/// A llama.cpp-style pair: the text model GGUF and the `mmproj` GGUF (vision + connector).
+pub struct GgufPair {
+    pub text: Vec<u8>,
+    pub mmproj: Vec<u8>,
+}
+
+impl GgufPair {
+    /// The directory's two `.gguf` files, told apart by their metadata; `None` without any.
+    pub fn find(source: &dyn ModelSource) -> Result<Option<Self>> {
+        let names: Vec<String> = source.list()?.into_iter().filter(|n| n.ends_with(".gguf")).collect();
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let (mut text, mut mmproj) = (None, None);
+        for name in &names {
+            let bytes = source.read(name)?.ok_or_else(|| ModelError::MissingFile { file: name.clone(), why: "listed".into() })?;
+            match gguf::GgufFile::parse(&bytes)?.kind()? {
+                gguf::FileKind::Text => text = Some(bytes),
+                gguf::FileKind::Mmproj => mmproj = Some(bytes),
+            }
+        }
+        match (text, mmproj) {
+            (Some(text), Some(mmproj)) if names.len() == 2 => Ok(Some(Self { text, mmproj })),
+            _ => Err(ModelError::MissingFile {
+                file: "*.gguf".into(),
+                why: format!("a GGUF model needs exactly one text GGUF and one mmproj GGUF, found {names:?}"),
+            }),
+        }
+    }
+}
+
+/// The safetensors files of a Hugging Face checkpoint, in index order.
+pub fn shard_files(source: &dyn ModelSource) -> Result<Vec<String>> {
     const INDEX: &str = "model.safetensors.index.json";
     if let Some(text) = source.read_string(INDEX)? {
         let index: serde_json::Value =
@@ -189,9 +334,17 @@ pub struct TensorInfo {
     pub shape: Vec<usize>,
 }
 
-/// List every tensor of a checkpoint without converting or uploading anything.
+/// List every tensor of a checkpoint (or packed model) without converting or uploading anything.
 pub fn inspect(source: &dyn ModelSource) -> Result<Vec<TensorInfo>> {
     let mut out = Vec::new();
+    if let Some(text) = source.read_string(packed::MANIFEST)? {
+        let manifest = packed::Manifest::from_json(&text)?;
+        for t in manifest.tensors {
+            out.push(TensorInfo { name: t.name, dtype: t.dtype, shape: t.shape });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        return Ok(out);
+    }
     for file in shard_files(source)? {
         let bytes = source.read(&file)?.ok_or_else(|| ModelError::MissingFile {
             file: file.clone(),

@@ -1,0 +1,186 @@
+//! Kernel bench: time per call, effective bandwidth, and the bandwidth of a plain copy of the
+//! same number of bytes on the same device in the same run, so the ratio says how close a
+//! kernel comes to what the memory system can do. Every variant that can run is listed, the
+//! default (what [`crate::quant_matmul`] picks) marked, llm.c-style.
+//!
+//! Timing: after a warm-up call (which also compiles the pipeline), each sample queues
+//! `calls` launches back to back and then waits for the device (`Device::sync`), so the GPU
+//! work is really done; a sample's time is divided by `calls`, and the reported time is the
+//! median over `repeats` samples. `calls` grows for small matrices so that submission
+//! latency does not swamp a 20 µs kernel.
+
+use std::time::{Duration, Instant};
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::device_matrix::{Repr, wgpu_device};
+use crate::error::{KernelError, Result};
+use crate::quant::{QuantMatrix, QuantScheme};
+use crate::reference::Lcg;
+use crate::shaders::{Kernel, Reduction, Tile};
+use crate::variants::{DeviceCaps, KernelOptions};
+use crate::{DeviceQuantMatrix, quant_matmul_with};
+
+/// One matrix product to measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchShape {
+    /// What the weight is, e.g. `smolvlm-256m gate/up`.
+    pub name: String,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub scheme: QuantScheme,
+}
+
+impl BenchShape {
+    pub fn new(name: &str, m: usize, n: usize, k: usize, scheme: QuantScheme) -> Self {
+        Self { name: name.into(), m, n, k, scheme }
+    }
+}
+
+/// One measured kernel variant on one shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchRow {
+    pub shape: BenchShape,
+    /// [`Kernel::label`] of the variant.
+    pub kernel: String,
+    /// Whether [`crate::quant_matmul`] picks this variant by default on this device.
+    pub default: bool,
+    /// Median time per call.
+    pub time: Duration,
+    /// Weight bytes + activations read + outputs written, per call.
+    pub bytes: u64,
+    /// `bytes / time`.
+    pub gbps: f64,
+    /// Read + write bandwidth of `copy.wgsl` on a buffer of the weight's size (best variant).
+    pub copy_gbps: f64,
+    /// `gbps / copy_gbps`.
+    pub ratio: f64,
+}
+
+/// The shapes the report asks for: SmolVLM-256M's decoder projections (hidden 576, 9 heads
+/// × 64, 3 kv heads, FFN 1536, vocab 49280) and a 1.5B decoder's FFN (hidden 1536, FFN 8960)
+/// at M = 1 in q8, q4 and f16, plus one prefill shape at M = 64.
+pub fn default_shapes() -> Vec<BenchShape> {
+    let decode = [
+        ("smolvlm-256m q/o", 576, 576),
+        ("smolvlm-256m k/v", 192, 576),
+        ("smolvlm-256m gate/up", 1536, 576),
+        ("smolvlm-256m down", 576, 1536),
+        ("smolvlm-256m lm_head", 49280, 576),
+        ("1.5b gate/up", 8960, 1536),
+        ("1.5b down", 1536, 8960),
+    ];
+    let mut out = Vec::new();
+    for scheme in [QuantScheme::Q8, QuantScheme::Q4, QuantScheme::F16] {
+        out.extend(decode.iter().map(|&(name, n, k)| BenchShape::new(name, 1, n, k, scheme)));
+    }
+    for scheme in [QuantScheme::Q8, QuantScheme::Q4] {
+        out.push(BenchShape::new("smolvlm-256m gate/up prefill", 64, 1536, 576, scheme));
+    }
+    out
+}
+
+/// Measure every runnable variant on every shape. Native only: it blocks on the device.
+pub fn bench_kernels(device: &Device, shapes: &[BenchShape], repeats: usize) -> Result<Vec<BenchRow>> {
+    let cube = wgpu_device(device).ok_or_else(|| KernelError::NotWgpu(format!("{device:?}")))?;
+    let caps = DeviceCaps::of(&cube.client());
+    let mut rows = Vec::new();
+    for (i, shape) in shapes.iter().enumerate() {
+        let mut rng = Lcg::new(i as u64);
+        let qm = QuantMatrix::quantize(&rng.normals(shape.n * shape.k), shape.n, shape.k, shape.scheme)?;
+        let w = DeviceQuantMatrix::upload(&qm, device)?;
+        let x = Tensor::<2>::from_data(TensorData::new(rng.normals(shape.m * shape.k), [shape.m, shape.k]), device);
+        let bytes = w.byte_size() + 4 * (shape.m * shape.k + shape.m * shape.n) as u64;
+        let calls = (64 << 20) / bytes.max(1);
+        let calls = calls.clamp(1, 200) as usize;
+        let copy_gbps = best_copy_gbps(device, &caps, w.byte_size(), calls, repeats)?;
+        let default = default_kernel(&w, shape.m, &caps);
+        for options in candidate_options(shape, &caps) {
+            let time = time_calls(device, calls, repeats, || quant_matmul_with(x.clone(), &w, &options).map(drop))?;
+            let kernel = if shape.m == 1 { options.matvec_kernel(shape.scheme, shape.k, &caps) } else { options.matmul_kernel(shape.scheme, shape.m, &caps) };
+            let gbps = bytes as f64 / time.as_secs_f64() / 1e9;
+            rows.push(BenchRow { shape: shape.clone(), kernel: kernel.label(), default: Some(kernel) == default, time, bytes, gbps, copy_gbps, ratio: gbps / copy_gbps });
+        }
+    }
+    Ok(rows)
+}
+
+/// The variant [`crate::quant_matmul`] would run.
+fn default_kernel(w: &DeviceQuantMatrix, m: usize, caps: &DeviceCaps) -> Option<Kernel> {
+    let Repr::Wgpu { options, .. } = &w.repr else { return None };
+    Some(if m == 1 { options.matvec_kernel(w.scheme(), w.k(), caps) } else { options.matmul_kernel(w.scheme(), m, caps) })
+}
+
+/// The variants worth comparing for a shape on this device.
+fn candidate_options(shape: &BenchShape, caps: &DeviceCaps) -> Vec<KernelOptions> {
+    if shape.m > 1 {
+        return [Tile { tm: 32, tn: 32, rm: 4, rn: 4 }, Tile { tm: 16, tn: 64, rm: 2, rn: 8 }, Tile { tm: 64, tn: 64, rm: 8, rn: 8 }]
+            .into_iter()
+            .map(|tile| KernelOptions { tile: Some(tile), ..Default::default() })
+            .collect();
+    }
+    let mut reductions = vec![
+        Reduction::Workgroup { wg: 64, tpr: 1 },
+        Reduction::Workgroup { wg: 64, tpr: 4 },
+        Reduction::Workgroup { wg: 128, tpr: 16 },
+        Reduction::Workgroup { wg: 128, tpr: 32 },
+    ];
+    if caps.subgroups {
+        reductions.push(Reduction::Subgroup { wg: 128, rpw: 8 });
+    }
+    reductions.into_iter().map(|r| KernelOptions { matvec: Some(r), ..Default::default() }).collect()
+}
+
+/// Median seconds per call of `f`, `calls` per sample, after one warm-up sample.
+fn time_calls(device: &Device, calls: usize, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
+    let sync = |d: &Device| d.sync().map_err(|e| KernelError::Device(format!("{e:?}")));
+    f()?;
+    sync(device)?;
+    let mut samples = Vec::with_capacity(repeats.max(1));
+    for _ in 0..repeats.max(1) {
+        let start = Instant::now();
+        for _ in 0..calls {
+            f()?;
+        }
+        sync(device)?;
+        samples.push(start.elapsed() / calls as u32);
+    }
+    samples.sort();
+    Ok(samples[samples.len() / 2])
+}
+
+/// Read + write GB/s of the fastest copy variant over `bytes` (rounded up to whole vec4s).
+fn best_copy_gbps(device: &Device, caps: &DeviceCaps, bytes: u64, calls: usize, repeats: usize) -> Result<f64> {
+    let len = bytes.div_ceil(16) as usize;
+    let src = crate::device_matrix::upload_words(&vec![0u32; len * 4], device)?;
+    let dst = crate::device_matrix::upload_words(&vec![0u32; len * 4], device)?;
+    let mut best = 0f64;
+    for items in [1, 4, 16] {
+        let kernel = Kernel::Copy { wg: 64, items };
+        let t = time_calls(device, calls, repeats, || crate::launch::copy(kernel, caps, &src, &dst, len))?;
+        best = best.max((2 * len * 16) as f64 / t.as_secs_f64() / 1e9);
+    }
+    Ok(best)
+}
+
+/// Rows as a plain-text table (what `webvlm bench kernels` prints).
+pub fn format_table(rows: &[BenchRow]) -> String {
+    let mut s = format!("{:<30} {:>4} {:>6} {:>6} {:<34} {:>10} {:>8} {:>8} {:>6}\n", "shape", "M", "N", "K", "kernel", "µs/call", "GB/s", "copy", "ratio");
+    for r in rows {
+        s.push_str(&format!(
+            "{:<30} {:>4} {:>6} {:>6} {:<34} {:>10.1} {:>8.2} {:>8.2} {:>5.0}%{}\n",
+            r.shape.name,
+            r.shape.m,
+            r.shape.n,
+            r.shape.k,
+            r.kernel,
+            r.time.as_secs_f64() * 1e6,
+            r.gbps,
+            r.copy_gbps,
+            r.ratio * 100.0,
+            if r.default { " *" } else { "" }
+        ));
+    }
+    s
+}

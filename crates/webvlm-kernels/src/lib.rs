@@ -1,0 +1,110 @@
+//! webvlm's hand-written WGSL kernels: quantised (q8, q4) and f16-weight matrix products,
+//! launched on burn's own wgpu device and queue, with no CPU round trip.
+//!
+//! ```text
+//! QuantMatrix::quantize / from_*_planes        (CPU, quant.rs; layout in shaders/README.md)
+//!        │ DeviceQuantMatrix::upload           (u32 burn tensors, split by rows to fit a binding)
+//!        ▼
+//! quant_matmul(x: [M, K], &w) -> [M, N]        M = 1: matvec_*.wgsl, M > 1: matmul_*.wgsl
+//!                                              non-wgpu devices: dequantised weight, burn matmul
+//! ```
+//!
+//! How it plugs into burn: the weight planes are ordinary burn `Tensor<1, Int>` (u32) on the
+//! device; a launch unwraps them and the activation to the CubeCL tensors behind them
+//! (`Tensor::try_into_primitive::<CubeBackend>`, burn's `extension` feature), queues the WGSL
+//! through `burn_cubecl::template::SourceKernel` on the same client burn uses (its `template`
+//! feature), and wraps the output back with `Tensor::from_primitive`. Nothing waits: the
+//! result is a lazy burn tensor like any other.
+//!
+//! Run the tests (wgpu; lavapipe when there is no GPU) with
+//! `cargo test --release -p webvlm-kernels`, the bench with [`bench::bench_kernels`].
+
+// The bench blocks on the device and uses `std::time::Instant`: native only.
+#[cfg(not(target_family = "wasm"))]
+pub mod bench;
+pub mod device_matrix;
+pub mod error;
+mod launch;
+pub mod params;
+pub mod quant;
+pub mod reference;
+pub mod shaders;
+pub mod variants;
+
+use burn::tensor::{DType, Tensor};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+
+pub use device_matrix::DeviceQuantMatrix;
+pub use error::{KernelError, Result};
+pub use quant::{QuantMatrix, QuantScheme};
+pub use shaders::{Kernel, Precision, Reduction, Tile};
+pub use variants::{DeviceCaps, KernelOptions};
+
+use device_matrix::Repr;
+use launch::MatShape;
+
+/// `y = x · Wᵀ` with a quantised `W`: the linear layer's matmul (bias not included).
+///
+/// Chooses the matvec kernel when `M == 1`, the tiled matmul otherwise, with the options
+/// fixed at upload. On a non-wgpu device it multiplies by the dequantised weight instead.
+///
+/// # Shapes
+/// `x: [M, K]` → `[M, N]` (f32; other float dtypes are cast to f32 first).
+pub fn quant_matmul(x: Tensor<2>, w: &DeviceQuantMatrix) -> Result<Tensor<2>> {
+    let options = match &w.repr {
+        Repr::Wgpu { options, .. } => *options,
+        Repr::Dense { .. } => KernelOptions::default(),
+    };
+    quant_matmul_with(x, w, &options)
+}
+
+/// [`quant_matmul`] with explicit options (forced variants for the bench and the tests).
+/// `options.max_binding_bytes` is ignored here: the row chunks were fixed at upload.
+pub fn quant_matmul_with(x: Tensor<2>, w: &DeviceQuantMatrix, options: &KernelOptions) -> Result<Tensor<2>> {
+    let [m, k] = x.dims();
+    if k != w.k() {
+        return Err(KernelError::ShapeMismatch { k: w.k(), found: k });
+    }
+    let (chunks, caps) = match &w.repr {
+        Repr::Dense { w_t } => return Ok(x.cast(DType::F32).matmul(w_t.clone())),
+        Repr::Wgpu { chunks, caps, .. } => (chunks, caps),
+    };
+    let device = x.device();
+    if m == 0 {
+        return Ok(Tensor::zeros([0, w.n()], &device));
+    }
+    let mut x = x.cast(DType::F32);
+    // The kernels read x as vec4s; a K that is not a multiple of 4 gets zero columns (never
+    // the case for real models, whose widths are multiples of 64).
+    let k4 = k.div_ceil(4);
+    if k4 * 4 != k {
+        x = Tensor::cat(vec![x, Tensor::zeros([m, k4 * 4 - k], &device)], 1);
+    }
+    let x = into_contiguous(x.try_into_primitive::<CubeBackend>().map_err(|e| KernelError::NotWgpu(format!("{e:?}")))?);
+    if chunks.first().is_some_and(|c| c.planes.first().is_some_and(|p| p.device != x.device)) {
+        return Err(KernelError::DeviceMismatch);
+    }
+    launch::check_binding(&x, "the activation", caps.max_binding_bytes)?;
+    let y = empty_f32(&x, [m, w.n()]);
+    launch::check_binding(&y, "the output", caps.max_binding_bytes)?;
+    let shape = MatShape { k4: k4 as u32, k, ld_y: w.n() };
+    let kernel = if m == 1 { options.matvec_kernel(w.scheme(), k, caps) } else { options.matmul_kernel(w.scheme(), m, caps) };
+    for c in chunks {
+        debug_assert_eq!(c.planes.len(), launch::plane_count(w.scheme()));
+        if m == 1 {
+            launch::matvec(kernel, caps, &x, &c.planes, &y, &shape, c.n_offset, c.n)?;
+        } else {
+            launch::matmul(kernel, caps, &x, &c.planes, &y, &shape, m, c.n_offset, c.n)?;
+        }
+    }
+    Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
+/// An uninitialised contiguous f32 tensor on `like`'s device; every element is written by
+/// the launches that follow.
+fn empty_f32(like: &CubeTensor, shape: [usize; 2]) -> CubeTensor {
+    let handle = like.client.empty(shape[0] * shape[1] * DType::F32.size());
+    CubeTensor::new_contiguous(like.client.clone(), like.device.clone(), shape.into(), handle, DType::F32)
+}

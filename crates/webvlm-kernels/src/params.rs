@@ -1,0 +1,79 @@
+//! The uniform structs of the kernels, one per family, mirrored field for field by the WGSL
+//! structs in `shaders/copy.wgsl` and `shaders/common/io.wgsl`. Each is a whole number of
+//! 16-byte rows, as the uniform address space wants.
+
+use bytemuck::{Pod, Zeroable};
+
+/// `CopyParams` of `copy.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct CopyParams {
+    /// vec4<u32> elements to copy.
+    pub len: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `MatvecParams` of `common/io.wgsl` (decode, M = 1).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct MatvecParams {
+    /// Weight rows in this chunk.
+    pub n: u32,
+    /// Activation length in vec4s.
+    pub k4: u32,
+    /// Blocks of 32 per weight row.
+    pub kb: u32,
+    /// Words per f16 weight row, `ceil(K / 2)`.
+    pub k2: u32,
+    /// First output column this chunk writes.
+    pub n_offset: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `MatmulParams` of `common/io.wgsl` (prefill, M > 1).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct MatmulParams {
+    /// Activation rows.
+    pub m: u32,
+    /// Weight rows in this chunk.
+    pub n: u32,
+    pub k4: u32,
+    pub kb: u32,
+    pub k2: u32,
+    pub n_offset: u32,
+    /// Output row stride: N of the whole matrix.
+    pub ld_y: u32,
+    pub _pad: u32,
+}
+
+/// The struct's bytes as the u64 words cubecl's launch info carries (little-endian, as the
+/// GPU reads the uniform). Every params struct is a multiple of 8 bytes, checked below.
+pub(crate) fn info_words<T: Pod>(params: &T) -> Vec<u64> {
+    bytemuck::bytes_of(params)
+        .chunks(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(b)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniform_sizes_are_whole_16_byte_rows() {
+        assert_eq!(size_of::<CopyParams>(), 16);
+        assert_eq!(size_of::<MatvecParams>(), 32);
+        assert_eq!(size_of::<MatmulParams>(), 32);
+    }
+
+    #[test]
+    fn info_words_are_little_endian_pairs() {
+        let p = MatmulParams { m: 1, n: 2, k4: 3, kb: 4, k2: 5, n_offset: 6, ld_y: 7, _pad: 0 };
+        assert_eq!(info_words(&p), vec![1 | (2 << 32), 3 | (4 << 32), 5 | (6 << 32), 7]);
+    }
+}

@@ -1,0 +1,247 @@
+//! Every WGSL kernel and variant, in one enum, assembled with burn's `{{ placeholder }}`
+//! templates (`burn_cubecl::template`) from the files in `/shaders`.
+//!
+//! A [`Kernel`] value names one compiled pipeline: its [`KernelSource::id`] carries the whole
+//! value, so each variant is compiled once per device and cached by cubecl.
+
+use burn_cubecl::cubecl::prelude::KernelId;
+use burn_cubecl::cubecl::CubeDim;
+use burn_cubecl::template::{KernelSource, SourceTemplate};
+
+use crate::quant::QuantScheme;
+
+mod src {
+    pub const COPY: &str = include_str!("../../../shaders/copy.wgsl");
+    pub const MATVEC_Q8: &str = include_str!("../../../shaders/matvec_q8.wgsl");
+    pub const MATVEC_Q4: &str = include_str!("../../../shaders/matvec_q4.wgsl");
+    pub const MATVEC_F16: &str = include_str!("../../../shaders/matvec_f16.wgsl");
+    pub const MATMUL_Q8: &str = include_str!("../../../shaders/matmul_q8.wgsl");
+    pub const MATMUL_Q4: &str = include_str!("../../../shaders/matmul_q4.wgsl");
+    pub const MATMUL_F16: &str = include_str!("../../../shaders/matmul_f16.wgsl");
+    pub const IO: &str = include_str!("../../../shaders/common/io.wgsl");
+    pub const Q8: &str = include_str!("../../../shaders/common/q8.wgsl");
+    pub const Q4: &str = include_str!("../../../shaders/common/q4.wgsl");
+    pub const F16: &str = include_str!("../../../shaders/common/f16.wgsl");
+    pub const MATVEC_WORKGROUP: &str = include_str!("../../../shaders/common/matvec_workgroup.wgsl");
+    pub const MATVEC_SUBGROUP: &str = include_str!("../../../shaders/common/matvec_subgroup.wgsl");
+    pub const MATMUL_TILED: &str = include_str!("../../../shaders/common/matmul_tiled.wgsl");
+}
+
+/// Arithmetic type of the dot products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// f32 throughout (the default; every adapter).
+    F32,
+    /// Weights dequantised to f16 and multiplied in f16 four at a time, partial sums in f32.
+    /// Needs the adapter's `shader-f16`.
+    F16,
+}
+
+/// How a matvec combines the partial sums of the lanes that share a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    /// `tpr` lanes per row, `wg / tpr` rows per workgroup, shared memory and one barrier.
+    /// Works on every adapter.
+    Workgroup { wg: u32, tpr: u32 },
+    /// One row per subgroup at a time, `rpw` rows per workgroup, `subgroupAdd`.
+    /// Needs the adapter's `subgroups`.
+    Subgroup { wg: u32, rpw: u32 },
+}
+
+impl Reduction {
+    /// Weight rows one workgroup covers.
+    pub fn rows_per_workgroup(self) -> u32 {
+        match self {
+            Reduction::Workgroup { wg, tpr } => wg / tpr,
+            Reduction::Subgroup { rpw, .. } => rpw,
+        }
+    }
+}
+
+/// Matmul tiling: `tm × tn` outputs per workgroup, `rm × rn` per invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tile {
+    pub tm: u32,
+    pub tn: u32,
+    pub rm: u32,
+    pub rn: u32,
+}
+
+/// One kernel variant: a family and the values of its placeholders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `copy.wgsl`: `items` vec4s per invocation.
+    Copy { wg: u32, items: u32 },
+    /// `matvec_{q8,q4,f16}.wgsl`.
+    Matvec { scheme: QuantScheme, precision: Precision, reduction: Reduction },
+    /// `matmul_{q8,q4,f16}.wgsl`.
+    Matmul { scheme: QuantScheme, precision: Precision, tile: Tile },
+}
+
+impl Kernel {
+    /// Invocations per workgroup.
+    pub fn workgroup_size(&self) -> u32 {
+        match *self {
+            Kernel::Copy { wg, .. } => wg,
+            Kernel::Matvec { reduction: Reduction::Workgroup { wg, .. } | Reduction::Subgroup { wg, .. }, .. } => wg,
+            Kernel::Matmul { tile, .. } => (tile.tm / tile.rm) * (tile.tn / tile.rn),
+        }
+    }
+
+    /// Whether the variant needs the adapter's `subgroups` feature.
+    pub fn needs_subgroups(&self) -> bool {
+        matches!(self, Kernel::Matvec { reduction: Reduction::Subgroup { .. }, .. })
+    }
+
+    /// Whether the variant needs the adapter's `shader-f16` feature.
+    pub fn needs_f16(&self) -> bool {
+        matches!(self, Kernel::Matvec { precision: Precision::F16, .. } | Kernel::Matmul { precision: Precision::F16, .. })
+    }
+
+    /// A short name for logs and the bench, e.g. `matvec_q4/f32/wg64x8`.
+    pub fn label(&self) -> String {
+        let p = |p: Precision| if p == Precision::F16 { "f16" } else { "f32" };
+        match *self {
+            Kernel::Copy { wg, items } => format!("copy/wg{wg}x{items}"),
+            Kernel::Matvec { scheme, precision, reduction } => {
+                let r = match reduction {
+                    Reduction::Workgroup { wg, tpr } => format!("wg{wg}/tpr{tpr}"),
+                    Reduction::Subgroup { wg, rpw } => format!("sg{wg}/rpw{rpw}"),
+                };
+                format!("matvec_{}/{}/{r}", scheme.name(), p(precision))
+            }
+            Kernel::Matmul { scheme, precision, tile: t } => {
+                format!("matmul_{}/{}/{}x{}/{}x{}", scheme.name(), p(precision), t.tm, t.tn, t.rm, t.rn)
+            }
+        }
+    }
+
+    /// The family file and snippets, in order (the family file first: it opens with the
+    /// `enable` directives, which WGSL wants before anything else).
+    fn parts(&self) -> Vec<&'static str> {
+        match *self {
+            Kernel::Copy { .. } => vec![src::COPY],
+            Kernel::Matvec { scheme, reduction, .. } => {
+                let (family, layout) = match scheme {
+                    QuantScheme::Q8 => (src::MATVEC_Q8, src::Q8),
+                    QuantScheme::Q4 => (src::MATVEC_Q4, src::Q4),
+                    QuantScheme::F16 => (src::MATVEC_F16, src::F16),
+                };
+                let entry = match reduction {
+                    Reduction::Workgroup { .. } => src::MATVEC_WORKGROUP,
+                    Reduction::Subgroup { .. } => src::MATVEC_SUBGROUP,
+                };
+                vec![family, src::IO, layout, entry]
+            }
+            Kernel::Matmul { scheme, .. } => {
+                let (family, layout) = match scheme {
+                    QuantScheme::Q8 => (src::MATMUL_Q8, src::Q8),
+                    QuantScheme::Q4 => (src::MATMUL_Q4, src::Q4),
+                    QuantScheme::F16 => (src::MATMUL_F16, src::F16),
+                };
+                vec![family, src::IO, layout, src::MATMUL_TILED]
+            }
+        }
+    }
+
+    /// Placeholder values.
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        let mut enables = Vec::new();
+        if self.needs_f16() {
+            enables.push("enable f16;");
+        }
+        // Browsers (Tint) want `enable subgroups;`; naga, which compiles WGSL natively,
+        // rejects the directive and enables subgroup builtins from the device's features.
+        if self.needs_subgroups() && cfg!(target_family = "wasm") {
+            enables.push("enable subgroups;");
+        }
+        let mut vars = vec![("enables", enables.join("\n"))];
+        match *self {
+            Kernel::Copy { wg, items } => {
+                vars.push(("wg", wg.to_string()));
+                vars.push(("items", items.to_string()));
+            }
+            Kernel::Matvec { precision, reduction, .. } => {
+                vars.push(("ct", ct(precision).into()));
+                match reduction {
+                    Reduction::Workgroup { wg, tpr } => {
+                        vars.push(("wg", wg.to_string()));
+                        vars.push(("tpr", tpr.to_string()));
+                    }
+                    Reduction::Subgroup { wg, rpw } => {
+                        vars.push(("wg", wg.to_string()));
+                        vars.push(("rpw", rpw.to_string()));
+                    }
+                }
+            }
+            Kernel::Matmul { precision, tile, .. } => {
+                vars.push(("ct", ct(precision).into()));
+                vars.push(("tm", tile.tm.to_string()));
+                vars.push(("tn", tile.tn.to_string()));
+                vars.push(("rm", tile.rm.to_string()));
+                vars.push(("rn", tile.rn.to_string()));
+            }
+        }
+        vars
+    }
+
+    fn template(&self) -> SourceTemplate {
+        let mut parts = self.parts().into_iter();
+        let mut t = SourceTemplate::new(parts.next().unwrap_or_default());
+        for part in parts {
+            t = t.add_template(part);
+        }
+        for (name, value) in self.vars() {
+            t = t.register(name, value);
+        }
+        t
+    }
+
+    /// The complete WGSL of this variant.
+    pub fn wgsl(&self) -> String {
+        self.template().complete()
+    }
+}
+
+fn ct(p: Precision) -> &'static str {
+    match p {
+        Precision::F32 => "f32",
+        Precision::F16 => "f16",
+    }
+}
+
+impl KernelSource for Kernel {
+    fn source(&self) -> SourceTemplate {
+        self.template()
+    }
+
+    fn id(&self) -> KernelId {
+        KernelId::new::<Kernel>().info(*self).cube_dim(CubeDim::new_1d(self.workgroup_size()).0)
+    }
+
+    fn lang(&self) -> &'static str {
+        "wgsl"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// burn's template fills an unregistered placeholder with "" silently; make sure every
+    /// placeholder of every part has a value.
+    #[test]
+    fn every_placeholder_is_registered() {
+        for k in crate::variants::all_variants() {
+            let names: Vec<&str> = k.vars().iter().map(|(n, _)| *n).collect();
+            for part in k.parts() {
+                let mut rest = part;
+                while let Some(start) = rest.find("{{") {
+                    let end = rest[start..].find("}}").map(|e| start + e).unwrap_or(rest.len());
+                    let name = rest[start + 2..end].trim();
+                    assert!(names.contains(&name), "{}: placeholder `{name}` has no value", k.label());
+                    rest = &rest[end.min(rest.len())..];
+                }
+            }
+            assert!(!k.wgsl().contains("{{"), "{}", k.label());
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Which kernel variant runs where: the device's capabilities, the caller's options, and the
+//! dispatch policy that turns both into a [`Kernel`] for a given shape.
+//!
+//! The defaults are the bench's winners on the machines we could measure (see
+//! `shaders/README.md` and the crate docs); every choice can be forced through
+//! [`KernelOptions`] so the bench and the tests can run each variant side by side.
+
+use burn_cubecl::cubecl::client::Client;
+use burn_cubecl::cubecl::features::Plane;
+use burn_cubecl::cubecl::ir::{ElemType, FloatKind};
+
+use crate::quant::QuantScheme;
+use crate::shaders::{Kernel, Precision, Reduction, Tile};
+
+/// What a device offers the kernels, read from burn's cubecl client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceCaps {
+    /// The most bytes one storage binding may span: `min(maxStorageBufferBindingSize,
+    /// maxBufferSize)`, which is also the largest buffer burn will allocate.
+    pub max_binding_bytes: u64,
+    /// cubecl reports subgroup operations. It never does for CPU adapters, and in browsers
+    /// wgpu 30 does not request the feature even where the adapter has it, so this is only a
+    /// default; [`KernelOptions::subgroups`] overrides it.
+    pub subgroups: bool,
+    /// The adapter offers `shader-f16`.
+    pub shader_f16: bool,
+    /// A CPU implementation (lavapipe, SwiftShader natively): one invocation per row wins there.
+    pub software: bool,
+    /// Workgroups per dispatch dimension.
+    pub max_workgroups: u32,
+}
+
+impl DeviceCaps {
+    /// Read the capabilities of a cubecl (wgpu) client.
+    pub fn of(client: &Client) -> Self {
+        let p = client.properties();
+        Self {
+            max_binding_bytes: p.memory.max_page_size,
+            subgroups: cfg!(not(target_family = "wasm")) && p.features.plane.contains(Plane::Ops),
+            shader_f16: p.supports_type(ElemType::Float(FloatKind::F16)),
+            software: p.identity.physical.is_none(),
+            max_workgroups: p.hardware.max_cube_count.0,
+        }
+    }
+}
+
+/// Caller's choices; `Default` means "what the device offers, f32 compute".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelOptions {
+    /// Cap on the bytes of one weight plane per dispatch, below the device's own limit. Tests
+    /// set it tiny to exercise the row-split path that large tensors take on 128 MiB devices.
+    pub max_binding_bytes: Option<u64>,
+    /// Force the subgroup matvec on or off (`None`: the device's [`DeviceCaps::subgroups`]).
+    pub subgroups: Option<bool>,
+    /// Compute in f16 where the adapter offers `shader-f16` (ignored elsewhere).
+    pub f16: bool,
+    /// Force a matvec variant (bench, tests).
+    pub matvec: Option<Reduction>,
+    /// Force a matmul tiling (bench, tests).
+    pub tile: Option<Tile>,
+}
+
+impl KernelOptions {
+    /// The binding limit in force: the smaller of the device's and the caller's.
+    pub fn binding_limit(&self, caps: &DeviceCaps) -> u64 {
+        self.max_binding_bytes.map_or(caps.max_binding_bytes, |b| b.min(caps.max_binding_bytes))
+    }
+
+    fn precision(&self, caps: &DeviceCaps) -> Precision {
+        if self.f16 && caps.shader_f16 { Precision::F16 } else { Precision::F32 }
+    }
+
+    /// The matvec variant for a `k`-column weight.
+    pub fn matvec_kernel(&self, scheme: QuantScheme, k: usize, caps: &DeviceCaps) -> Kernel {
+        let reduction = self.matvec.unwrap_or_else(|| default_reduction(scheme, k, self.subgroups.unwrap_or(caps.subgroups), caps.software));
+        Kernel::Matvec { scheme, precision: self.precision(caps), reduction }
+    }
+
+    /// The matmul variant for an `m`-row activation.
+    pub fn matmul_kernel(&self, scheme: QuantScheme, m: usize, caps: &DeviceCaps) -> Kernel {
+        let tile = self.tile.unwrap_or(if m <= 16 { Tile { tm: 16, tn: 64, rm: 2, rn: 8 } } else { Tile { tm: 32, tn: 32, rm: 4, rn: 4 } });
+        Kernel::Matmul { scheme, precision: self.precision(caps), tile }
+    }
+}
+
+/// Chunks (units of one lane's work) per weight row: half-blocks for q8, blocks for q4,
+/// 8-weight groups for f16. Mirrors `row_dot` in the matvec family files.
+pub fn matvec_chunks(scheme: QuantScheme, k: usize) -> usize {
+    let kb = crate::quant::blocks_per_row(k);
+    match scheme {
+        QuantScheme::Q8 => 2 * kb,
+        QuantScheme::Q4 => kb,
+        QuantScheme::F16 => k.div_ceil(2).div_ceil(4),
+    }
+}
+
+fn default_reduction(scheme: QuantScheme, k: usize, subgroups: bool, software: bool) -> Reduction {
+    if software {
+        // A CPU runs a workgroup's invocations as SIMD lanes in a loop; barriers cost a
+        // context switch each. One invocation per row needs neither barrier nor shared memory.
+        return Reduction::Workgroup { wg: 64, tpr: 1 };
+    }
+    if subgroups {
+        return Reduction::Subgroup { wg: 128, rpw: 8 };
+    }
+    // Enough lanes per row to keep each busy at least twice, at most 32.
+    let chunks = matvec_chunks(scheme, k) as u32;
+    let tpr = (chunks / 2).clamp(1, 32).next_power_of_two().min(32);
+    Reduction::Workgroup { wg: 128.max(tpr), tpr }
+}
+
+/// Every variant the crate can build: what the naga tests validate and the template test
+/// checks. Not all are useful, but all must compile.
+pub fn all_variants() -> Vec<Kernel> {
+    let mut out = vec![Kernel::Copy { wg: 64, items: 1 }, Kernel::Copy { wg: 64, items: 16 }];
+    for scheme in [QuantScheme::Q8, QuantScheme::Q4, QuantScheme::F16] {
+        for precision in [Precision::F32, Precision::F16] {
+            for reduction in [
+                Reduction::Workgroup { wg: 64, tpr: 1 },
+                Reduction::Workgroup { wg: 128, tpr: 16 },
+                Reduction::Subgroup { wg: 128, rpw: 8 },
+            ] {
+                out.push(Kernel::Matvec { scheme, precision, reduction });
+            }
+            for tile in [Tile { tm: 32, tn: 32, rm: 4, rn: 4 }, Tile { tm: 16, tn: 64, rm: 2, rn: 8 }] {
+                out.push(Kernel::Matmul { scheme, precision, tile });
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,136 @@
+//! Conversion of a Hugging Face checkpoint to webvlm's packed format (manifest.json +
+//! sha256-checked shards), quantising linear weights to q4, q8 or f16. Which tensors are
+//! quantised is [`super::quantizable`]: embeddings are stored as bf16 or f16 when that is
+//! lossless (bf16/f16 checkpoints, the usual case) and f32 otherwise; norms and biases as f32. A tied lm_head gets its own quantised copy, because
+//! the embedding stays dense for lookups.
+//!
+//! Files are handed to a `sink` (the CLI writes them to a directory, tests keep them in memory).
+
+use webvlm_kernels::{QuantMatrix, QuantScheme};
+
+use super::packed::{self, FileEntry, Manifest, PackWriter, sha256_hex};
+use super::{TIED_EMBEDDING, inspect, quantizable, read_safetensors_into, shard_files};
+use crate::config::Idefics3Config;
+use crate::error::{ModelError, Result};
+use crate::source::ModelSource;
+
+/// Files copied next to the shards when the checkpoint has them.
+pub const ASSETS: &[&str] = &[
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "processor_config.json",
+    "preprocessor_config.json",
+    "generation_config.json",
+];
+
+/// What happened, for the caller to report.
+#[derive(Debug, Clone)]
+pub struct ConvertSummary {
+    pub tensors: usize,
+    pub shards: usize,
+    pub shard_bytes: u64,
+}
+
+/// Convert `source` to the packed format. `sink(name, bytes)` receives every output file
+/// (shards as they fill, then assets, then `manifest.json`); `progress(tensor)` is called once
+/// per input tensor.
+pub fn convert(
+    source: &dyn ModelSource,
+    scheme: QuantScheme,
+    shard_size: u64,
+    sink: &mut dyn FnMut(&str, &[u8]) -> Result<()>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ConvertSummary> {
+    let config_text = source.read_string("config.json")?.ok_or_else(|| ModelError::MissingFile {
+        file: "config.json".into(),
+        why: format!("{} is not a Hugging Face model directory", source.describe()),
+    })?;
+    let config = Idefics3Config::from_json(&config_text)?;
+    if source.read("manifest.json")?.is_some() {
+        return Err(ModelError::config("manifest.json", "the model is already in the packed format"));
+    }
+    let has_lm_head = inspect(source)?.iter().any(|t| t.name == "lm_head.weight");
+    let tie_copy = config.tied_embeddings() && !has_lm_head;
+    let quantize = |name: &str, values: &[f32], shape: &[usize]| {
+        QuantMatrix::quantize(values, shape[0], shape[1], scheme)
+            .map_err(|e| ModelError::Kernel { name: name.to_string(), message: e.to_string() })
+    };
+
+    let mut writer = PackWriter::new(shard_size);
+    let mut shards: Vec<FileEntry> = Vec::new();
+    let mut emit_shard = |bytes: Vec<u8>, shards: &mut Vec<FileEntry>| -> Result<()> {
+        let file = format!("weights-{:05}.bin", shards.len());
+        sink(&file, &bytes)?;
+        shards.push(FileEntry { file, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+        Ok(())
+    };
+    for file in shard_files(source)? {
+        let bytes = source.read(&file)?.ok_or_else(|| ModelError::MissingFile {
+            file: file.clone(),
+            why: "named by model.safetensors.index.json".into(),
+        })?;
+        let mut failure = None;
+        read_safetensors_into(&file, &bytes, &mut |name, shape, values| {
+            if failure.is_some() {
+                return;
+            }
+            progress(&name);
+            let result = (|| -> Result<()> {
+                if tie_copy && name == TIED_EMBEDDING {
+                    writer.add_quant("lm_head.weight", &quantize(&name, &values, &shape)?);
+                }
+                if quantizable(&name, &shape) {
+                    writer.add_quant(&name, &quantize(&name, &values, &shape)?);
+                } else {
+                    // 16-bit only where lossless (bf16/f16 checkpoints), so a packed model computes
+                    // exactly what the checkpoint quantised at load time computes.
+                    writer.add_dense(&name, &shape, &values, name.contains("embed"));
+                }
+                for shard in writer.take_finished() {
+                    emit_shard(shard, &mut shards)?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                failure = Some(e);
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+    }
+    let (rest, tensors) = writer.finish();
+    for shard in rest {
+        emit_shard(shard, &mut shards)?;
+    }
+
+    let mut assets = Vec::new();
+    for name in ASSETS {
+        if let Some(bytes) = source.read(name)? {
+            sink(name, &bytes)?;
+            assets.push(FileEntry { file: name.to_string(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+        }
+    }
+    let summary = ConvertSummary {
+        tensors: tensors.len(),
+        shards: shards.len(),
+        shard_bytes: shards.iter().map(|s| s.bytes).sum(),
+    };
+    let manifest = Manifest {
+        format: packed::FORMAT.into(),
+        version: packed::VERSION,
+        model_type: config.model_type.clone(),
+        quant: scheme.name().into(),
+        config: serde_json::from_str(&config_text).map_err(|e| ModelError::config("config.json", e.to_string()))?,
+        assets,
+        shards,
+        tensors,
+    };
+    let json = serde_json::to_string_pretty(&manifest).map_err(|e| ModelError::config("manifest.json", e.to_string()))?;
+    sink(packed::MANIFEST, json.as_bytes())?;
+    Ok(summary)
+}

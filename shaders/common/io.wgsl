@@ -1,0 +1,42 @@
+// Shared by the matvec and matmul families: the compute type, the activation and output
+// bindings, and the uniform structs (mirrored by `MatvecParams` / `MatmulParams` in
+// crates/webvlm-kernels/src/params.rs). Only the struct a family binds as `params` is used.
+
+// f32 by default; f16 where the adapter offers shader-f16 and the caller asked for it.
+alias CT = {{ ct }};
+
+struct MatvecParams {
+    n: u32,         // weight rows in this chunk
+    k4: u32,        // activation length in vec4s (x is zero-padded to a multiple of 4)
+    kb: u32,        // blocks of 32 per weight row
+    k2: u32,        // words per f16 weight row: ceil(K / 2)
+    n_offset: u32,  // first output column this chunk writes
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct MatmulParams {
+    m: u32,         // activation rows
+    n: u32,         // weight rows in this chunk
+    k4: u32,
+    kb: u32,
+    k2: u32,
+    n_offset: u32,
+    ld_y: u32,      // output row stride: N of the whole matrix
+    _pad0: u32,
+}
+
+// [M, k4] activations.
+@group(0) @binding(0) var<storage, read_write> x: array<vec4<f32>>;
+// [M, N] outputs.
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+
+// Activations 4·j .. 4·j+3 of the row starting at vec4 `base`; zero past the row's end,
+// because the padding columns of a q4 block dequantise to m, not to 0.
+fn x4(base: u32, j: u32) -> vec4<CT> {
+    if (j < params.k4) {
+        return vec4<CT>(x[base + j]);
+    }
+    return vec4<CT>(0.0);
+}

@@ -1,0 +1,70 @@
+// Matmul entry point: a workgroup computes a TM×TN tile of y, each invocation RM×RN of it.
+// Per step of 32 along K, the workgroup stages one block of x (TM rows) and one block of W
+// (TN rows, dequantised by the family's `w4`) in shared memory, so every weight is read
+// and dequantised once per tile instead of once per output row.
+
+const TM: u32 = {{ tm }}u;
+const TN: u32 = {{ tn }}u;
+const RM: u32 = {{ rm }}u;
+const RN: u32 = {{ rn }}u;
+const TX: u32 = TN / RN;
+const WG: u32 = (TM / RM) * (TN / RN);
+
+// 32 columns = 8 vec4s per row.
+var<workgroup> xs: array<vec4<CT>, TM * 8u>;
+var<workgroup> ws: array<vec4<CT>, TN * 8u>;
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(local_invocation_index) li: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let tx = li % TX;
+    let ty = li / TX;
+    let n0 = wid.x * TN;
+    let m0 = wid.y * TM;
+    var acc: array<f32, RM * RN>;
+    for (var b = 0u; b < params.kb; b++) {
+        for (var i = li; i < TM * 8u; i += WG) {
+            let m = m0 + i / 8u;
+            var v = vec4<CT>(0.0);
+            if (m < params.m) {
+                v = x4(m * params.k4, b * 8u + i % 8u);
+            }
+            xs[i] = v;
+        }
+        for (var i = li; i < TN * 8u; i += WG) {
+            let n = n0 + i / 8u;
+            var v = vec4<CT>(0.0);
+            if (n < params.n) {
+                v = w4(n, b, i % 8u);
+            }
+            ws[i] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < 8u; kk++) {
+            var a: array<vec4<CT>, RM>;
+            for (var i = 0u; i < RM; i++) {
+                a[i] = xs[(ty * RM + i) * 8u + kk];
+            }
+            for (var j = 0u; j < RN; j++) {
+                // Columns tx, tx + TX, ...: neighbouring invocations read neighbouring rows
+                // of the weight tile and write neighbouring outputs.
+                let wv = ws[(j * TX + tx) * 8u + kk];
+                for (var i = 0u; i < RM; i++) {
+                    acc[i * RN + j] += f32(dot(a[i], wv));
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < RM; i++) {
+        let m = m0 + ty * RM + i;
+        for (var j = 0u; j < RN; j++) {
+            let n = n0 + j * TX + tx;
+            if (m < params.m && n < params.n) {
+                y[m * params.ld_y + params.n_offset + n] = acc[i * RN + j];
+            }
+        }
+    }
+}

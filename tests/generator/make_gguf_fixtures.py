@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""Build the GGUF fixtures: webvlm's tiny SmolVLM checkpoints as llama.cpp ships SmolVLM.
+
+llama.cpp splits a SmolVLM checkpoint into two GGUF files: the text decoder (`general.architecture
+= llama`) and an `mmproj` file with the vision tower and connector (`general.architecture = clip`,
+`clip.projector_type = idefics3`). This script converts the committed Hugging Face fixtures
+(`tests/fixtures/smolvlm-tiny-{split,single}/model`) the way llama.cpp's `convert_hf_to_gguf.py`
+does (LlamaModel for the text, SmolVLMModel for the mmproj):
+
+* tensor names come from gguf-py's own `TensorNameMap` (the table the converter uses), after the
+  converter's `text_model.` strip for the decoder;
+* the rows of every Q and K projection are permuted with the converter's `LlamaModel.permute`
+  (n_head for Q, n_head_kv for K), which interleaves the two rotary halves of each head;
+* 1-D tensors and the vision embeddings are F32, as the converter forces;
+* metadata keys are those the converter writes (llama.* / clip.vision.* / tokenizer.ggml.*).
+
+On top of what the converter would do, tensors are stored in a deliberate mix of F32, F16, BF16,
+Q8_0, Q4_0 and Q4_1 (quantised with gguf-py's `gguf.quants.quantize`, bit-exact with ggml), so that
+one file exercises every decoder path. Outputs, under `--out` (default tests/fixtures/gguf):
+
+    smolvlm-tiny-split/text.gguf        GGUF v3, untied lm_head, all six tensor types
+    smolvlm-tiny-split/mmproj.gguf      GGUF v3
+    smolvlm-tiny-split/mmproj-legacy-ffn.gguf
+                                        the same vision tower with ffn_up/ffn_down swapped, the
+                                        legacy naming clip.cpp detects by shape and swaps back
+    smolvlm-tiny-split/expected.safetensors
+                                        for every quantised tensor, keyed by its Hugging Face name:
+                                        gguf-py's dequantisation of the stored blocks, in Hugging
+                                        Face shape and row order (Q/K un-permuted)
+    smolvlm-tiny-single/text.gguf       GGUF v2 (version field rewritten), tied (no output.weight),
+                                        BF16/F16/F32 only (its widths are not multiples of 32)
+    smolvlm-tiny-single/mmproj.gguf     GGUF v3
+    valid/align64.gguf                  general.alignment = 64, hand-written
+    broken/*.gguf                       one file per failure the reader must name (see BROKEN)
+
+Run (versions pinned in requirements.txt next to this file, plus gguf==0.19.0):
+    python tests/generator/make_gguf_fixtures.py
+"""
+
+import argparse
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+from safetensors.torch import load_file
+
+import gguf
+from gguf import GGMLQuantizationType as T
+
+ROOT = Path(__file__).resolve().parents[2]
+HF_FIXTURES = ROOT / "tests" / "fixtures"
+
+# Per-fixture storage type of each GGUF tensor (by GGUF name). Anything not listed: 1-D tensors
+# and vision embeddings F32 (as the converter forces), other tensors the fixture's default.
+SPLIT_TEXT_TYPES = {
+    "token_embd.weight": T.F16,
+    "output.weight": T.Q8_0,
+    "blk.0.attn_q.weight": T.F32,  # un-permutation checked exactly against the HF tensor
+    "blk.0.attn_k.weight": T.F32,
+    "blk.0.attn_v.weight": T.Q4_0,
+    "blk.0.attn_output.weight": T.Q4_1,
+    "blk.0.ffn_gate.weight": T.Q8_0,
+    "blk.0.ffn_up.weight": T.Q4_0,
+    "blk.0.ffn_down.weight": T.Q4_1,
+    "blk.1.attn_q.weight": T.Q8_0,  # permuted rows of a quantised matrix
+    "blk.1.attn_k.weight": T.Q4_1,
+    "blk.1.attn_v.weight": T.F16,
+    "blk.1.attn_output.weight": T.F32,
+    "blk.1.ffn_gate.weight": T.F16,
+    "blk.1.ffn_up.weight": T.F32,
+    "blk.1.ffn_down.weight": T.Q8_0,
+}
+SPLIT_MMPROJ_TYPES = {
+    "v.blk.0.attn_q.weight": T.Q8_0,
+    "v.blk.0.attn_k.weight": T.Q4_1,
+    "v.blk.0.attn_v.weight": T.Q4_0,
+    "v.blk.0.attn_out.weight": T.F16,
+    "v.blk.0.ffn_up.weight": T.Q8_0,
+    "v.blk.0.ffn_down.weight": T.Q4_1,
+    "mm.model.fc.weight": T.Q4_0,
+}
+SINGLE_TEXT_TYPES = {
+    "token_embd.weight": T.BF16,
+    "blk.0.attn_q.weight": T.BF16,
+    "blk.0.attn_k.weight": T.BF16,
+    "blk.1.attn_q.weight": T.F32,
+    "blk.1.attn_k.weight": T.F16,
+    "blk.0.ffn_gate.weight": T.F16,
+}
+SINGLE_MMPROJ_TYPES = {
+    "v.blk.0.attn_q.weight": T.BF16,
+    "v.blk.1.ffn_up.weight": T.F32,
+    "mm.model.fc.weight": T.F16,
+}
+
+QUANTISED = (T.Q8_0, T.Q4_0, T.Q4_1)
+
+
+def permute(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarray:
+    """llama.cpp's `LlamaModel.permute`: within each head, row `half·(hd/2) + i` moves to `2i + half`."""
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Inverse of `permute` with the effective head count."""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def load_hf(model_dir: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a (possibly sharded) checkpoint as f32 numpy (bf16 is widened exactly)."""
+    out = {}
+    for f in sorted(model_dir.glob("*.safetensors")):
+        for name, t in load_file(f).items():
+            out[name] = t.float().numpy()
+    return out
+
+
+def encode(data: np.ndarray, qtype: T) -> tuple[np.ndarray, T | None]:
+    """Array to hand to GGUFWriter.add_tensor, and its raw dtype."""
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    if qtype == T.F32:
+        return data, None
+    if qtype == T.F16:
+        return data.astype(np.float16), None
+    return gguf.quants.quantize(data, qtype), qtype
+
+
+def write(writer: gguf.GGUFWriter, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer.write_header_to_file(path)
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def add_tokenizer(w: gguf.GGUFWriter, model_dir: Path, text_cfg: dict) -> None:
+    """tokenizer.ggml.* as the converter's `_set_vocab_gpt2` writes them."""
+    tok = json.loads((model_dir / "tokenizer.json").read_text())
+    vocab = tok["model"]["vocab"]
+    added = {t["id"]: t for t in tok["added_tokens"]}
+    n = text_cfg["vocab_size"]
+    reverse = {i: s for s, i in vocab.items()}
+    for i, t in added.items():
+        reverse[i] = t["content"]
+    tokens, types = [], []
+    for i in range(n):
+        if i not in reverse:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+        else:
+            tokens.append(reverse[i])
+            types.append(gguf.TokenType.CONTROL if i in added else gguf.TokenType.NORMAL)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(text_cfg["bos_token_id"])
+    w.add_eos_token_id(text_cfg["eos_token_id"])
+    w.add_pad_token_id(text_cfg["pad_token_id"])
+    w.add_chat_template((model_dir / "chat_template.jinja").read_text())
+
+
+def text_gguf(model_dir: Path, hf: dict, types: dict, path: Path, version: int = 3) -> dict:
+    """The decoder file. Returns {gguf_name: (hf_name, qtype, permute_heads or None)}."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    tc = cfg["text_config"]
+    n_layer, n_head, n_kv = tc["num_hidden_layers"], tc["num_attention_heads"], tc["num_key_value_heads"]
+    w = gguf.GGUFWriter(None, "llama")
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name("smolvlm-tiny")
+    w.add_context_length(tc["max_position_embeddings"])
+    w.add_embedding_length(tc["hidden_size"])
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(tc["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    theta = tc.get("rope_theta") or tc["rope_parameters"]["rope_theta"]
+    w.add_rope_freq_base(theta)
+    w.add_layer_norm_rms_eps(tc["rms_norm_eps"])
+    w.add_key_length(tc["head_dim"])
+    w.add_value_length(tc["head_dim"])
+    w.add_vocab_size(tc["vocab_size"])
+    w.add_rope_dimension_count(tc["head_dim"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    add_tokenizer(w, model_dir, tc)
+
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layer)
+    plan = {}
+    for hf_name in sorted(hf):
+        if not (hf_name.startswith("model.text_model.") or hf_name == "lm_head.weight"):
+            continue
+        conv_name = hf_name.replace("text_model.", "")  # the converter's SmolVLM strip
+        name = tmap.get_name(conv_name, try_suffixes=(".weight", ".bias"))
+        assert name is not None, hf_name
+        data = hf[hf_name]
+        heads = None
+        if conv_name.endswith(("q_proj.weight", "q_proj.bias")):
+            data, heads = permute(data, n_head, n_head), n_head
+        elif conv_name.endswith(("k_proj.weight", "k_proj.bias")):
+            data, heads = permute(data, n_head, n_kv), n_kv
+        if heads is not None:
+            assert np.array_equal(unpermute(data, heads), hf[hf_name])
+        qtype = T.F32 if data.ndim == 1 else types.get(name, T.F16)
+        arr, raw = encode(data, qtype)
+        w.add_tensor(name, arr, raw_dtype=raw)
+        plan[name] = (hf_name, qtype, heads)
+    write(w, path)
+    if version != 3:
+        blob = bytearray(path.read_bytes())
+        blob[4:8] = struct.pack("<I", version)  # v2 and v3 share one layout (v3 added big-endian)
+        path.write_bytes(bytes(blob))
+    return plan
+
+
+def mmproj_gguf(model_dir: Path, hf: dict, types: dict, path: Path, legacy_ffn: bool = False) -> dict:
+    """The vision tower + connector file, as SmolVLMModel(MmprojModel) writes it."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    vc, tc = cfg["vision_config"], cfg["text_config"]
+    proc = json.loads((model_dir / "processor_config.json").read_text())["image_processor"]
+    w = gguf.GGUFWriter(None, "clip")
+    w.add_type(gguf.GGUFType.MMPROJ)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_clip_has_vision_encoder(True)
+    w.add_vision_projection_dim(tc["hidden_size"])
+    w.add_vision_image_size(vc["image_size"])
+    w.add_vision_patch_size(vc["patch_size"])
+    w.add_vision_embedding_length(vc["hidden_size"])
+    w.add_vision_feed_forward_length(vc["intermediate_size"])
+    w.add_vision_block_count(vc["num_hidden_layers"])
+    w.add_vision_head_count(vc["num_attention_heads"])
+    w.add_vision_image_mean(proc["image_mean"])
+    w.add_vision_image_std(proc["image_std"])
+    w.add_clip_projector_type(gguf.VisionProjectorType.IDEFICS3)
+    w.add_vision_attention_layernorm_eps(vc.get("layer_norm_eps", 1e-5))
+    w.add_vision_projector_scale_factor(cfg.get("scale_factor", 2))
+    w.add_vision_use_gelu(True)
+    w.add_vision_preproc_image_size(proc.get("size", {}).get("longest_edge", vc["image_size"]))
+
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.MMPROJ, vc["num_hidden_layers"])
+    plan = {}
+    for hf_name in sorted(hf):
+        if not ("vision_model" in hf_name or "model.connector" in hf_name):
+            continue
+        name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        assert name is not None, hf_name
+        if legacy_ffn:
+            name = name.replace(".ffn_up.", ".ffn_TMP.").replace(".ffn_down.", ".ffn_up.").replace(".ffn_TMP.", ".ffn_down.")
+        data = hf[hf_name]
+        forced_f32 = data.ndim == 1 or ".embeddings." in hf_name
+        qtype = T.F32 if forced_f32 or legacy_ffn else types.get(name, T.F16)
+        arr, raw = encode(data, qtype)
+        w.add_tensor(name, arr, raw_dtype=raw)
+        plan[name] = (hf_name, qtype, None)
+    write(w, path)
+    return plan
+
+
+def expectations(path: Path, plan: dict) -> dict[str, np.ndarray]:
+    """gguf-py's dequantisation of every quantised tensor of a written file, in HF order."""
+    out = {}
+    reader = gguf.GGUFReader(path)
+    for t in reader.tensors:
+        hf_name, qtype, heads = plan[t.name]
+        assert t.tensor_type == qtype, (t.name, t.tensor_type, qtype)
+        if qtype not in QUANTISED:
+            continue
+        shape = tuple(int(d) for d in reversed(t.shape.tolist()))
+        values = gguf.quants.dequantize(np.asarray(t.data), qtype).astype(np.float32).reshape(shape)
+        if heads is not None:
+            values = unpermute(values, heads)
+        out[hf_name] = np.ascontiguousarray(values)
+    return out
+
+
+# --- hand-written files: control over every byte ---------------------------------------------
+
+U32, I32, F32V, BOOL, STRING, ARRAY, U64 = 4, 5, 6, 7, 8, 9, 10
+
+
+def gguf_string(s: str) -> bytes:
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf_value(ty: int, v) -> bytes:
+    if ty == U32:
+        return struct.pack("<I", v)
+    if ty == I32:
+        return struct.pack("<i", v)
+    if ty == F32V:
+        return struct.pack("<f", v)
+    if ty == BOOL:
+        return struct.pack("<?", v)
+    if ty == STRING:
+        return gguf_string(v)
+    if ty == U64:
+        return struct.pack("<Q", v)
+    if ty == ARRAY:
+        item_ty, items = v
+        return struct.pack("<IQ", item_ty, len(items)) + b"".join(gguf_value(item_ty, i) for i in items)
+    raise ValueError(ty)
+
+
+def raw_gguf(kv, tensors, *, version=3, alignment=32, magic=b"GGUF", offsets=None) -> bytes:
+    """kv: [(key, type, value)]; tensors: [(name, ne innermost-first, ggml type, data bytes)]."""
+    head = magic + struct.pack("<IQQ", version, len(tensors), len(kv))
+    for key, ty, v in kv:
+        head += gguf_string(key) + struct.pack("<I", ty) + gguf_value(ty, v)
+    data, auto_offsets = b"", []
+    for _, _, _, blob in tensors:
+        data += b"\0" * ((-len(data)) % alignment)
+        auto_offsets.append(len(data))
+        data += blob
+    offsets = offsets or auto_offsets
+    for (name, ne, ty, _), off in zip(tensors, offsets):
+        head += gguf_string(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
+        head += struct.pack("<IQ", int(ty), off)
+    head += b"\0" * ((-len(head)) % alignment)
+    return head + data
+
+
+def f32_bytes(values) -> bytes:
+    return np.asarray(values, dtype=np.float32).tobytes()
+
+
+LLAMA = [("general.architecture", STRING, "llama")]
+EMBD = ("token_embd.weight", [4, 2], T.F32, f32_bytes(np.arange(8) * 0.25 - 1))
+
+
+def broken_files() -> dict[str, bytes]:
+    """Each file is named after the error the reader must give (see the Rust tests)."""
+    ok = raw_gguf(LLAMA, [EMBD])
+    q4k = ("token_embd.weight", [256, 1], T.Q4_K, bytes(144))
+    # Q4_0 block with d = 60000: m = -8·d = -480000 does not fit in f16.
+    q4_0_big = ("blk.0.attn_v.weight", [32, 1], T.Q4_0, np.float16(60000).tobytes() + bytes(range(16)))
+    q8_odd = ("token_embd.weight", [48, 1], T.Q8_0, bytes(34 * 2))
+    return {
+        "bad_magic": b"GGML" + ok[4:],
+        "version1": ok[:4] + struct.pack("<I", 1) + ok[8:],
+        "truncated": ok[:40],  # cuts the first metadata key
+        "data_past_end": ok[:-4],  # the tensor's last f32 is missing
+        "offset_past_end": raw_gguf(LLAMA, [EMBD], offsets=[4096]),
+        "misaligned": raw_gguf(LLAMA, [EMBD, ("output_norm.weight", [2], T.F32, f32_bytes([1, 2]))], offsets=[0, 36]),
+        "bad_alignment": raw_gguf(LLAMA + [("general.alignment", U32, 24)], [EMBD], alignment=24),
+        "duplicate_key": raw_gguf(LLAMA + LLAMA, [EMBD]),
+        "bad_block_shape": raw_gguf(LLAMA, [q8_odd]),
+        "unsupported_type": raw_gguf(LLAMA, [q4k]),
+        "unsupported_arch": raw_gguf([("general.architecture", STRING, "qwen2")], [EMBD]),
+        "unsupported_projector": raw_gguf(
+            [("general.architecture", STRING, "clip"), ("clip.projector_type", STRING, "mlp")],
+            [("v.post_ln.weight", [2], T.F32, f32_bytes([1, 2]))],
+        ),
+        "unknown_tensor": raw_gguf(LLAMA, [EMBD, ("blk.0.attn_qkv.weight", [2, 6], T.F32, f32_bytes(np.ones(12)))]),
+        "q4_0_overflow": raw_gguf(LLAMA, [q4_0_big]),
+    }
+
+
+def valid_align64() -> bytes:
+    """Two tensors at 64-byte alignment, one of them Q8_0 with a negative scale."""
+    block = np.float16(-0.5).tobytes() + np.arange(-16, 16, dtype=np.int8).tobytes()
+    return raw_gguf(
+        LLAMA + [("general.alignment", U32, 64)],
+        [EMBD, ("output.weight", [32, 1], T.Q8_0, block)],
+        alignment=64,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=HF_FIXTURES / "gguf")
+    out = ap.parse_args().out
+
+    split_dir = HF_FIXTURES / "smolvlm-tiny-split" / "model"
+    hf = load_hf(split_dir)
+    d = out / "smolvlm-tiny-split"
+    expected = {}
+    for name, plan in [
+        ("text.gguf", text_gguf(split_dir, hf, SPLIT_TEXT_TYPES, d / "text.gguf")),
+        ("mmproj.gguf", mmproj_gguf(split_dir, hf, SPLIT_MMPROJ_TYPES, d / "mmproj.gguf")),
+    ]:
+        expected.update(expectations(d / name, plan))
+    mmproj_gguf(split_dir, hf, {}, d / "mmproj-legacy-ffn.gguf", legacy_ffn=True)
+    save_file(expected, str(d / "expected.safetensors"))
+
+    single_dir = HF_FIXTURES / "smolvlm-tiny-single" / "model"
+    hf = load_hf(single_dir)
+    d = out / "smolvlm-tiny-single"
+    text_gguf(single_dir, hf, SINGLE_TEXT_TYPES, d / "text.gguf", version=2)
+    mmproj_gguf(single_dir, hf, SINGLE_MMPROJ_TYPES, d / "mmproj.gguf")
+
+    (out / "valid").mkdir(parents=True, exist_ok=True)
+    (out / "valid" / "align64.gguf").write_bytes(valid_align64())
+    (out / "broken").mkdir(parents=True, exist_ok=True)
+    for name, blob in broken_files().items():
+        (out / "broken" / f"{name}.gguf").write_bytes(blob)
+
+    total = 0
+    for f in sorted(out.rglob("*")):
+        if f.is_file():
+            size = f.stat().st_size
+            assert size < 1 << 20, f"{f} is {size} bytes"
+            total += size
+            print(f"{size:>8}  {f.relative_to(out)}")
+    assert total < 2 << 20, f"fixtures total {total} bytes"
+    print(f"{total:>8}  total")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+//! A llama.cpp-style model directory (text GGUF + mmproj GGUF, no config.json) runs through the
+//! same model code. The GGUF fixtures (tests/generator/make_gguf_fixtures.py) hold the tiny
+//! fixtures' weights: `smolvlm-tiny-single` as BF16/F16/F32, `smolvlm-tiny-split` mixing F32,
+//! F16, Q8_0, Q4_0 and Q4_1.
+//!
+//! Tolerances against transformers' f32 logits: BF16/F16/F32 within 0.05 (F16 rounding of some
+//! tensors) with identical greedy tokens; the quantised mix within 2.5 max / 0.4 mean, as q4.
+
+use webvlm_model::device::{Backend, read_f32};
+use webvlm_model::preprocess::RgbImage;
+use webvlm_model::{MemorySource, ModelError, Vlm};
+use webvlm_parity::{device, fixture, fixtures_dir, golden_tensor, goldens};
+use webvlm_runtime::{GenerationOptions, Generator};
+
+/// The GGUF pair plus the tokenizer (GGUF tokenizers are not read yet), without config.json.
+fn gguf_dir(name: &str, mmproj: &str) -> MemorySource {
+    let mut s = MemorySource::new();
+    let g = fixtures_dir().join("gguf").join(name);
+    s.insert("model.gguf", std::fs::read(g.join("text.gguf")).unwrap());
+    s.insert("mmproj.gguf", std::fs::read(g.join(mmproj)).unwrap());
+    s.insert("tokenizer.json", std::fs::read(fixture(name).join("model/tokenizer.json")).unwrap());
+    s.insert("tokenizer_config.json", std::fs::read(fixture(name).join("model/tokenizer_config.json")).unwrap());
+    s
+}
+
+fn check(name: &str, mmproj: &str, max_tol: f32, mean_tol: f64, tokens_must_match: bool) {
+    let mut dir = gguf_dir(name, mmproj);
+    if name == "smolvlm-tiny-single" {
+        // llama.cpp always tiles, so GGUF metadata cannot say "no splitting"; this fixture's
+        // processor does not split, and a processor_config.json next to the GGUFs wins.
+        dir.insert("processor_config.json", std::fs::read(fixture(name).join("model/processor_config.json")).unwrap());
+    }
+    let vlm = Vlm::load(&dir, &device(Backend::Wgpu)).unwrap();
+    let g = goldens(name);
+    let img = image::open(fixture(name).join("image.png")).unwrap().to_rgb8();
+    let img = RgbImage::from_rgb(img.width(), img.height(), img.into_raw()).unwrap();
+    let prompt = vlm.prepare(&g.prompt, Some(&img)).unwrap();
+    assert_eq!(prompt.input_ids, g.input_ids, "{name}: config, template and processor from GGUF metadata");
+    let embeds = vlm.embed_prompt(&prompt).unwrap();
+    let mut cache = vlm.model.new_cache(prompt.input_ids.len());
+    let logits = read_f32(vlm.model.forward(embeds, &mut cache, true).unwrap()).unwrap();
+    let golden = golden_tensor(name, "logits");
+    let max = logits.iter().zip(&golden.values).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let mean = logits.iter().zip(&golden.values).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / logits.len() as f64;
+    let opts = GenerationOptions { max_new_tokens: g.max_new_tokens, ignore_eos: true, ..Default::default() };
+    let mut generator = Generator::new(&vlm, prompt, opts).unwrap();
+    pollster::block_on(generator.prefill()).unwrap();
+    while pollster::block_on(generator.step()).unwrap().is_some() {}
+    let same = generator.generated() == g.greedy_tokens.as_slice();
+    println!("{name} GGUF ({mmproj}): |logit diff| max {max:.4} mean {mean:.4}, greedy {}", if same { "identical" } else { "differs" });
+    assert!(max <= max_tol && mean <= mean_tol, "{name}: logit diff max {max} mean {mean}");
+    if tokens_must_match {
+        assert!(same, "{name}: greedy tokens {:?} vs {:?}", generator.generated(), g.greedy_tokens);
+    }
+}
+
+#[test]
+fn bf16_f16_f32_gguf_matches_transformers() {
+    check("smolvlm-tiny-single", "mmproj.gguf", 0.05, 0.01, true);
+}
+
+#[test]
+fn quantised_gguf_mix_stays_within_tolerance() {
+    check("smolvlm-tiny-split", "mmproj.gguf", 2.5, 0.4, false);
+}
+
+#[test]
+fn legacy_mmproj_naming_gives_the_same_model() {
+    check("smolvlm-tiny-split", "mmproj-legacy-ffn.gguf", 2.5, 0.4, false);
+}
+
+#[test]
+fn broken_gguf_files_are_named_errors() {
+    let broken = fixtures_dir().join("gguf/broken");
+    for entry in std::fs::read_dir(&broken).unwrap() {
+        let path = entry.unwrap().path();
+        let mut s = gguf_dir("smolvlm-tiny-split", "mmproj.gguf");
+        s.insert("model.gguf", std::fs::read(&path).unwrap());
+        let err = Vlm::load(&s, &device(Backend::Cpu)).err().unwrap_or_else(|| panic!("{} loaded", path.display()));
+        assert!(
+            matches!(err, ModelError::Gguf(_) | ModelError::MissingFile { .. }),
+            "{}: {err}",
+            path.display()
+        );
+        assert!(!err.to_string().is_empty());
+    }
+}

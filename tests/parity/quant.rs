@@ -1,0 +1,229 @@
+//! Quantised weights end to end: the converter's packed output round-trips, loads like the
+//! load-time-quantised checkpoint, q8 keeps transformers' greedy tokens, q4 stays within a
+//! stated logit tolerance; and a damaged packed model is refused by name.
+//!
+//! Tolerances against the f32 transformers logits (the fixtures' logits have std ≈ 1). Tiny
+//! random-weight matrices are the worst case for block quantisation (a row holds one or two
+//! blocks of Gaussian values, no outliers to absorb the scale), so these bounds are loose for q4:
+//! - f16: max |diff| ≤ 0.01, greedy tokens identical;
+//! - q8: max |diff| ≤ 0.15, mean |diff| ≤ 0.03, greedy tokens identical;
+//! - q4: max |diff| ≤ 2.5, mean |diff| ≤ 0.4, top-1 agreement over prompt positions ≥ 50%
+//!   (measured 58–68%: the fixtures' top-2 logits are often within q4's noise).
+//! Measured values are printed with `--nocapture` and recorded in the README.
+
+use std::collections::HashMap;
+
+use webvlm_model::device::{Backend, read_f32};
+use webvlm_model::preprocess::RgbImage;
+use webvlm_model::vlm::QuantScheme;
+use webvlm_model::weights::convert::convert;
+use webvlm_model::weights::packed::Manifest;
+use webvlm_model::{DirSource, MemorySource, ModelError, Vlm};
+use webvlm_parity::{device, fixture, golden_tensor, goldens};
+use webvlm_runtime::{GenerationOptions, Generator};
+
+type Files = HashMap<String, Vec<u8>>;
+
+fn packed(name: &str, scheme: QuantScheme, shard_size: u64) -> Files {
+    let source = DirSource::new(fixture(name).join("model")).unwrap();
+    let mut files = Files::new();
+    let mut sink = |n: &str, b: &[u8]| {
+        files.insert(n.to_string(), b.to_vec());
+        Ok(())
+    };
+    convert(&source, scheme, shard_size, &mut sink, &mut |_| {}).unwrap();
+    files
+}
+
+fn memory(files: &Files) -> MemorySource {
+    let mut s = MemorySource::new();
+    for (k, v) in files {
+        s.insert(k.clone(), v.clone());
+    }
+    s
+}
+
+fn image(name: &str) -> RgbImage {
+    let img = image::open(fixture(name).join("image.png")).unwrap().to_rgb8();
+    RgbImage::from_rgb(img.width(), img.height(), img.into_raw()).unwrap()
+}
+
+/// Logits of every prompt position, and the greedy tokens.
+fn run(vlm: &Vlm, name: &str) -> (Vec<f32>, Vec<u32>) {
+    let g = goldens(name);
+    let prompt = vlm.prepare(&g.prompt, Some(&image(name))).unwrap();
+    let embeds = vlm.embed_prompt(&prompt).unwrap();
+    let mut cache = vlm.model.new_cache(prompt.input_ids.len());
+    let logits = read_f32(vlm.model.forward(embeds, &mut cache, true).unwrap()).unwrap();
+    let opts = GenerationOptions { max_new_tokens: g.max_new_tokens, ignore_eos: true, ..Default::default() };
+    let mut generator = Generator::new(vlm, prompt, opts).unwrap();
+    pollster::block_on(generator.prefill()).unwrap();
+    while pollster::block_on(generator.step()).unwrap().is_some() {}
+    (logits, generator.generated().to_vec())
+}
+
+fn top1_agreement(a: &[f32], b: &[f32], vocab: usize) -> f64 {
+    let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best });
+    let rows = a.len() / vocab;
+    let same = (0..rows).filter(|r| argmax(&a[r * vocab..(r + 1) * vocab]) == argmax(&b[r * vocab..(r + 1) * vocab])).count();
+    same as f64 / rows as f64
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn check_scheme(name: &str, scheme: QuantScheme, backend: Backend) {
+    let dev = device(backend);
+    let files = packed(name, scheme, 64 * 1024);
+    let from_packed = Vlm::load(&memory(&files), &dev).unwrap();
+    let hf = DirSource::new(fixture(name).join("model")).unwrap();
+    let at_load = Vlm::load_with(&hf, &dev, Some(scheme)).unwrap();
+    let (logits, tokens) = run(&from_packed, name);
+    let (logits_load, tokens_load) = run(&at_load, name);
+    // Same quantiser, same kernels: the two loading paths must agree to the bit.
+    let mismatched = logits.iter().zip(&logits_load).filter(|(a, b)| a != b).count();
+    assert_eq!(mismatched, 0, "{name} {scheme:?}: packed vs load-time quantisation differ at {mismatched} logits");
+    assert_eq!(tokens, tokens_load);
+
+    let golden = golden_tensor(name, "logits");
+    let vocab = golden.shape[1];
+    let diff = max_diff(&logits, &golden.values);
+    let mean = logits.iter().zip(&golden.values).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / logits.len() as f64;
+    let agree = top1_agreement(&logits, &golden.values, vocab);
+    let g = goldens(name);
+    println!(
+        "{name} {scheme:?} on {backend:?}: |logit diff| vs f32 transformers max {diff:.4} mean {mean:.4}, top-1 agreement {:.1}%, greedy {}",
+        agree * 100.0,
+        if tokens == g.greedy_tokens { "identical" } else { "differs" }
+    );
+    match scheme {
+        QuantScheme::Q8 => {
+            assert!(diff <= 0.15 && mean <= 0.03, "{name} q8: logit diff max {diff} mean {mean}");
+            assert_eq!(tokens, g.greedy_tokens, "{name} q8 greedy tokens");
+        }
+        QuantScheme::Q4 => {
+            assert!(diff <= 2.5 && mean <= 0.4, "{name} q4: logit diff max {diff} mean {mean}");
+            assert!(agree >= 0.5, "{name} q4: top-1 agreement {agree}");
+        }
+        QuantScheme::F16 => {
+            assert!(diff <= 0.01, "{name} f16: max logit diff {diff}");
+            assert_eq!(tokens, g.greedy_tokens, "{name} f16 greedy tokens");
+        }
+    }
+}
+
+#[test]
+fn q8_split_fixture_on_wgpu() {
+    check_scheme("smolvlm-tiny-split", QuantScheme::Q8, Backend::Wgpu);
+}
+
+#[test]
+fn q8_single_fixture_on_wgpu() {
+    check_scheme("smolvlm-tiny-single", QuantScheme::Q8, Backend::Wgpu);
+}
+
+#[test]
+fn q4_split_fixture_on_wgpu() {
+    check_scheme("smolvlm-tiny-split", QuantScheme::Q4, Backend::Wgpu);
+}
+
+#[test]
+fn q4_single_fixture_on_wgpu() {
+    check_scheme("smolvlm-tiny-single", QuantScheme::Q4, Backend::Wgpu);
+}
+
+#[test]
+fn f16_single_fixture_on_wgpu() {
+    check_scheme("smolvlm-tiny-single", QuantScheme::F16, Backend::Wgpu);
+}
+
+#[test]
+fn q8_split_fixture_on_cpu() {
+    check_scheme("smolvlm-tiny-split", QuantScheme::Q8, Backend::Cpu);
+}
+
+#[test]
+fn shard_size_does_not_change_the_model() {
+    let dev = device(Backend::Cpu);
+    let small = packed("smolvlm-tiny-single", QuantScheme::Q4, 4096);
+    let large = packed("smolvlm-tiny-single", QuantScheme::Q4, 1 << 30);
+    let m_small = Manifest::from_json(std::str::from_utf8(&small["manifest.json"]).unwrap()).unwrap();
+    let m_large = Manifest::from_json(std::str::from_utf8(&large["manifest.json"]).unwrap()).unwrap();
+    assert!(m_small.shards.len() > 10 && m_large.shards.len() == 1);
+    assert!(m_small.shards.iter().all(|s| s.bytes <= 4096));
+    let a = run(&Vlm::load(&memory(&small), &dev).unwrap(), "smolvlm-tiny-single");
+    let b = run(&Vlm::load(&memory(&large), &dev).unwrap(), "smolvlm-tiny-single");
+    assert!(a.0 == b.0 && a.1 == b.1, "shard size changed the logits or tokens");
+}
+
+#[test]
+fn manifest_lists_sizes_and_checksums_and_keeps_embeddings_dense() {
+    // bf16 weights: embeddings stay bf16, losslessly (an f32 checkpoint keeps them f32).
+    let files = packed("smolvlm-tiny-single", QuantScheme::Q4, 64 * 1024);
+    let m = Manifest::from_json(std::str::from_utf8(&files["manifest.json"]).unwrap()).unwrap();
+    for s in m.shards.iter().chain(&m.assets) {
+        let bytes = &files[&s.file];
+        assert_eq!(bytes.len() as u64, s.bytes, "{}", s.file);
+        assert_eq!(webvlm_model::weights::packed::sha256_hex(bytes), s.sha256, "{}", s.file);
+    }
+    let dtype = |n: &str| m.tensors.iter().find(|t| t.name == n).map(|t| t.dtype.clone()).unwrap();
+    assert_eq!(dtype("model.text_model.embed_tokens.weight"), "bf16d");
+    assert_eq!(dtype("model.text_model.norm.weight"), "f32");
+    assert_eq!(dtype("model.text_model.layers.0.self_attn.q_proj.weight"), "q4");
+    assert_eq!(dtype("lm_head.weight"), "q4");
+    for t in &m.tensors {
+        for p in &t.planes {
+            assert_eq!(p.offset % 256, 0, "{} plane not aligned", t.name);
+        }
+    }
+}
+
+fn load_err(files: &Files) -> ModelError {
+    Vlm::load(&memory(files), &device(Backend::Cpu)).unwrap_err()
+}
+
+#[test]
+fn a_corrupt_shard_is_an_integrity_error() {
+    let mut files = packed("smolvlm-tiny-single", QuantScheme::Q8, 64 * 1024);
+    files.get_mut("weights-00001.bin").unwrap()[100] ^= 0x55;
+    let err = load_err(&files);
+    assert!(matches!(err, ModelError::Integrity { .. }), "{err}");
+    assert!(err.to_string().contains("weights-00001.bin") && err.to_string().contains("sha256"), "{err}");
+    let mut files = packed("smolvlm-tiny-single", QuantScheme::Q8, 64 * 1024);
+    files.get_mut("weights-00000.bin").unwrap().truncate(1000);
+    let err = load_err(&files);
+    assert!(matches!(err, ModelError::Integrity { .. }), "{err}");
+}
+
+fn edit_manifest(files: &mut Files, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    edit(&mut v);
+    files.insert("manifest.json".into(), serde_json::to_vec(&v).unwrap());
+}
+
+#[test]
+fn a_manifest_pointing_past_the_shards_is_refused() {
+    let mut files = packed("smolvlm-tiny-single", QuantScheme::Q8, 64 * 1024);
+    edit_manifest(&mut files, |v| v["tensors"][3]["planes"][0]["offset"] = serde_json::json!(1u64 << 40));
+    let err = load_err(&files);
+    assert!(matches!(err, ModelError::Manifest { .. }), "{err}");
+    assert!(err.to_string().contains("shards hold"), "{err}");
+}
+
+#[test]
+fn an_unknown_quant_scheme_is_named() {
+    let mut files = packed("smolvlm-tiny-single", QuantScheme::Q8, 64 * 1024);
+    edit_manifest(&mut files, |v| v["tensors"][0]["dtype"] = serde_json::json!("q3_k"));
+    let err = load_err(&files);
+    assert!(matches!(err, ModelError::UnknownQuant { .. }), "{err}");
+    assert!(err.to_string().contains("q3_k"), "{err}");
+}
+
+#[test]
+fn a_missing_shard_is_named() {
+    let mut files = packed("smolvlm-tiny-single", QuantScheme::Q8, 64 * 1024);
+    files.remove("weights-00002.bin");
+    let err = load_err(&files);
+    assert!(err.to_string().contains("weights-00002.bin"), "{err}");
+}
