@@ -1,10 +1,12 @@
-// Matvec entry point, subgroup variant: each subgroup takes one row at a time (its lanes
-// stride over the row), reduces with subgroupAdd, and moves on to the next of the RPW rows
-// of its workgroup. No shared memory and no barrier; correct for any subgroup size, which
-// is only known at run time (4 on SwiftShader, 8 on lavapipe, 32 on NVIDIA, 64 on AMD).
+// Matvec entry point, subgroup variant: each subgroup takes RPI rows at a time (its lanes
+// stride over the rows' chunks, each chunk of activations loaded once for the RPI rows),
+// reduces with subgroupAdd, and moves on to the next RPI of the RPW rows of its workgroup.
+// No shared memory and no barrier; correct for any subgroup size, which is only known at
+// run time (4 on SwiftShader, 8 on lavapipe, 32 on NVIDIA, 64 on AMD).
 
 const WG: u32 = {{ wg }}u;
 const RPW: u32 = {{ rpw }}u;
+const RPI: u32 = {{ rpi }}u;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -16,15 +18,20 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let first = (wid.x + wid.y * nwg.x) * RPW;
-    for (var r = sg; r < RPW; r += nsg) {
-        let row = first + r;
-        var acc = 0.0;
-        if (row < params.n) {
-            acc = row_dot(row, lane, lanes);
+    for (var r0 = sg * RPI; r0 < RPW; r0 += nsg * RPI) {
+        var acc: array<f32, RPI>;
+        for (var c = lane; c < chunks_per_row(); c += lanes) {
+            let xv = x_chunk(c);
+            for (var r = 0u; r < RPI; r++) {
+                acc[r] += f32(chunk_dot(min(first + r0 + r, params.n - 1u), c, xv));
+            }
         }
-        let s = subgroupAdd(acc);
-        if (lane == 0u && row < params.n) {
-            y[params.n_offset + row] = s;
+        for (var r = 0u; r < RPI; r++) {
+            let s = subgroupAdd(acc[r]);
+            let row = first + r0 + r;
+            if (lane == 0u && row < params.n) {
+                y[params.n_offset + row] = s;
+            }
         }
     }
 }

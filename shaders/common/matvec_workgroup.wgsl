@@ -1,12 +1,15 @@
-// Matvec entry point, shared-memory variant (works everywhere): TPR lanes share a row and
-// RPW = WG / TPR rows share a workgroup. The lanes' partial sums meet in shared memory
-// behind one barrier; with TPR = 1 an invocation owns a whole row and there is no barrier.
+// Matvec entry point, shared-memory variant (works everywhere). An invocation owns RPI rows
+// and TPR invocations share them, striding over the rows' chunks: each chunk of activations
+// is loaded once per invocation and used for RPI rows. RPW = (WG / TPR)·RPI rows per
+// workgroup. The partial sums of the TPR lanes meet in shared memory behind one barrier;
+// with TPR = 1 an invocation owns whole rows and there is no barrier at all.
 
 const WG: u32 = {{ wg }}u;
 const TPR: u32 = {{ tpr }}u;
-const RPW: u32 = WG / TPR;
+const RPI: u32 = {{ rpi }}u;
+const RPW: u32 = WG / TPR * RPI;
 
-var<workgroup> partial: array<f32, WG>;
+var<workgroup> partial: array<f32, WG * RPI>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -15,25 +18,39 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     // 2D dispatches lift the 65535-workgroups-per-dimension limit (large vocabularies).
-    let row = (wid.x + wid.y * nwg.x) * RPW + li / TPR;
+    let row0 = (wid.x + wid.y * nwg.x) * RPW + li / TPR * RPI;
     let lane = li % TPR;
-    var acc = 0.0;
-    if (row < params.n) {
-        acc = row_dot(row, lane, TPR);
+    var acc: array<f32, RPI>;
+    // Invocations past the last row recompute it instead of branching around the loop, so
+    // that with TPR = 1 every invocation walks the same chunk indices in lockstep (lavapipe
+    // then shares the activation loads across a SIMD batch), and don't store.
+    for (var c = lane; c < chunks_per_row(); c += TPR) {
+        let xv = x_chunk(c);
+        for (var r = 0u; r < RPI; r++) {
+            acc[r] += f32(chunk_dot(min(row0 + r, params.n - 1u), c, xv));
+        }
     }
     if (TPR == 1u) {
-        if (row < params.n) {
-            y[params.n_offset + row] = acc;
+        for (var r = 0u; r < RPI; r++) {
+            if (row0 + r < params.n) {
+                y[params.n_offset + row0 + r] = acc[r];
+            }
         }
         return;
     }
-    partial[li] = acc;
+    for (var r = 0u; r < RPI; r++) {
+        partial[r * WG + li] = acc[r];
+    }
     workgroupBarrier();
-    if (lane == 0u && row < params.n) {
-        var s = 0.0;
-        for (var i = 0u; i < TPR; i++) {
-            s += partial[li + i];
+    if (lane == 0u) {
+        for (var r = 0u; r < RPI; r++) {
+            var s = 0.0;
+            for (var i = 0u; i < TPR; i++) {
+                s += partial[r * WG + li + i];
+            }
+            if (row0 + r < params.n) {
+                y[params.n_offset + row0 + r] = s;
+            }
         }
-        y[params.n_offset + row] = s;
     }
 }

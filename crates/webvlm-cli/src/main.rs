@@ -49,11 +49,31 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Benchmarks (programs, not tests): `webvlm bench kernels`.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Print the architecture, parameter count and dtypes of a model.
     Info {
         /// Model directory (Hugging Face layout).
         #[arg(long)]
         model: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Quantised matvec/matmul kernels vs a plain copy kernel, same device, same run: time per
+    /// call (median), effective GB/s, copy GB/s and the ratio, for every kernel variant
+    /// (`*` marks the one the model uses).
+    Kernels {
+        /// Timed samples per shape (the median is reported).
+        #[arg(long, default_value_t = 7)]
+        repeats: usize,
+        /// Only shapes whose name contains this text (e.g. `smolvlm`).
+        #[arg(long)]
+        filter: Option<String>,
     },
 }
 
@@ -126,6 +146,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Info { model } => info(model),
+        Command::Bench { what: BenchCommand::Kernels { repeats, filter } } => bench_kernels(repeats, filter),
         Command::Convert { model, quant, out, shard_size, quiet } => convert::convert(&model, quant, &out, shard_size, quiet),
     };
     match result {
@@ -200,6 +221,19 @@ fn run(args: RunArgs) -> Result<(), AnyError> {
     } else {
         writeln!(stdout)?;
     }
+    Ok(())
+}
+
+fn bench_kernels(repeats: usize, filter: Option<String>) -> Result<(), AnyError> {
+    use webvlm_kernels::bench::{bench_kernels, default_shapes, format_table};
+    let device = create_device(Backend::Wgpu)?;
+    let shapes: Vec<_> = default_shapes()
+        .into_iter()
+        .filter(|s| filter.as_deref().is_none_or(|f| s.name.contains(f)))
+        .collect();
+    eprintln!("device: {:?}", device.as_dispatch().identity());
+    let rows = bench_kernels(&device, &shapes, repeats.max(1))?;
+    print!("{}", format_table(&rows));
     Ok(())
 }
 

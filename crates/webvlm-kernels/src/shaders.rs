@@ -39,20 +39,24 @@ pub enum Precision {
 
 /// How a matvec combines the partial sums of the lanes that share a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// `rpi` (rows per invocation) is how many rows an invocation works on at once: each chunk of
+/// activations it loads serves `rpi` rows. That matters on CPU implementations (lavapipe),
+/// where an activation load costs as much as a weight load; GPUs cache the activations.
 pub enum Reduction {
-    /// `tpr` lanes per row, `wg / tpr` rows per workgroup, shared memory and one barrier.
-    /// Works on every adapter.
-    Workgroup { wg: u32, tpr: u32 },
-    /// One row per subgroup at a time, `rpw` rows per workgroup, `subgroupAdd`.
+    /// `tpr` lanes share `rpi` rows, `wg / tpr · rpi` rows per workgroup; the lanes' partial
+    /// sums meet in shared memory behind one barrier (none when `tpr = 1`). Works everywhere.
+    Workgroup { wg: u32, tpr: u32, rpi: u32 },
+    /// A subgroup takes `rpi` rows at a time, `rpw` rows per workgroup, `subgroupAdd`.
     /// Needs the adapter's `subgroups`.
-    Subgroup { wg: u32, rpw: u32 },
+    Subgroup { wg: u32, rpw: u32, rpi: u32 },
 }
 
 impl Reduction {
     /// Weight rows one workgroup covers.
     pub fn rows_per_workgroup(self) -> u32 {
         match self {
-            Reduction::Workgroup { wg, tpr } => wg / tpr,
+            Reduction::Workgroup { wg, tpr, rpi } => wg / tpr * rpi,
             Reduction::Subgroup { rpw, .. } => rpw,
         }
     }
@@ -105,8 +109,8 @@ impl Kernel {
             Kernel::Copy { wg, items } => format!("copy/wg{wg}x{items}"),
             Kernel::Matvec { scheme, precision, reduction } => {
                 let r = match reduction {
-                    Reduction::Workgroup { wg, tpr } => format!("wg{wg}/tpr{tpr}"),
-                    Reduction::Subgroup { wg, rpw } => format!("sg{wg}/rpw{rpw}"),
+                    Reduction::Workgroup { wg, tpr, rpi } => format!("wg{wg}/tpr{tpr}/rpi{rpi}"),
+                    Reduction::Subgroup { wg, rpw, rpi } => format!("sg{wg}/rpw{rpw}/rpi{rpi}"),
                 };
                 format!("matvec_{}/{}/{r}", scheme.name(), p(precision))
             }
@@ -164,13 +168,15 @@ impl Kernel {
             Kernel::Matvec { precision, reduction, .. } => {
                 vars.push(("ct", ct(precision).into()));
                 match reduction {
-                    Reduction::Workgroup { wg, tpr } => {
+                    Reduction::Workgroup { wg, tpr, rpi } => {
                         vars.push(("wg", wg.to_string()));
                         vars.push(("tpr", tpr.to_string()));
+                        vars.push(("rpi", rpi.to_string()));
                     }
-                    Reduction::Subgroup { wg, rpw } => {
+                    Reduction::Subgroup { wg, rpw, rpi } => {
                         vars.push(("wg", wg.to_string()));
                         vars.push(("rpw", rpw.to_string()));
+                        vars.push(("rpi", rpi.to_string()));
                     }
                 }
             }

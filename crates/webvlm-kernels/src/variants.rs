@@ -98,15 +98,15 @@ fn default_reduction(scheme: QuantScheme, k: usize, subgroups: bool, software: b
     if software {
         // A CPU runs a workgroup's invocations as SIMD lanes in a loop; barriers cost a
         // context switch each. One invocation per row needs neither barrier nor shared memory.
-        return Reduction::Workgroup { wg: 64, tpr: 1 };
+        return Reduction::Workgroup { wg: 64, tpr: 1, rpi: 4 };
     }
     if subgroups {
-        return Reduction::Subgroup { wg: 128, rpw: 8 };
+        return Reduction::Subgroup { wg: 128, rpw: 8, rpi: 1 };
     }
     // Enough lanes per row to keep each busy at least twice, at most 32.
     let chunks = matvec_chunks(scheme, k) as u32;
     let tpr = (chunks / 2).clamp(1, 32).next_power_of_two().min(32);
-    Reduction::Workgroup { wg: 128.max(tpr), tpr }
+    Reduction::Workgroup { wg: 128.max(tpr), tpr, rpi: 1 }
 }
 
 /// Every variant the crate can build: what the naga tests validate and the template test
@@ -116,9 +116,11 @@ pub fn all_variants() -> Vec<Kernel> {
     for scheme in [QuantScheme::Q8, QuantScheme::Q4, QuantScheme::F16] {
         for precision in [Precision::F32, Precision::F16] {
             for reduction in [
-                Reduction::Workgroup { wg: 64, tpr: 1 },
-                Reduction::Workgroup { wg: 128, tpr: 16 },
-                Reduction::Subgroup { wg: 128, rpw: 8 },
+                Reduction::Workgroup { wg: 64, tpr: 1, rpi: 1 },
+                Reduction::Workgroup { wg: 64, tpr: 1, rpi: 4 },
+                Reduction::Workgroup { wg: 128, tpr: 16, rpi: 2 },
+                Reduction::Subgroup { wg: 128, rpw: 8, rpi: 1 },
+                Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 },
             ] {
                 out.push(Kernel::Matvec { scheme, precision, reduction });
             }

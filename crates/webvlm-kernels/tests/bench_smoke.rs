@@ -34,3 +34,16 @@ fn full_bench() {
     let rows = bench_kernels(&common::gpu().device, &default_shapes(), 7).unwrap();
     println!("{}", format_table(&rows));
 }
+
+/// A few shapes for quick A/B runs while tuning: `-- --ignored --nocapture quick_bench`.
+#[test]
+#[ignore]
+fn quick_bench() {
+    let shapes = vec![
+        BenchShape::new("smolvlm-256m gate/up", 1, 1536, 576, QuantScheme::Q8),
+        BenchShape::new("smolvlm-256m gate/up", 1, 1536, 576, QuantScheme::Q4),
+        BenchShape::new("smolvlm-256m gate/up", 1, 1536, 576, QuantScheme::F16),
+    ];
+    let rows = bench_kernels(&common::gpu().device, &shapes, 5).unwrap();
+    println!("{}", format_table(&rows));
+}

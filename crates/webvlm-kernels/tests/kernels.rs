@@ -82,15 +82,19 @@ fn default_variants_match_the_reference() {
 #[test]
 fn every_matvec_reduction_matches() {
     let mut reductions = vec![
-        Reduction::Workgroup { wg: 64, tpr: 1 },
-        Reduction::Workgroup { wg: 64, tpr: 4 },
-        Reduction::Workgroup { wg: 128, tpr: 16 },
-        Reduction::Workgroup { wg: 128, tpr: 32 },
-        Reduction::Workgroup { wg: 32, tpr: 32 },
+        Reduction::Workgroup { wg: 64, tpr: 1, rpi: 1 },
+        Reduction::Workgroup { wg: 64, tpr: 1, rpi: 4 },
+        Reduction::Workgroup { wg: 32, tpr: 1, rpi: 3 },
+        Reduction::Workgroup { wg: 64, tpr: 4, rpi: 4 },
+        Reduction::Workgroup { wg: 128, tpr: 16, rpi: 1 },
+        Reduction::Workgroup { wg: 128, tpr: 32, rpi: 2 },
+        Reduction::Workgroup { wg: 32, tpr: 32, rpi: 1 },
     ];
     if gpu().subgroups {
-        reductions.push(Reduction::Subgroup { wg: 128, rpw: 8 });
-        reductions.push(Reduction::Subgroup { wg: 32, rpw: 3 });
+        reductions.push(Reduction::Subgroup { wg: 128, rpw: 8, rpi: 1 });
+        reductions.push(Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 });
+        reductions.push(Reduction::Subgroup { wg: 32, rpw: 3, rpi: 1 });
+        reductions.push(Reduction::Subgroup { wg: 32, rpw: 6, rpi: 3 });
     } else {
         eprintln!("adapter lacks subgroups: subgroup matvec only validated by naga");
     }
@@ -133,9 +137,9 @@ fn f16_compute_matches_within_f16_tolerance() {
             let w = DeviceQuantMatrix::upload(&c.qm, &gpu().device).unwrap();
             let mut variants = vec![KernelOptions { f16: true, ..Default::default() }];
             if m == 1 {
-                variants.push(KernelOptions { f16: true, matvec: Some(Reduction::Workgroup { wg: 128, tpr: 16 }), ..Default::default() });
+                variants.push(KernelOptions { f16: true, matvec: Some(Reduction::Workgroup { wg: 128, tpr: 16, rpi: 2 }), ..Default::default() });
                 if gpu().subgroups {
-                    variants.push(KernelOptions { f16: true, matvec: Some(Reduction::Subgroup { wg: 128, rpw: 8 }), ..Default::default() });
+                    variants.push(KernelOptions { f16: true, matvec: Some(Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 }), ..Default::default() });
                 }
             }
             for o in variants {
@@ -250,7 +254,7 @@ fn f16_rows_do_not_read_their_neighbours() {
     w[3] = (w[3] & 0xFFFF_0000) | 0x7C00; // row 1, column 0 = +Inf
     let qm = QuantMatrix::from_f16_plane(n, k, w).unwrap();
     let dw = DeviceQuantMatrix::upload(&qm, device).unwrap();
-    for options in [KernelOptions::default(), KernelOptions { matvec: Some(Reduction::Workgroup { wg: 64, tpr: 4 }), ..Default::default() }] {
+    for options in [KernelOptions::default(), KernelOptions { matvec: Some(Reduction::Workgroup { wg: 64, tpr: 4, rpi: 2 }), ..Default::default() }] {
         for m in [1, 3] {
             let y = read(quant_matmul_with(tensor(vec![1.0; m * k], m, k, device), &dw, &options).unwrap());
             for i in 0..m {
