@@ -121,16 +121,15 @@ fn candidate_options(shape: &BenchShape, caps: &DeviceCaps) -> Vec<KernelOptions
             .collect();
     }
     let mut reductions = vec![
-        Reduction::Workgroup { wg: 64, tpr: 1, rpi: 1 },
         Reduction::Workgroup { wg: 64, tpr: 1, rpi: 4 },
         Reduction::Workgroup { wg: 64, tpr: 1, rpi: 8 },
         Reduction::Workgroup { wg: 64, tpr: 4, rpi: 4 },
-        Reduction::Workgroup { wg: 128, tpr: 16, rpi: 1 },
-        Reduction::Workgroup { wg: 128, tpr: 32, rpi: 2 },
+        Reduction::Workgroup { wg: 128, tpr: 16, rpi: 4 },
+        Reduction::Workgroup { wg: 128, tpr: 32, rpi: 4 },
     ];
     if caps.subgroups {
-        reductions.push(Reduction::Subgroup { wg: 128, rpw: 8, rpi: 1 });
-        reductions.push(Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 });
+        reductions.push(Reduction::Subgroup { wg: 128, rpw: 8, rpi: 4 });
+        reductions.push(Reduction::Subgroup { wg: 128, rpw: 32, rpi: 8 });
     }
     reductions.into_iter().map(|r| KernelOptions { matvec: Some(r), ..Default::default() }).collect()
 }

@@ -52,6 +52,11 @@ pub enum KernelError {
     #[error("variant needs the `{0}` adapter feature, which this device does not offer")]
     MissingFeature(&'static str),
 
+    /// A forced variant whose placeholders do not make a valid kernel (see
+    /// [`crate::Reduction::is_valid`], [`crate::Tile::is_valid`]).
+    #[error("invalid kernel variant {0}")]
+    InvalidVariant(String),
+
     /// Reading results back for the benchmark failed.
     #[error("device error: {0}")]
     Device(String),

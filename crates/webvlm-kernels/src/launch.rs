@@ -77,7 +77,10 @@ impl MatShape {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matvec(kernel: Kernel, caps: &DeviceCaps, x: &CubeTensor, planes: &[CubeTensor], y: &CubeTensor, shape: &MatShape, n_offset: usize, n: usize) -> Result<()> {
     check_feature(&kernel, caps)?;
-    let Kernel::Matvec { reduction, .. } = kernel else { return Err(KernelError::Device(format!("{} is not a matvec", kernel.label()))) };
+    let Kernel::Matvec { reduction, .. } = kernel else { return Err(KernelError::InvalidVariant(kernel.label())) };
+    if !reduction.is_valid() {
+        return Err(KernelError::InvalidVariant(kernel.label()));
+    }
     let params = MatvecParams { n: n as u32, k4: shape.k4, kb: shape.kb(), k2: shape.k2(), n_offset: n_offset as u32, _pad: [0; 3] };
     let groups = (n as u64).div_ceil(u64::from(reduction.rows_per_workgroup()));
     let count = linear_count(groups, caps, "matvec")?;
@@ -93,7 +96,10 @@ pub(crate) fn matvec(kernel: Kernel, caps: &DeviceCaps, x: &CubeTensor, planes: 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(kernel: Kernel, caps: &DeviceCaps, x: &CubeTensor, planes: &[CubeTensor], y: &CubeTensor, shape: &MatShape, m: usize, n_offset: usize, n: usize) -> Result<()> {
     check_feature(&kernel, caps)?;
-    let Kernel::Matmul { tile, .. } = kernel else { return Err(KernelError::Device(format!("{} is not a matmul", kernel.label()))) };
+    let Kernel::Matmul { tile, .. } = kernel else { return Err(KernelError::InvalidVariant(kernel.label())) };
+    if !tile.is_valid() {
+        return Err(KernelError::InvalidVariant(kernel.label()));
+    }
     let params = MatmulParams {
         m: m as u32,
         n: n as u32,
@@ -118,7 +124,7 @@ pub(crate) fn matmul(kernel: Kernel, caps: &DeviceCaps, x: &CubeTensor, planes: 
 /// `dst = src` over `len` vec4<u32>: the bandwidth reference.
 #[cfg_attr(target_family = "wasm", allow(dead_code))]
 pub(crate) fn copy(kernel: Kernel, caps: &DeviceCaps, src: &CubeTensor, dst: &CubeTensor, len: usize) -> Result<()> {
-    let Kernel::Copy { wg, items } = kernel else { return Err(KernelError::Device(format!("{} is not a copy", kernel.label()))) };
+    let Kernel::Copy { wg, items } = kernel else { return Err(KernelError::InvalidVariant(kernel.label())) };
     let params = CopyParams { len: len as u32, _pad: [0; 3] };
     let count = linear_count((len as u64).div_ceil(u64::from(wg * items)), caps, "copy")?;
     launch(kernel, &src.client, count, &[src], dst, info_words(&params));

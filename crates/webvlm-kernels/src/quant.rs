@@ -108,7 +108,7 @@ pub fn pack_f16x2(lo: f16, hi: f16) -> u32 {
 }
 
 /// The `i`-th f16 of a plane packed two per word.
-pub fn unpack_f16(plane: &[u32], i: usize) -> f16 {
+pub(crate) fn unpack_f16(plane: &[u32], i: usize) -> f16 {
     f16::from_bits((plane[i / 2] >> (16 * (i % 2))) as u16)
 }
 

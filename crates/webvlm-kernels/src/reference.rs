@@ -1,16 +1,21 @@
 //! CPU references for the kernels, and the small deterministic generator the tests and the
 //! bench draw their data from (no `rand` dependency, so every run sees the same numbers).
 
+use crate::error::{KernelError, Result};
 use crate::quant::QuantMatrix;
+
+fn check_x(x: &[f32], m: usize, w: &QuantMatrix) -> Result<()> {
+    if x.len() == m * w.k() { Ok(()) } else { Err(KernelError::DataLength { n: m, k: w.k(), expected: m * w.k(), found: x.len() }) }
+}
 
 /// `y = x · Wᵀ` in f64 from the *dequantised* weight: the exact answer every kernel variant is
 /// compared against, so the tolerance measures the kernel's f32 arithmetic, not quantisation.
 ///
 /// # Shapes
 /// `x: [m, k]`, `w: [n, k]` → `[m, n]`
-pub fn matmul_ref(x: &[f32], m: usize, w: &QuantMatrix) -> Vec<f32> {
+pub fn matmul_ref(x: &[f32], m: usize, w: &QuantMatrix) -> Result<Vec<f32>> {
+    check_x(x, m, w)?;
     let (n, k) = (w.n(), w.k());
-    assert_eq!(x.len(), m * k, "x must be [m, k]");
     let wd = w.dequantize();
     let mut y = vec![0f32; m * n];
     for i in 0..m {
@@ -20,13 +25,14 @@ pub fn matmul_ref(x: &[f32], m: usize, w: &QuantMatrix) -> Vec<f32> {
             y[i * n + j] = xr.iter().zip(wr).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>() as f32;
         }
     }
-    y
+    Ok(y)
 }
 
 /// For each output, `Σ |x|·|w|` in f64: the scale a float dot product's rounding error grows
 /// with, used to state tolerances relative to the problem rather than to the answer (which can
 /// be near zero by cancellation).
-pub fn abs_matmul_ref(x: &[f32], m: usize, w: &QuantMatrix) -> Vec<f32> {
+pub fn abs_matmul_ref(x: &[f32], m: usize, w: &QuantMatrix) -> Result<Vec<f32>> {
+    check_x(x, m, w)?;
     let (n, k) = (w.n(), w.k());
     let wd = w.dequantize();
     let mut y = vec![0f32; m * n];
@@ -35,7 +41,7 @@ pub fn abs_matmul_ref(x: &[f32], m: usize, w: &QuantMatrix) -> Vec<f32> {
             y[i * n + j] = (0..k).map(|c| f64::from(x[i * k + c].abs()) * f64::from(wd[j * k + c].abs())).sum::<f64>() as f32;
         }
     }
-    y
+    Ok(y)
 }
 
 /// A 64-bit linear congruential generator (Knuth's MMIX constants).

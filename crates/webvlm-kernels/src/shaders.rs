@@ -22,6 +22,7 @@ mod src {
     pub const Q8: &str = include_str!("../../../shaders/common/q8.wgsl");
     pub const Q4: &str = include_str!("../../../shaders/common/q4.wgsl");
     pub const F16: &str = include_str!("../../../shaders/common/f16.wgsl");
+    pub const MATVEC_ROWS: &str = include_str!("../../../shaders/common/matvec_rows.wgsl");
     pub const MATVEC_WORKGROUP: &str = include_str!("../../../shaders/common/matvec_workgroup.wgsl");
     pub const MATVEC_SUBGROUP: &str = include_str!("../../../shaders/common/matvec_subgroup.wgsl");
     pub const MATMUL_TILED: &str = include_str!("../../../shaders/common/matmul_tiled.wgsl");
@@ -40,9 +41,10 @@ pub enum Precision {
 /// How a matvec combines the partial sums of the lanes that share a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 ///
-/// `rpi` (rows per invocation) is how many rows an invocation works on at once: each chunk of
-/// activations it loads serves `rpi` rows. That matters on CPU implementations (lavapipe),
-/// where an activation load costs as much as a weight load; GPUs cache the activations.
+/// `rpi` (rows per invocation, a multiple of 4) is how many rows an invocation works on at
+/// once: each chunk of activations it loads serves `rpi` rows. That matters on CPU
+/// implementations (lavapipe), where an activation load costs as much as a weight load;
+/// GPUs cache the activations, but gain independent accumulators.
 pub enum Reduction {
     /// `tpr` lanes share `rpi` rows, `wg / tpr · rpi` rows per workgroup; the lanes' partial
     /// sums meet in shared memory behind one barrier (none when `tpr = 1`). Works everywhere.
@@ -53,6 +55,20 @@ pub enum Reduction {
 }
 
 impl Reduction {
+    /// Whether the placeholders make a valid kernel: `rpi` a positive multiple of 4, `tpr`
+    /// dividing `wg`, `rpw` a positive multiple of `rpi`.
+    pub fn is_valid(self) -> bool {
+        match self {
+            Reduction::Workgroup { wg, tpr, rpi } => {
+                // `partial` holds rpi / 4 vec4s per invocation.
+                rpi > 0 && rpi % 4 == 0 && tpr > 0 && wg % tpr == 0 && wg <= MAX_INVOCATIONS && wg * rpi * 4 <= MAX_WORKGROUP_BYTES
+            }
+            Reduction::Subgroup { wg, rpw, rpi } => {
+                wg > 0 && wg <= MAX_INVOCATIONS && rpi > 0 && rpi % 4 == 0 && rpw > 0 && rpw % rpi == 0
+            }
+        }
+    }
+
     /// Weight rows one workgroup covers.
     pub fn rows_per_workgroup(self) -> u32 {
         match self {
@@ -69,6 +85,21 @@ pub struct Tile {
     pub tn: u32,
     pub rm: u32,
     pub rn: u32,
+}
+
+/// WebGPU's guaranteed limits (what every adapter, phones included, must offer): variants
+/// stay within them so that none needs a limit negotiated at device creation.
+const MAX_INVOCATIONS: u32 = 256;
+const MAX_WORKGROUP_BYTES: u32 = 16 * 1024;
+
+impl Tile {
+    /// Whether the tiling makes a valid kernel within WebGPU's default limits.
+    pub fn is_valid(self) -> bool {
+        let Tile { tm, tn, rm, rn } = self;
+        let ok = rm > 0 && rn > 0 && tm % rm == 0 && tn % rn == 0 && tm > 0 && tn > 0;
+        // Two f32 tiles of 32 columns (8 vec4 of 16 bytes per row).
+        ok && (tm / rm) * (tn / rn) <= MAX_INVOCATIONS && (tm + tn) * 8 * 16 <= MAX_WORKGROUP_BYTES
+    }
 }
 
 /// One kernel variant: a family and the values of its placeholders.
@@ -135,7 +166,7 @@ impl Kernel {
                     Reduction::Workgroup { .. } => src::MATVEC_WORKGROUP,
                     Reduction::Subgroup { .. } => src::MATVEC_SUBGROUP,
                 };
-                vec![family, src::IO, layout, entry]
+                vec![family, src::IO, layout, src::MATVEC_ROWS, entry]
             }
             Kernel::Matmul { scheme, .. } => {
                 let (family, layout) = match scheme {

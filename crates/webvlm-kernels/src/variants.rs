@@ -51,6 +51,9 @@ pub struct KernelOptions {
     /// set it tiny to exercise the row-split path that large tensors take on 128 MiB devices.
     pub max_binding_bytes: Option<u64>,
     /// Force the subgroup matvec on or off (`None`: the device's [`DeviceCaps::subgroups`]).
+    /// Forcing it on a device whose adapter lacks `subgroups` fails in the driver: only do
+    /// so where the adapter is known to have it (lavapipe does; cubecl does not report it
+    /// for CPU adapters, and wgpu does not request it in browsers).
     pub subgroups: Option<bool>,
     /// Compute in f16 where the adapter offers `shader-f16` (ignored elsewhere).
     pub f16: bool,
@@ -61,9 +64,11 @@ pub struct KernelOptions {
 }
 
 impl KernelOptions {
-    /// The binding limit in force: the smaller of the device's and the caller's.
+    /// The binding limit in force: the smaller of the device's and the caller's, and at most
+    /// 4 GiB, so that every word index of a chunk fits the kernels' u32 arithmetic.
     pub fn binding_limit(&self, caps: &DeviceCaps) -> u64 {
-        self.max_binding_bytes.map_or(caps.max_binding_bytes, |b| b.min(caps.max_binding_bytes))
+        let device = caps.max_binding_bytes.min(u64::from(u32::MAX));
+        self.max_binding_bytes.map_or(device, |b| b.min(device))
     }
 
     fn precision(&self, caps: &DeviceCaps) -> Precision {
@@ -72,13 +77,22 @@ impl KernelOptions {
 
     /// The matvec variant for a `k`-column weight.
     pub fn matvec_kernel(&self, scheme: QuantScheme, k: usize, caps: &DeviceCaps) -> Kernel {
-        let reduction = self.matvec.unwrap_or_else(|| default_reduction(scheme, k, self.subgroups.unwrap_or(caps.subgroups), caps.software));
+        let subgroups = self.subgroups.unwrap_or(caps.subgroups);
+        let reduction = self.matvec.unwrap_or_else(|| default_reduction(scheme, k, subgroups, caps.software));
         Kernel::Matvec { scheme, precision: self.precision(caps), reduction }
     }
 
     /// The matmul variant for an `m`-row activation.
     pub fn matmul_kernel(&self, scheme: QuantScheme, m: usize, caps: &DeviceCaps) -> Kernel {
-        let tile = self.tile.unwrap_or(if m <= 16 { Tile { tm: 16, tn: 64, rm: 2, rn: 8 } } else { Tile { tm: 32, tn: 32, rm: 4, rn: 4 } });
+        let tile = self.tile.unwrap_or(if caps.software {
+            // On a CPU every shared-memory load is a per-lane loop: the largest register
+            // tile (fewest loads per multiply-add) wins, 1.7× over 32×32/4×4 on lavapipe.
+            Tile { tm: 64, tn: 64, rm: 8, rn: 8 }
+        } else if m <= 16 {
+            Tile { tm: 16, tn: 64, rm: 2, rn: 8 }
+        } else {
+            Tile { tm: 32, tn: 32, rm: 4, rn: 4 }
+        });
         Kernel::Matmul { scheme, precision: self.precision(caps), tile }
     }
 }
@@ -95,18 +109,20 @@ pub fn matvec_chunks(scheme: QuantScheme, k: usize) -> usize {
 }
 
 fn default_reduction(scheme: QuantScheme, k: usize, subgroups: bool, software: bool) -> Reduction {
-    if software {
-        // A CPU runs a workgroup's invocations as SIMD lanes in a loop; barriers cost a
-        // context switch each. One invocation per row needs neither barrier nor shared memory.
-        return Reduction::Workgroup { wg: 64, tpr: 1, rpi: 4 };
-    }
     if subgroups {
-        return Reduction::Subgroup { wg: 128, rpw: 8, rpi: 1 };
+        return Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 };
+    }
+    if software {
+        // A CPU runs a workgroup's invocations as SIMD lanes, and lavapipe performs every
+        // per-lane buffer load as a scalar loop: one invocation per row group (no barrier, no
+        // shared memory) and 8 rows per invocation (one activation load serves 8 rows) won
+        // on lavapipe, 4× faster than one row per invocation.
+        return Reduction::Workgroup { wg: 64, tpr: 1, rpi: 8 };
     }
     // Enough lanes per row to keep each busy at least twice, at most 32.
     let chunks = matvec_chunks(scheme, k) as u32;
     let tpr = (chunks / 2).clamp(1, 32).next_power_of_two().min(32);
-    Reduction::Workgroup { wg: 128.max(tpr), tpr, rpi: 1 }
+    Reduction::Workgroup { wg: 128, tpr, rpi: 4 }
 }
 
 /// Every variant the crate can build: what the naga tests validate and the template test
@@ -116,11 +132,11 @@ pub fn all_variants() -> Vec<Kernel> {
     for scheme in [QuantScheme::Q8, QuantScheme::Q4, QuantScheme::F16] {
         for precision in [Precision::F32, Precision::F16] {
             for reduction in [
-                Reduction::Workgroup { wg: 64, tpr: 1, rpi: 1 },
                 Reduction::Workgroup { wg: 64, tpr: 1, rpi: 4 },
-                Reduction::Workgroup { wg: 128, tpr: 16, rpi: 2 },
-                Reduction::Subgroup { wg: 128, rpw: 8, rpi: 1 },
+                Reduction::Workgroup { wg: 64, tpr: 1, rpi: 8 },
+                Reduction::Workgroup { wg: 128, tpr: 16, rpi: 4 },
                 Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 },
+                Reduction::Subgroup { wg: 64, rpw: 24, rpi: 8 },
             ] {
                 out.push(Kernel::Matvec { scheme, precision, reduction });
             }
@@ -130,4 +146,60 @@ pub fn all_variants() -> Vec<Kernel> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(subgroups: bool, shader_f16: bool, software: bool) -> DeviceCaps {
+        DeviceCaps { max_binding_bytes: 1 << 27, subgroups, shader_f16, software, max_workgroups: 65535 }
+    }
+
+    #[test]
+    fn every_default_and_listed_variant_is_valid() {
+        for k in all_variants() {
+            match k {
+                Kernel::Matvec { reduction, .. } => assert!(reduction.is_valid(), "{}", k.label()),
+                Kernel::Matmul { tile, .. } => assert!(tile.is_valid(), "{}", k.label()),
+                Kernel::Copy { .. } => {}
+            }
+        }
+        for c in [caps(false, false, false), caps(true, true, false), caps(true, true, true)] {
+            for scheme in [QuantScheme::Q8, QuantScheme::Q4, QuantScheme::F16] {
+                for k in [1, 33, 576, 1536, 8960] {
+                    let Kernel::Matvec { reduction, .. } = KernelOptions::default().matvec_kernel(scheme, k, &c) else { panic!("matvec") };
+                    assert!(reduction.is_valid(), "{reduction:?}");
+                }
+                for m in [2, 16, 17, 1024] {
+                    let Kernel::Matmul { tile, .. } = KernelOptions::default().matmul_kernel(scheme, m, &c) else { panic!("matmul") };
+                    assert!(tile.is_valid(), "{tile:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f16_compute_only_where_offered_and_asked() {
+        let asked = KernelOptions { f16: true, ..Default::default() };
+        assert!(asked.matvec_kernel(QuantScheme::Q4, 64, &caps(false, true, false)).needs_f16());
+        assert!(!asked.matvec_kernel(QuantScheme::Q4, 64, &caps(false, false, false)).needs_f16());
+        assert!(!KernelOptions::default().matmul_kernel(QuantScheme::Q4, 64, &caps(false, true, false)).needs_f16());
+    }
+
+    #[test]
+    fn subgroups_follow_the_device_unless_forced() {
+        let on = caps(true, false, false);
+        assert!(KernelOptions::default().matvec_kernel(QuantScheme::Q8, 576, &on).needs_subgroups());
+        let off = KernelOptions { subgroups: Some(false), ..Default::default() };
+        assert!(!off.matvec_kernel(QuantScheme::Q8, 576, &on).needs_subgroups());
+    }
+
+    #[test]
+    fn binding_limit_is_the_smaller() {
+        let c = caps(false, false, false);
+        assert_eq!(KernelOptions::default().binding_limit(&c), 1 << 27);
+        assert_eq!(KernelOptions { max_binding_bytes: Some(4096), ..Default::default() }.binding_limit(&c), 4096);
+        assert_eq!(KernelOptions { max_binding_bytes: Some(1 << 40), ..Default::default() }.binding_limit(&c), 1 << 27);
+    }
 }

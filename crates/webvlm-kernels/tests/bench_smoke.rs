@@ -31,7 +31,7 @@ fn small_bench_runs_and_reports_sane_numbers() {
 #[test]
 #[ignore]
 fn full_bench() {
-    let rows = bench_kernels(&common::gpu().device, &default_shapes(), 7).unwrap();
+    let rows = bench_kernels(&common::gpu().device, &default_shapes(), 5).unwrap();
     println!("{}", format_table(&rows));
 }
 

@@ -45,8 +45,8 @@ fn case(m: usize, n: usize, k: usize, scheme: QuantScheme, seed: u64) -> Case {
     let mut rng = Lcg::new(seed);
     let qm = QuantMatrix::quantize(&rng.normals(n * k), n, k, scheme).unwrap();
     let x = rng.normals(m * k);
-    let want = matmul_ref(&x, m, &qm);
-    let scale = abs_matmul_ref(&x, m, &qm);
+    let want = matmul_ref(&x, m, &qm).unwrap();
+    let scale = abs_matmul_ref(&x, m, &qm).unwrap();
     Case { x, qm, m, want, scale }
 }
 
@@ -82,19 +82,19 @@ fn default_variants_match_the_reference() {
 #[test]
 fn every_matvec_reduction_matches() {
     let mut reductions = vec![
-        Reduction::Workgroup { wg: 64, tpr: 1, rpi: 1 },
         Reduction::Workgroup { wg: 64, tpr: 1, rpi: 4 },
-        Reduction::Workgroup { wg: 32, tpr: 1, rpi: 3 },
+        Reduction::Workgroup { wg: 64, tpr: 1, rpi: 8 },
+        Reduction::Workgroup { wg: 32, tpr: 1, rpi: 12 },
         Reduction::Workgroup { wg: 64, tpr: 4, rpi: 4 },
-        Reduction::Workgroup { wg: 128, tpr: 16, rpi: 1 },
-        Reduction::Workgroup { wg: 128, tpr: 32, rpi: 2 },
-        Reduction::Workgroup { wg: 32, tpr: 32, rpi: 1 },
+        Reduction::Workgroup { wg: 128, tpr: 16, rpi: 4 },
+        Reduction::Workgroup { wg: 128, tpr: 32, rpi: 8 },
+        Reduction::Workgroup { wg: 32, tpr: 32, rpi: 4 },
     ];
     if gpu().subgroups {
-        reductions.push(Reduction::Subgroup { wg: 128, rpw: 8, rpi: 1 });
         reductions.push(Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 });
-        reductions.push(Reduction::Subgroup { wg: 32, rpw: 3, rpi: 1 });
-        reductions.push(Reduction::Subgroup { wg: 32, rpw: 6, rpi: 3 });
+        reductions.push(Reduction::Subgroup { wg: 128, rpw: 32, rpi: 8 });
+        reductions.push(Reduction::Subgroup { wg: 32, rpw: 4, rpi: 4 });
+        reductions.push(Reduction::Subgroup { wg: 32, rpw: 36, rpi: 12 });
     } else {
         eprintln!("adapter lacks subgroups: subgroup matvec only validated by naga");
     }
@@ -137,7 +137,7 @@ fn f16_compute_matches_within_f16_tolerance() {
             let w = DeviceQuantMatrix::upload(&c.qm, &gpu().device).unwrap();
             let mut variants = vec![KernelOptions { f16: true, ..Default::default() }];
             if m == 1 {
-                variants.push(KernelOptions { f16: true, matvec: Some(Reduction::Workgroup { wg: 128, tpr: 16, rpi: 2 }), ..Default::default() });
+                variants.push(KernelOptions { f16: true, matvec: Some(Reduction::Workgroup { wg: 128, tpr: 16, rpi: 4 }), ..Default::default() });
                 if gpu().subgroups {
                     variants.push(KernelOptions { f16: true, matvec: Some(Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 }), ..Default::default() });
                 }
@@ -225,8 +225,8 @@ fn outputs_chain_without_readback() {
     let h = burn::tensor::activation::relu(h);
     let got = read(quant_matmul(h, &wb).unwrap());
     let h_ref: Vec<f32> = a.want.iter().map(|v| v.max(0.0)).collect();
-    let want = matmul_ref(&h_ref, 4, &b);
-    let scale = abs_matmul_ref(&h_ref, 4, &b);
+    let want = matmul_ref(&h_ref, 4, &b).unwrap();
+    let scale = abs_matmul_ref(&h_ref, 4, &b).unwrap();
     for i in 0..want.len() {
         assert!((got[i] - want[i]).abs() <= 1e-5 * scale[i] + 1e-5, "y[{i}]: {} vs {}", got[i], want[i]);
     }
@@ -254,7 +254,7 @@ fn f16_rows_do_not_read_their_neighbours() {
     w[3] = (w[3] & 0xFFFF_0000) | 0x7C00; // row 1, column 0 = +Inf
     let qm = QuantMatrix::from_f16_plane(n, k, w).unwrap();
     let dw = DeviceQuantMatrix::upload(&qm, device).unwrap();
-    for options in [KernelOptions::default(), KernelOptions { matvec: Some(Reduction::Workgroup { wg: 64, tpr: 4, rpi: 2 }), ..Default::default() }] {
+    for options in [KernelOptions::default(), KernelOptions { matvec: Some(Reduction::Workgroup { wg: 64, tpr: 4, rpi: 4 }), ..Default::default() }] {
         for m in [1, 3] {
             let y = read(quant_matmul_with(tensor(vec![1.0; m * k], m, k, device), &dw, &options).unwrap());
             for i in 0..m {
@@ -263,4 +263,20 @@ fn f16_rows_do_not_read_their_neighbours() {
             }
         }
     }
+}
+
+#[test]
+fn invalid_forced_variants_are_errors() {
+    let device = &gpu().device;
+    let c = case(1, 8, 32, QuantScheme::Q8, 11);
+    let w = DeviceQuantMatrix::upload(&c.qm, device).unwrap();
+    let x = || tensor(c.x.clone(), 1, 32, device);
+    for r in [Reduction::Workgroup { wg: 64, tpr: 3, rpi: 4 }, Reduction::Workgroup { wg: 64, tpr: 1, rpi: 2 }, Reduction::Subgroup { wg: 64, rpw: 6, rpi: 4 }, Reduction::Workgroup { wg: 512, tpr: 1, rpi: 4 }] {
+        let err = quant_matmul_with(x(), &w, &KernelOptions { matvec: Some(r), ..Default::default() }).unwrap_err();
+        assert!(matches!(err, KernelError::InvalidVariant(_)), "{r:?}: {err}");
+    }
+    let c = case(3, 8, 32, QuantScheme::Q8, 12);
+    let w = DeviceQuantMatrix::upload(&c.qm, device).unwrap();
+    let err = quant_matmul_with(tensor(c.x.clone(), 3, 32, device), &w, &KernelOptions { tile: Some(Tile { tm: 128, tn: 128, rm: 8, rn: 8 }), ..Default::default() }).unwrap_err();
+    assert!(matches!(err, KernelError::InvalidVariant(_)), "{err}");
 }
