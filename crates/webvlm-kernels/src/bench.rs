@@ -52,6 +52,8 @@ pub struct BenchRow {
     pub bytes: u64,
     /// `bytes / time`.
     pub gbps: f64,
+    /// `2·M·N·K / time`: the figure that matters for prefill, which is compute-bound.
+    pub gflops: f64,
     /// Read + write bandwidth of `copy.wgsl` on a buffer of the weight's size (best variant).
     pub copy_gbps: f64,
     /// `gbps / copy_gbps`.
@@ -100,7 +102,8 @@ pub fn bench_kernels(device: &Device, shapes: &[BenchShape], repeats: usize) -> 
             let time = time_calls(device, calls, repeats, || quant_matmul_with(x.clone(), &w, &options).map(drop))?;
             let kernel = if shape.m == 1 { options.matvec_kernel(shape.scheme, shape.k, &caps) } else { options.matmul_kernel(shape.scheme, shape.m, &caps) };
             let gbps = bytes as f64 / time.as_secs_f64() / 1e9;
-            rows.push(BenchRow { shape: shape.clone(), kernel: kernel.label(), default: Some(kernel) == default, time, bytes, gbps, copy_gbps, ratio: gbps / copy_gbps });
+            let gflops = 2.0 * (shape.m * shape.n * shape.k) as f64 / time.as_secs_f64() / 1e9;
+            rows.push(BenchRow { shape: shape.clone(), kernel: kernel.label(), default: Some(kernel) == default, time, bytes, gbps, gflops, copy_gbps, ratio: gbps / copy_gbps });
         }
     }
     Ok(rows)
@@ -121,6 +124,7 @@ fn candidate_options(shape: &BenchShape, caps: &DeviceCaps) -> Vec<KernelOptions
             .collect();
     }
     let mut reductions = vec![
+        Reduction::Workgroup { wg: 8, tpr: 1, rpi: 8 },
         Reduction::Workgroup { wg: 64, tpr: 1, rpi: 4 },
         Reduction::Workgroup { wg: 64, tpr: 1, rpi: 8 },
         Reduction::Workgroup { wg: 64, tpr: 4, rpi: 4 },
@@ -168,10 +172,10 @@ fn best_copy_gbps(device: &Device, caps: &DeviceCaps, bytes: u64, calls: usize, 
 
 /// Rows as a plain-text table (what `webvlm bench kernels` prints).
 pub fn format_table(rows: &[BenchRow]) -> String {
-    let mut s = format!("{:<30} {:>4} {:>6} {:>6} {:<34} {:>10} {:>8} {:>8} {:>6}\n", "shape", "M", "N", "K", "kernel", "µs/call", "GB/s", "copy", "ratio");
+    let mut s = format!("{:<30} {:>4} {:>6} {:>6} {:<34} {:>10} {:>8} {:>8} {:>6} {:>8}\n", "shape", "M", "N", "K", "kernel", "µs/call", "GB/s", "copy", "ratio", "GFLOP/s");
     for r in rows {
         s.push_str(&format!(
-            "{:<30} {:>4} {:>6} {:>6} {:<34} {:>10.1} {:>8.2} {:>8.2} {:>5.0}%{}\n",
+            "{:<30} {:>4} {:>6} {:>6} {:<34} {:>10.1} {:>8.2} {:>8.2} {:>5.0}% {:>8.2}{}\n",
             r.shape.name,
             r.shape.m,
             r.shape.n,
@@ -181,6 +185,7 @@ pub fn format_table(rows: &[BenchRow]) -> String {
             r.gbps,
             r.copy_gbps,
             r.ratio * 100.0,
+            r.gflops,
             if r.default { " *" } else { "" }
         ));
     }

@@ -54,7 +54,7 @@ fn launch(kernel: Kernel, client: &burn_cubecl::cubecl::client::Client, count: C
 
 /// Geometry shared by the two matrix launchers.
 pub(crate) struct MatShape {
-    /// Activation columns after padding to a multiple of 4, in vec4s.
+    /// Activation row length after zero-padding to whole blocks, in vec4s.
     pub k4: u32,
     pub k: usize,
     /// Total output columns (N of the whole matrix).
@@ -131,9 +131,10 @@ pub(crate) fn copy(kernel: Kernel, caps: &DeviceCaps, src: &CubeTensor, dst: &Cu
     Ok(())
 }
 
-/// Refuse an activation or output larger than one binding: row chunks cannot help there.
-pub(crate) fn check_binding(t: &CubeTensor, what: &'static str, limit: u64) -> Result<()> {
-    let bytes = t.meta.shape().num_elements() as u64 * DType::F32.size() as u64;
+/// Refuse an activation or output of `elements` f32 larger than one binding: row chunks
+/// cannot help there (the caller must split M).
+pub(crate) fn check_binding(elements: usize, what: &'static str, limit: u64) -> Result<()> {
+    let bytes = elements as u64 * DType::F32.size() as u64;
     if bytes > limit { Err(KernelError::BindingTooLarge { what, bytes, limit }) } else { Ok(()) }
 }
 

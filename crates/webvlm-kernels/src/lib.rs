@@ -88,9 +88,10 @@ pub fn quant_matmul_with(x: Tensor<2>, w: &DeviceQuantMatrix, options: &KernelOp
     if chunks.first().is_some_and(|c| c.planes.first().is_some_and(|p| p.device != x.device)) {
         return Err(KernelError::DeviceMismatch);
     }
-    launch::check_binding(&x, "the activation", caps.max_binding_bytes)?;
+    // Checked before allocating: burn cannot allocate a buffer past the limit either.
+    launch::check_binding(m * kp, "the activation", caps.max_binding_bytes)?;
+    launch::check_binding(m * w.n(), "the output", caps.max_binding_bytes)?;
     let y = empty_f32(&x, [m, w.n()]);
-    launch::check_binding(&y, "the output", caps.max_binding_bytes)?;
     let shape = MatShape { k4: k4 as u32, k, ld_y: w.n() };
     let kernel = if m == 1 { options.matvec_kernel(w.scheme(), k, caps) } else { options.matmul_kernel(w.scheme(), m, caps) };
     for c in chunks {

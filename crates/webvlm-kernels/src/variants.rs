@@ -116,8 +116,9 @@ fn default_reduction(scheme: QuantScheme, k: usize, subgroups: bool, software: b
         // A CPU runs a workgroup's invocations as SIMD lanes, and lavapipe performs every
         // per-lane buffer load as a scalar loop: one invocation per row group (no barrier, no
         // shared memory) and 8 rows per invocation (one activation load serves 8 rows) won
-        // on lavapipe, 4× faster than one row per invocation.
-        return Reduction::Workgroup { wg: 64, tpr: 1, rpi: 8 };
+        // on lavapipe, 4× faster than one row per invocation. Workgroups of one SIMD batch
+        // (8) keep 64 rows per workgroup, enough workgroups for every core even at N = 192.
+        return Reduction::Workgroup { wg: 8, tpr: 1, rpi: 8 };
     }
     // Enough lanes per row to keep each busy at least twice, at most 32.
     let chunks = matvec_chunks(scheme, k) as u32;
@@ -133,7 +134,7 @@ pub fn all_variants() -> Vec<Kernel> {
         for precision in [Precision::F32, Precision::F16] {
             for reduction in [
                 Reduction::Workgroup { wg: 64, tpr: 1, rpi: 4 },
-                Reduction::Workgroup { wg: 64, tpr: 1, rpi: 8 },
+                Reduction::Workgroup { wg: 8, tpr: 1, rpi: 8 },
                 Reduction::Workgroup { wg: 128, tpr: 16, rpi: 4 },
                 Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 },
                 Reduction::Subgroup { wg: 64, rpw: 24, rpi: 8 },
