@@ -98,9 +98,16 @@ pub fn bench_kernels(device: &Device, shapes: &[BenchShape], repeats: usize) -> 
         let calls = calls.clamp(1, 200) as usize;
         let copy_gbps = best_copy_gbps(device, &caps, w.byte_size(), calls, repeats)?;
         let default = default_kernel(&w, shape.m, &caps);
-        for options in candidate_options(shape, &caps) {
-            let time = time_calls(device, calls, repeats, || quant_matmul_with(x.clone(), &w, &options).map(drop))?;
+        // The listed variants plus the default, each once.
+        let mut runs: Vec<(KernelOptions, Kernel)> = Vec::new();
+        for options in std::iter::once(KernelOptions::default()).chain(candidate_options(shape, &caps)) {
             let kernel = if shape.m == 1 { options.matvec_kernel(shape.scheme, shape.k, &caps) } else { options.matmul_kernel(shape.scheme, shape.m, &caps) };
+            if !runs.iter().any(|(_, k)| *k == kernel) {
+                runs.push((options, kernel));
+            }
+        }
+        for (options, kernel) in runs {
+            let time = time_calls(device, calls, repeats, || quant_matmul_with(x.clone(), &w, &options).map(drop))?;
             let gbps = bytes as f64 / time.as_secs_f64() / 1e9;
             let gflops = 2.0 * (shape.m * shape.n * shape.k) as f64 / time.as_secs_f64() / 1e9;
             rows.push(BenchRow { shape: shape.clone(), kernel: kernel.label(), default: Some(kernel) == default, time, bytes, gbps, gflops, copy_gbps, ratio: gbps / copy_gbps });

@@ -84,9 +84,10 @@ impl KernelOptions {
 
     /// The matmul variant for an `m`-row activation.
     pub fn matmul_kernel(&self, scheme: QuantScheme, m: usize, caps: &DeviceCaps) -> Kernel {
-        let tile = self.tile.unwrap_or(if caps.software {
+        let tile = self.tile.unwrap_or(if caps.software && m > 16 {
             // On a CPU every shared-memory load is a per-lane loop: the largest register
-            // tile (fewest loads per multiply-add) wins, 1.7× over 32×32/4×4 on lavapipe.
+            // tile (fewest loads per multiply-add) wins, 1.7× over 32×32/4×4 on lavapipe
+            // at M = 64. A few rows leave most of a 64-row tile idle, hence the next branch.
             Tile { tm: 64, tn: 64, rm: 8, rn: 8 }
         } else if m <= 16 {
             Tile { tm: 16, tn: 64, rm: 2, rn: 8 }
