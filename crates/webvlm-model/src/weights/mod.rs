@@ -105,7 +105,7 @@ impl WeightStore {
                     result = store.insert_hf(name, shape, values, options);
                 }
             })?;
-            result.as_ref().map_err(|e| ModelError::Kernel { name: file.clone(), message: e.to_string() })?;
+            std::mem::replace(&mut result, Ok(()))?;
         }
         Ok(store)
     }
