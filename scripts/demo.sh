@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds webvlm and answers a question about the bundled fixture image natively on wgpu.
-# (The browser demo page arrives with the web package; see README.)
+# Sets up, builds the npm package (wasm engine + TypeScript) and serves the demo page on
+# http://127.0.0.1:8080/ with the bundled fixture model (random weights: gibberish by design).
+# Real models: `webvlm convert --model DIR --quant q4 --out www/models/NAME`, then load
+# /models/NAME/ from the page's URL field.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release -p webvlm-cli
-fx=tests/fixtures/smolvlm-tiny-split
-./target/release/webvlm info --model "$fx/model"
-echo "Q: What is in this image? ($fx/image.png, random-weight fixture: the answer is gibberish by design)"
-./target/release/webvlm run --model "$fx/model" --image "$fx/image.png" --prompt "What is in this image?" --max-new-tokens 20
+bash scripts/build-web.sh
+mkdir -p www/models
+exec node scripts/serve.mjs --port "${PORT:-8080}" --models tests/fixtures/packed --models www/models

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit and parity tests on burn's CPU backend and on wgpu (lavapipe when
-# there is no GPU), the CLI against the transformers goldens, and the wasm32 build of the core.
+# there is no GPU), the CLI against the transformers goldens, the npm package's Node tests, and
+# the browser tests (Debian's Chromium, WebGPU on SwiftShader, driven by playwright-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 step() { echo; echo "== $1 ($(date +%T))"; }
 
-step "wasm32 build of the model core and runtime"
-cargo build --target wasm32-unknown-unknown -p webvlm-model -p webvlm-runtime --no-default-features
+step "npm package: wasm engine (release, wasm32) + TypeScript"
+bash scripts/build-web.sh
+
+step "Node tests (server, protocol, demo helpers)"
+node --test tests/browser/*.node.test.mjs
+
+step "Browser tests (Chromium + SwiftShader WebGPU)"
+node --test --test-concurrency=1 tests/browser/runtime.test.mjs
 
 step "Rust tests (release; CPU + wgpu)"
 cargo test --release --workspace

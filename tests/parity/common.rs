@@ -16,6 +16,12 @@ pub fn fixture(name: &str) -> PathBuf {
     fixtures_dir().join(name)
 }
 
+/// The fixture's `image.png` (written by PIL), decoded with the crate the CLI uses.
+pub fn fixture_image(name: &str) -> webvlm_model::RgbImage {
+    let img = image::open(fixture(name).join("image.png")).expect("image.png").to_rgb8();
+    webvlm_model::RgbImage::from_rgb(img.width(), img.height(), img.into_raw()).expect("rgb image")
+}
+
 /// `goldens.json` of a fixture.
 #[derive(Debug, Deserialize)]
 pub struct Goldens {

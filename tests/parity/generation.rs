@@ -76,3 +76,49 @@ fn zero_new_tokens_and_bad_options() {
     assert!(err.to_string().contains("top_p"), "{err}");
     let _ = goldens(FIXTURE);
 }
+
+#[test]
+fn a_follow_up_turn_reuses_the_cache_and_matches_a_fresh_run() {
+    use webvlm_model::prompt::Message;
+    let vlm = vlm();
+    let image = webvlm_parity::fixture_image(FIXTURE);
+    let opts = GenerationOptions { max_new_tokens: 6, ignore_eos: true, ..Default::default() };
+    let first = vlm.prepare("Describe the colours", Some(&image)).unwrap();
+    let first_len = first.input_ids.len();
+    let mut g = Generator::new(&vlm, first, opts.clone()).unwrap();
+    pollster::block_on(g.prefill()).unwrap();
+    while pollster::block_on(g.step()).unwrap().is_some() {}
+    let reply = g.text().to_string();
+
+    let conversation = [
+        Message::user("Describe the colours", true),
+        Message::assistant(&reply),
+        Message::user("And the shapes?", false),
+    ];
+    let second = vlm.prepare_chat(&conversation, Some(&image)).unwrap();
+    let mut reused = g.follow_up(second.clone(), opts.clone()).unwrap();
+    assert!(
+        reused.reused_positions() >= first_len,
+        "the first turn's {first_len} prompt positions (image included) are reused, got {}",
+        reused.reused_positions()
+    );
+    pollster::block_on(reused.prefill()).unwrap();
+    while pollster::block_on(reused.step()).unwrap().is_some() {}
+
+    let mut fresh = Generator::new(&vlm, second, opts).unwrap();
+    pollster::block_on(fresh.prefill()).unwrap();
+    while pollster::block_on(fresh.step()).unwrap().is_some() {}
+    assert_eq!(reused.generated(), fresh.generated());
+}
+
+#[test]
+fn a_follow_up_with_a_new_image_starts_over() {
+    let vlm = vlm();
+    let image = webvlm_parity::fixture_image(FIXTURE);
+    let opts = GenerationOptions { max_new_tokens: 3, ignore_eos: true, ..Default::default() };
+    let mut g = Generator::new(&vlm, vlm.prepare("Hi", None).unwrap(), opts.clone()).unwrap();
+    pollster::block_on(g.prefill()).unwrap();
+    while pollster::block_on(g.step()).unwrap().is_some() {}
+    let next = g.follow_up(vlm.prepare("Hi", Some(&image)).unwrap(), opts).unwrap();
+    assert_eq!(next.reused_positions(), 0, "image tokens in the new suffix force a full prefill");
+}

@@ -7,7 +7,6 @@
 //! tensors) with identical greedy tokens; the quantised mix within 2.5 max / 0.4 mean, as q4.
 
 use webvlm_model::device::{Backend, read_f32};
-use webvlm_model::preprocess::RgbImage;
 use webvlm_model::{MemorySource, ModelError, Vlm};
 use webvlm_parity::{device, fixture, fixtures_dir, golden_tensor, goldens};
 use webvlm_runtime::{GenerationOptions, Generator};
@@ -32,8 +31,7 @@ fn check(name: &str, mmproj: &str, max_tol: f32, mean_tol: f64, tokens_must_matc
     }
     let vlm = Vlm::load(&dir, &device(Backend::Wgpu)).unwrap();
     let g = goldens(name);
-    let img = image::open(fixture(name).join("image.png")).unwrap().to_rgb8();
-    let img = RgbImage::from_rgb(img.width(), img.height(), img.into_raw()).unwrap();
+    let img = webvlm_parity::fixture_image(name);
     let prompt = vlm.prepare(&g.prompt, Some(&img)).unwrap();
     assert_eq!(prompt.input_ids, g.input_ids, "{name}: config, template and processor from GGUF metadata");
     let embeds = vlm.embed_prompt(&prompt).unwrap();

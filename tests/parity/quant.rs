@@ -44,8 +44,7 @@ fn memory(files: &Files) -> MemorySource {
 }
 
 fn image(name: &str) -> RgbImage {
-    let img = image::open(fixture(name).join("image.png")).unwrap().to_rgb8();
-    RgbImage::from_rgb(img.width(), img.height(), img.into_raw()).unwrap()
+    webvlm_parity::fixture_image(name)
 }
 
 /// Logits of every prompt position, and the greedy tokens.
@@ -226,4 +225,24 @@ fn a_missing_shard_is_named() {
     files.remove("weights-00002.bin");
     let err = load_err(&files);
     assert!(err.to_string().contains("weights-00002.bin"), "{err}");
+}
+
+/// The browser tests and the demo serve `tests/fixtures/packed/smolvlm-tiny` (committed so that
+/// neither needs the native CLI built). It must be exactly what the converter writes today.
+#[test]
+fn the_committed_browser_fixture_is_what_convert_writes() {
+    let files = packed("smolvlm-tiny-single", QuantScheme::F16, 64 << 20);
+    let dir = webvlm_parity::fixtures_dir().join("packed/smolvlm-tiny");
+    let mut on_disk: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    on_disk.sort();
+    let mut written: Vec<String> = files.keys().cloned().collect();
+    written.sort();
+    assert_eq!(written, on_disk);
+    for (name, bytes) in &files {
+        assert!(
+            std::fs::read(dir.join(name)).unwrap() == *bytes,
+            "{name} differs; regenerate with `webvlm convert --model tests/fixtures/smolvlm-tiny-single/model --quant f16 --out tests/fixtures/packed/smolvlm-tiny`"
+        );
+    }
 }

@@ -8,7 +8,6 @@
 //! differences are printed (`cargo test -- --nocapture`).
 
 use webvlm_model::device::{Backend, read_f32};
-use webvlm_model::preprocess::RgbImage;
 use webvlm_model::{DirSource, Vlm};
 use webvlm_parity::{assert_close, device, fixture, golden_tensor, goldens};
 use webvlm_runtime::{FinishReason, GenerationOptions, Generator};
@@ -16,18 +15,12 @@ use webvlm_runtime::{FinishReason, GenerationOptions, Generator};
 const ATOL: f32 = 5e-5;
 const RTOL: f32 = 1e-4;
 
-fn load_image(name: &str) -> RgbImage {
-    // The fixture image is a PNG written by PIL; decode it with the crate the CLI uses.
-    let img = image::open(fixture(name).join("image.png")).expect("image.png").to_rgb8();
-    RgbImage::from_rgb(img.width(), img.height(), img.into_raw()).expect("rgb image")
-}
-
 fn check_fixture(name: &str, backend: webvlm_model::device::Backend) {
     let g = goldens(name);
     let device = device(backend);
     let source = DirSource::new(fixture(name).join("model")).unwrap();
     let vlm = Vlm::load(&source, &device).unwrap();
-    let image = load_image(name);
+    let image = webvlm_parity::fixture_image(name);
 
     // Prompt: chat template, image expansion, tokenisation.
     let prompt = vlm.prepare(&g.prompt, Some(&image)).unwrap();

@@ -4,7 +4,7 @@
 //! (`Idefics3Processor.replace_image_token` in transformers).
 
 use minijinja::{Environment, Error as JinjaError, ErrorKind, context};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 
@@ -15,7 +15,7 @@ pub const GLOBAL_IMAGE_TOKEN: &str = "<global-img>";
 pub const END_OF_UTTERANCE: &str = "<end_of_utterance>";
 
 /// One part of a message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ContentPart {
     Image,
@@ -23,7 +23,7 @@ pub enum ContentPart {
 }
 
 /// One chat message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Message {
     pub role: String,
     pub content: Vec<ContentPart>,

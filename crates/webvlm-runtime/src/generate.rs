@@ -1,4 +1,6 @@
-//! Prefill + step-by-step decoding.
+//! Prefill + step-by-step decoding, and follow-up turns that reuse the KV cache.
+
+use std::ops::Deref;
 
 use serde::{Deserialize, Serialize};
 use webvlm_model::device::read_f32_async;
@@ -64,9 +66,10 @@ pub struct Step {
 }
 
 /// A generation in progress. Call [`Generator::prefill`] once, then [`Generator::step`] until it
-/// returns `None`.
-pub struct Generator<'a> {
-    vlm: &'a Vlm,
+/// returns `None`. `V` is how the model is held: `&Vlm` natively, `Rc<Vlm>` where the generator
+/// must outlive a borrow (the browser session keeps it between JavaScript calls).
+pub struct Generator<V: Deref<Target = Vlm>> {
+    vlm: V,
     opts: GenerationOptions,
     sampler: Sampler,
     cache: KvCache,
@@ -77,34 +80,84 @@ pub struct Generator<'a> {
     stream: TextStream,
     next_logits: Option<Vec<f32>>,
     finished: Option<FinishReason>,
+    /// Prompt positions already in the cache when prefill starts (reused from an earlier turn).
+    reused: usize,
 }
 
-impl<'a> Generator<'a> {
-    pub fn new(vlm: &'a Vlm, prompt: PreparedPrompt, opts: GenerationOptions) -> Result<Self, GenerateError> {
-        let sampler = Sampler::new(&opts)?;
+impl<V: Deref<Target = Vlm>> Generator<V> {
+    pub fn new(vlm: V, prompt: PreparedPrompt, opts: GenerationOptions) -> Result<Self, GenerateError> {
+        let capacity = Self::check(&vlm, &prompt, &opts)?;
+        let cache = vlm.model.new_cache(capacity);
+        Self::with_cache(vlm, prompt, opts, cache, 0)
+    }
+
+    /// The next turn of a conversation (or any new prompt): positions whose ids the cache
+    /// already holds are kept, so only the new suffix is prefilled. The cache holds exactly the
+    /// ids that were run through the decoder, so reuse is decided by comparing ids and is
+    /// correct for any prompt; a suffix that would cut through image tokens starts over.
+    pub fn follow_up(self, prompt: PreparedPrompt, opts: GenerationOptions) -> Result<Self, GenerateError> {
+        let capacity = Self::check(&self.vlm, &prompt, &opts)?;
+        let Self { vlm, mut cache, seen, .. } = self;
+        let cached = &seen[..cache.len().min(seen.len())];
+        let mut common = cached.iter().zip(&prompt.input_ids).take_while(|(a, b)| a == b).count();
+        // At least one position must run to produce logits.
+        common = common.min(prompt.input_ids.len().saturating_sub(1));
+        let image_id = vlm.config().image_token_id;
+        let suffix_has_image = prompt.input_ids[common..].contains(&image_id);
+        if suffix_has_image {
+            common = 0;
+        }
+        cache.truncate(common);
+        cache.grow(capacity);
+        Self::with_cache(vlm, prompt, opts, cache, common)
+    }
+
+    /// Validate options and prompt length; the cache capacity this generation needs.
+    fn check(vlm: &Vlm, prompt: &PreparedPrompt, opts: &GenerationOptions) -> Result<usize, GenerateError> {
+        Sampler::new(opts)?;
         let context = vlm.model.context_length();
         if prompt.input_ids.len() >= context {
             return Err(ModelError::ContextOverflow { tokens: prompt.input_ids.len(), context }.into());
         }
-        let capacity = (prompt.input_ids.len() + opts.max_new_tokens).min(context);
-        let cache = vlm.model.new_cache(capacity);
+        Ok((prompt.input_ids.len() + opts.max_new_tokens).min(context))
+    }
+
+    fn with_cache(
+        vlm: V,
+        prompt: PreparedPrompt,
+        opts: GenerationOptions,
+        cache: KvCache,
+        reused: usize,
+    ) -> Result<Self, GenerateError> {
         Ok(Self {
             vlm,
             seen: prompt.input_ids.clone(),
             prompt,
+            sampler: Sampler::new(&opts)?,
             opts,
-            sampler,
             cache,
             generated: Vec::new(),
             stream: TextStream::new(),
             next_logits: None,
             finished: None,
+            reused,
         })
     }
 
-    /// Encode the image, run the whole prompt through the decoder and keep the last logits.
+    /// Prompt positions taken from an earlier turn's cache instead of being prefilled.
+    pub fn reused_positions(&self) -> usize {
+        self.reused
+    }
+
+    /// Encode the image, run the (not yet cached part of the) prompt through the decoder and
+    /// keep the last logits.
     pub async fn prefill(&mut self) -> Result<(), GenerateError> {
-        let embeds = self.vlm.embed_prompt(&self.prompt)?;
+        let embeds = if self.reused == 0 {
+            self.cache.clear();
+            self.vlm.embed_prompt(&self.prompt)?
+        } else {
+            self.vlm.model.embed(&self.prompt.input_ids[self.reused..], None)?
+        };
         let logits = self.vlm.model.forward(embeds, &mut self.cache, false)?;
         self.next_logits = Some(read_f32_async(logits).await?);
         if self.opts.max_new_tokens == 0 {

@@ -47,6 +47,21 @@ impl KvCache {
         self.len = self.len.min(len);
     }
 
+    /// Make room for `capacity` positions, keeping what is cached. Multi-turn chat grows the
+    /// cache turn by turn instead of reserving the whole context window up front (the window
+    /// of a real model costs hundreds of MB, more than a phone can spare).
+    pub fn grow(&mut self, capacity: usize) {
+        if capacity <= self.capacity {
+            return;
+        }
+        for t in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            let [h, old, d] = t.dims();
+            let bigger = Tensor::<3>::zeros([h, capacity, d], &t.device());
+            *t = bigger.slice_assign([0..h, 0..old, 0..d], t.clone());
+        }
+        self.capacity = capacity;
+    }
+
     /// Write `n` new positions for `layer` at `len..len+n` and return keys/values of all
     /// `len+n` positions. The caller checks capacity first; [`KvCache::advance`] commits.
     ///

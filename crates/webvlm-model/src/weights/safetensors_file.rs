@@ -14,7 +14,10 @@ pub fn read_safetensors_into(
 ) -> Result<()> {
     let tensors = SafeTensors::deserialize(bytes)
         .map_err(|e| ModelError::Safetensors { file: file.to_string(), message: e.to_string() })?;
-    for (name, view) in tensors.iter() {
+    // A fixed order (by name) makes `webvlm convert` reproducible byte for byte.
+    let mut views: Vec<_> = tensors.iter().collect();
+    views.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, view) in views {
         let data = view.data();
         let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),

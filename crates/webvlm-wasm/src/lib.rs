@@ -1,0 +1,238 @@
+//! webvlm in the browser: the wasm-bindgen surface the web/ package's worker drives.
+//!
+//! A [`Session`] owns the WebGPU device, one loaded model and the conversation's generator (and
+//! so its KV cache). Generation is `start` → `prefill` → `step`… so that the worker gets back to
+//! its event loop between tokens: an abort is simply not calling `step` again. Bytes come from
+//! JavaScript through a synchronous read callback (OPFS sync access handles in the worker), so
+//! the packed loader takes one shard at a time from storage to GPU buffers and nothing here
+//! fetches or stores anything.
+#![cfg(target_family = "wasm")]
+
+mod errors;
+mod source;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::tensor::Device;
+use js_sys::{Function, Promise};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use webvlm_model::prompt::Message;
+use webvlm_model::{RgbImage, Vlm};
+use webvlm_runtime::{FinishReason, GenerationOptions, Generator};
+
+use errors::{JsResult, named};
+use source::JsSource;
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+thread_local! {
+    // burn registers one wgpu runtime per process and refuses to reconfigure it: every session
+    // shares the first device.
+    static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+async fn device() -> JsResult<Device> {
+    if let Some(d) = DEVICE.with(|d| d.borrow().clone()) {
+        return Ok(d);
+    }
+    let device = Device::wgpu_options().init_async().await.map_err(|e| {
+        named("WebGPUUnavailableError", format!("could not create a WebGPU device: {e}"))
+    })?;
+    DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
+struct Inner {
+    device: Device,
+    vlm: Option<Rc<Vlm>>,
+    generator: Option<Generator<Rc<Vlm>>>,
+    /// A prefill or step is awaiting the GPU (the generator is out of `generator`).
+    busy: bool,
+}
+
+/// One model on one device, with the conversation's state.
+#[wasm_bindgen]
+pub struct Session {
+    inner: Rc<RefCell<Inner>>,
+}
+
+/// What `load` reports about the model.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelInfo {
+    model_type: String,
+    family: &'static str,
+    context_length: usize,
+    image_seq_len: usize,
+    vocab_size: usize,
+}
+
+/// `start`'s request: the whole conversation (earlier turns let the KV cache be reused) and
+/// generation options in the runtime's own snake_case form.
+#[derive(Deserialize)]
+struct StartRequest {
+    messages: Vec<Message>,
+    #[serde(default)]
+    options: GenerationOptions,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Started {
+    prompt_tokens: usize,
+    reused_tokens: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StepOut {
+    token_id: Option<u32>,
+    text: String,
+    done: bool,
+    finish_reason: Option<FinishReason>,
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Create the WebGPU device (burn asks for every feature the adapter offers, `shader-f16`
+    /// included, and the adapter's own limits).
+    pub async fn create() -> Result<Session, JsValue> {
+        let device = device().await?;
+        Ok(Session { inner: Rc::new(RefCell::new(Inner { device, vlm: None, generator: None, busy: false })) })
+    }
+
+    /// Load a model. `read(name)` returns a file's bytes (`Uint8Array`) or `undefined` when
+    /// the model has no such file; `names` lists the model's files.
+    pub fn load(&self, read: Function, names: Vec<String>) -> Result<JsValue, JsValue> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.busy {
+            return Err(named("BusyError", "a generation is running; abort it before loading"));
+        }
+        // Free the old model's buffers before the new one is uploaded.
+        inner.generator = None;
+        inner.vlm = None;
+        let source = JsSource::new(read, names);
+        let vlm = Vlm::load(&source, &inner.device).map_err(errors::model)?;
+        let cfg = vlm.config();
+        let info = ModelInfo {
+            model_type: cfg.model_type.clone(),
+            family: "vlm",
+            context_length: vlm.model.context_length(),
+            image_seq_len: vlm.image_seq_len,
+            vocab_size: cfg.text_config.vocab_size,
+        };
+        inner.vlm = Some(Rc::new(vlm));
+        to_js(&info)
+    }
+
+    /// Prepare a generation: render the conversation, preprocess the image (RGBA pixels,
+    /// `width`×`height`) and tokenize. Positions an earlier turn already ran are reused.
+    pub fn start(&self, request: JsValue, rgba: Option<Vec<u8>>, width: u32, height: u32) -> Result<JsValue, JsValue> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.busy {
+            return Err(named("BusyError", "a generation is already running"));
+        }
+        let vlm = inner.vlm.clone().ok_or_else(|| named("WebVLMError", "no model is loaded"))?;
+        let request: StartRequest = serde_wasm_bindgen::from_value(request)
+            .map_err(|e| named("InvalidRequestError", format!("generation request: {e}")))?;
+        let image = match rgba {
+            Some(pixels) => Some(RgbImage::from_rgba(width, height, &pixels).map_err(|e| named("ImageError", e.to_string()))?),
+            None => None,
+        };
+        let prepared = vlm.prepare_chat(&request.messages, image.as_ref()).map_err(errors::model)?;
+        let prompt_tokens = prepared.input_ids.len();
+        let generator = match inner.generator.take() {
+            Some(previous) => previous.follow_up(prepared, request.options),
+            None => Generator::new(vlm, prepared, request.options),
+        }
+        .map_err(errors::generate)?;
+        let reused_tokens = generator.reused_positions();
+        inner.generator = Some(generator);
+        to_js(&Started { prompt_tokens, reused_tokens })
+    }
+
+    /// Encode the image and run the prompt; resolves when the first token's logits are read.
+    pub fn prefill(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let mut generator = take_generator(&inner)?;
+            let result = generator.prefill().await;
+            put_back(&inner, generator);
+            result.map_err(errors::generate)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The next token: `{tokenId, text, done, finishReason}`; `done` is set on the last one.
+    pub fn step(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let mut generator = take_generator(&inner)?;
+            let result = generator.step().await;
+            let finish_reason = generator.finish_reason();
+            put_back(&inner, generator);
+            let out = match result.map_err(errors::generate)? {
+                Some(step) => StepOut {
+                    token_id: Some(step.id),
+                    text: step.text,
+                    done: finish_reason.is_some(),
+                    finish_reason,
+                },
+                None => StepOut { token_id: None, text: String::new(), done: true, finish_reason },
+            };
+            to_js(&out)
+        })
+    }
+
+    /// Forget the conversation (its KV cache goes with it).
+    pub fn reset(&self) {
+        let mut inner = self.inner.borrow_mut();
+        if !inner.busy {
+            inner.generator = None;
+        }
+    }
+
+    /// Release the model's GPU memory.
+    pub fn unload(&self) {
+        let mut inner = self.inner.borrow_mut();
+        inner.generator = None;
+        inner.vlm = None;
+    }
+
+    /// Whether a model is loaded.
+    #[wasm_bindgen(getter)]
+    pub fn loaded(&self) -> bool {
+        self.inner.borrow().vlm.is_some()
+    }
+}
+
+fn take_generator(inner: &Rc<RefCell<Inner>>) -> JsResult<Generator<Rc<Vlm>>> {
+    let mut inner = inner.borrow_mut();
+    if inner.busy {
+        return Err(named("BusyError", "a prefill or step is already running"));
+    }
+    let generator = inner.generator.take().ok_or_else(|| named("WebVLMError", "no generation was started"))?;
+    inner.busy = true;
+    Ok(generator)
+}
+
+fn put_back(inner: &Rc<RefCell<Inner>>, generator: Generator<Rc<Vlm>>) {
+    let mut inner = inner.borrow_mut();
+    inner.busy = false;
+    // An `unload` during the await dropped the model: the generator goes with it.
+    if inner.vlm.is_some() {
+        inner.generator = Some(generator);
+    }
+}
+
+fn to_js<T: Serialize>(value: &T) -> JsResult<JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| named("WebVLMError", format!("result conversion: {e}")))
+}

@@ -1,0 +1,340 @@
+// The browser runtime end to end, in Debian's Chromium on SwiftShader WebGPU: golden tokens,
+// the OPFS cache, resumed and corrupted downloads, abort, main-thread responsiveness, typed
+// errors, and the demo page.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ARTIFACTS, GOLDENS, REPO, FIXTURE, launch, openPage, run, serve, weightRequests } from './harness.mjs';
+
+const T = { timeout: 600_000 };
+let browser;
+let server;
+
+before(async () => {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await launch();
+  server = await serve();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** Load the fixture and generate greedily with the golden prompt and image. */
+async function loadAndGenerate(page, url, maxTokens = GOLDENS.max_new_tokens) {
+  return run(page, async (api, arg, image) => {
+    const events = [];
+    const vlm = await api.WebVLM.load(arg.url, { onProgress: (p) => events.push(p) });
+    const ids = [];
+    let last;
+    for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: arg.maxTokens, ignoreEos: true })) {
+      if (c.tokenId !== undefined) ids.push(c.tokenId);
+      last = c;
+    }
+    await vlm.dispose();
+    return { ids, last, events, info: vlm.info };
+  }, { url, prompt: GOLDENS.prompt, maxTokens });
+}
+
+describe('browser runtime', () => {
+  test('generates the transformers golden tokens, then loads again from OPFS with no shard requests', T, async () => {
+    await server.reset();
+    const { page, context } = await openPage(browser, server);
+    const cold = await loadAndGenerate(page, server.modelUrl);
+    assert.equal(cold.error, undefined, JSON.stringify(cold.error));
+    assert.deepEqual(cold.ids, GOLDENS.greedy_tokens, 'greedy tokens equal the transformers goldens');
+    assert.equal(cold.last.usage.promptTokens, GOLDENS.input_ids.length);
+    assert.equal(cold.last.finishReason, 'length');
+    assert.ok(cold.events.some((e) => e.phase === 'download' && !e.fromCache), 'a cold load downloads');
+    const lastEvent = cold.events.at(-1);
+    assert.equal(lastEvent.phase, 'ready');
+    assert.equal(lastEvent.loaded, lastEvent.total);
+    assert.equal(cold.info.modelType, 'idefics3');
+    assert.equal(cold.info.adapter.isFallbackAdapter || cold.info.adapter.description.length >= 0, true);
+    assert.equal(weightRequests(await server.log()).length, 1);
+
+    await server.reset();
+    const second = await context.newPage();
+    await second.goto(page.url());
+    const warm = await loadAndGenerate(second, server.modelUrl, 3);
+    assert.equal(warm.error, undefined, JSON.stringify(warm.error));
+    assert.deepEqual(warm.ids, GOLDENS.greedy_tokens.slice(0, 3));
+    const log = await server.log();
+    assert.deepEqual(log.filter((r) => !r.path.endsWith('manifest.json') && r.path.includes('/models/')), [], 'no file but the manifest is requested');
+    assert.ok(warm.events.every((e) => e.fromCache), 'every progress event says fromCache');
+    await context.close();
+  });
+
+  test('the same model over a Hugging Face–style URL, and the chat API with KV reuse across turns', T, async () => {
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image) => {
+      const vlm = await api.WebVLM.load(arg.url);
+      const img = URL.createObjectURL(image());
+      const first = await vlm.chat.completions.create({
+        messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: img } }, { type: 'text', text: arg.prompt }] }],
+        max_tokens: 4,
+      });
+      const chunks = [];
+      const stream = await vlm.chat.completions.create({
+        stream: true,
+        max_tokens: 4,
+        messages: [
+          { role: 'user', content: [{ type: 'image_url', image_url: { url: img } }, { type: 'text', text: arg.prompt }] },
+          { role: 'assistant', content: first.choices[0].message.content },
+          { role: 'user', content: 'And the shapes?' },
+        ],
+      });
+      for await (const c of stream) chunks.push(c);
+      let reused = 0;
+      for await (const c of vlm.generateChat([{ role: 'user', content: [{ type: 'image_url', image_url: img }, { type: 'text', text: arg.prompt }] }], { maxTokens: 2 })) {
+        if (c.done) reused = c.usage.reusedTokens;
+      }
+      return { first, chunks, reused, url: vlm.info.url };
+    }, { url: new URL('/smolvlm-tiny/resolve/main/', server.url).href, prompt: GOLDENS.prompt });
+    assert.equal(out.error, undefined, JSON.stringify(out.error));
+    assert.equal(out.first.object, 'chat.completion');
+    assert.equal(out.first.usage.prompt_tokens, GOLDENS.input_ids.length);
+    assert.equal(out.chunks[0].choices[0].delta.role, 'assistant');
+    assert.ok(out.chunks.at(-1).choices[0].finish_reason);
+    assert.ok(out.reused >= GOLDENS.input_ids.length - 1, `the repeated first turn reuses the cached prompt (reused ${out.reused})`);
+    assert.ok(out.url.includes('/resolve/main/'));
+    await context.close();
+  });
+
+  test('two tabs loading the same model share one download', T, async () => {
+    await server.reset();
+    const { page, context } = await openPage(browser, server);
+    const other = await context.newPage();
+    await other.goto(page.url());
+    const load = (p) => run(p, async (api, arg) => {
+      const vlm = await api.WebVLM.load(arg.url);
+      await vlm.dispose();
+      return 'ok';
+    }, { url: server.modelUrl });
+    const [a, b] = await Promise.all([load(page), load(other)]);
+    assert.equal(a, 'ok', JSON.stringify(a));
+    assert.equal(b, 'ok', JSON.stringify(b));
+    assert.equal(weightRequests(await server.log()).length, 1, 'the shard is fetched once');
+    await context.close();
+  });
+
+  test('a download cut mid-shard resumes with a Range request', T, async () => {
+    await server.reset();
+    await server.fault({ path: 'weights-00000.bin', kind: 'cut', afterBytes: 100_000, times: 1 });
+    const { page, context } = await openPage(browser, server);
+    const out = await loadAndGenerate(page, server.modelUrl, 3);
+    assert.equal(out.error, undefined, JSON.stringify(out.error));
+    assert.deepEqual(out.ids, GOLDENS.greedy_tokens.slice(0, 3));
+    const shard = weightRequests(await server.log());
+    assert.equal(shard.length, 2, JSON.stringify(shard));
+    assert.equal(shard[0].range, null);
+    assert.match(shard[1].range ?? '', /^bytes=\d+-$/);
+    const from = Number(/bytes=(\d+)-/.exec(shard[1].range)[1]);
+    assert.ok(from >= 65_536 && from <= 100_000, `resumed from the cut (byte ${from})`);
+    assert.equal(shard[1].status, 206);
+    await context.close();
+  });
+
+  test('a shard corrupted once is fetched again; one that stays corrupt is an IntegrityError and leaves nothing cached', T, async () => {
+    await server.reset();
+    await server.fault({ path: 'weights-00000.bin', kind: 'corrupt', times: 1 });
+    let { page, context } = await openPage(browser, server);
+    const once = await loadAndGenerate(page, server.modelUrl, 3);
+    assert.equal(once.error, undefined, JSON.stringify(once.error));
+    assert.deepEqual(once.ids, GOLDENS.greedy_tokens.slice(0, 3));
+    assert.equal(weightRequests(await server.log()).length, 2);
+    await context.close();
+
+    await server.reset();
+    await server.fault({ path: 'weights-00000.bin', kind: 'corrupt', times: -1 });
+    ({ page, context } = await openPage(browser, server));
+    const bad = await run(page, async (api, arg) => {
+      let error;
+      try {
+        await api.WebVLM.load(arg.url);
+      } catch (e) {
+        error = { name: e.name, message: e.message, isClass: e instanceof api.IntegrityError };
+      }
+      const root = await navigator.storage.getDirectory();
+      const files = [];
+      const walk = async (dir, prefix) => {
+        for await (const [name, h] of dir.entries()) {
+          if (h.kind === 'directory') await walk(h, `${prefix}${name}/`);
+          else files.push(`${prefix}${name}`);
+        }
+      };
+      await walk(root, '');
+      return { error, files, cached: await api.WebVLM.cache.list() };
+    }, { url: server.modelUrl });
+    assert.equal(bad.error?.name, 'IntegrityError', JSON.stringify(bad));
+    assert.ok(bad.error.isClass);
+    assert.ok(!bad.files.some((f) => f.endsWith('weights-00000.bin')), `no shard left in OPFS: ${bad.files}`);
+    assert.ok(bad.cached.every((m) => m.files < 6), 'the corrupt shard is not marked complete');
+    await server.reset();
+    await context.close();
+  });
+
+  test('abort mid-generation, then generate again', T, async () => {
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image) => {
+      const vlm = await api.WebVLM.load(arg.url);
+      const ctl = new AbortController();
+      let seen = 0;
+      let error;
+      try {
+        for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: 200, ignoreEos: true, signal: ctl.signal })) {
+          if (++seen === 3) ctl.abort();
+        }
+      } catch (e) {
+        error = e.name;
+      }
+      const ids = [];
+      for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: arg.n, ignoreEos: true })) {
+        if (c.tokenId !== undefined) ids.push(c.tokenId);
+      }
+      // Leaving a loop early also stops the worker.
+      for await (const c of vlm.generate({ prompt: 'hello', maxTokens: 50, ignoreEos: true })) break;
+      const again = [];
+      for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: 2, ignoreEos: true })) {
+        if (c.tokenId !== undefined) again.push(c.tokenId);
+      }
+      return { seen, error, ids, again };
+    }, { url: server.modelUrl, prompt: GOLDENS.prompt, n: GOLDENS.max_new_tokens });
+    assert.equal(out.error, 'AbortError', JSON.stringify(out));
+    assert.ok(out.seen >= 3 && out.seen < 10, `stopped soon after the abort (${out.seen} chunks)`);
+    assert.deepEqual(out.ids, GOLDENS.greedy_tokens);
+    assert.deepEqual(out.again, GOLDENS.greedy_tokens.slice(0, 2));
+    await context.close();
+  });
+
+  test('the main thread has no long task over 50 ms while generating', T, async () => {
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image) => {
+      const vlm = await api.WebVLM.load(arg.url);
+      const longTasks = [];
+      const obs = new PerformanceObserver((list) => longTasks.push(...list.getEntries().map((e) => e.duration)));
+      obs.observe({ type: 'longtask' });
+      let frames = 0;
+      let running = true;
+      const tick = () => {
+        frames++;
+        if (running) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+      const t0 = performance.now();
+      let tokens = 0;
+      for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: 40, ignoreEos: true })) if (c.tokenId !== undefined) tokens++;
+      const ms = performance.now() - t0;
+      running = false;
+      await new Promise((r) => setTimeout(r, 100));
+      obs.disconnect();
+      return { longTasks, tokens, ms, frames };
+    }, { url: server.modelUrl, prompt: GOLDENS.prompt });
+    assert.equal(out.error, undefined, JSON.stringify(out.error));
+    assert.equal(out.tokens, 40);
+    assert.deepEqual(out.longTasks.filter((d) => d > 50), [], `long tasks: ${out.longTasks}`);
+    console.log(`  generation: ${out.tokens} tokens in ${out.ms.toFixed(0)} ms, ${out.frames} animation frames, long tasks ${JSON.stringify(out.longTasks)}`);
+    await context.close();
+  });
+
+  test('bad input ends in typed errors, and the engine keeps working', T, async () => {
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image) => {
+      const name = async (f) => {
+        try {
+          await f();
+          return 'no error';
+        } catch (e) {
+          return e.name;
+        }
+      };
+      const drain = async (it) => {
+        for await (const _ of it);
+      };
+      const missing = await name(() => api.WebVLM.load(new URL('/models/no-such-model/', location).href));
+      await fetch('/__test/fault', { method: 'POST', body: JSON.stringify({ path: 'smolvlm-tiny/manifest.json', kind: 'corrupt', times: 1 }) });
+      const notPacked = await name(() => api.WebVLM.load(arg.url));
+      await fetch('/__test/fault', { method: 'POST', body: JSON.stringify({ path: 'smolvlm-tiny/manifest.json', kind: 'status', status: 500, times: -1 }) });
+      const serverDown = await name(() => api.WebVLM.load(arg.url, { cache: 'none' }));
+      await fetch('/__test/reset', { method: 'POST' });
+      const vlm = await api.WebVLM.load(arg.url);
+      return {
+        missing,
+        notPacked,
+        serverDown,
+        badImage: await name(() => drain(vlm.generate({ image: new Blob([new Uint8Array([1, 2, 3])], { type: 'image/png' }), prompt: 'x' }))),
+        emptyImage: await name(() => drain(vlm.generate({ image: new Blob([]), prompt: 'x' }))),
+        tooLong: await name(() => drain(vlm.generate({ prompt: 'colour '.repeat(5000) }))),
+        badOption: await name(() => drain(vlm.generate({ prompt: 'x', topP: 1.5 }))),
+        twoImages: await name(() => drain(vlm.generateChat([{ role: 'user', content: [{ type: 'image', image: image() }, { type: 'image', image: image() }, { type: 'text', text: 'x' }] }]))),
+        stillWorks: await name(() => drain(vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: 2 }))),
+      };
+    }, { url: server.modelUrl, prompt: GOLDENS.prompt });
+    assert.deepEqual(out, {
+      missing: 'ModelFormatError',
+      notPacked: 'ModelFormatError',
+      serverDown: 'NetworkError',
+      badImage: 'ImageError',
+      emptyImage: 'ImageError',
+      tooLong: 'ContextOverflowError',
+      badOption: 'InvalidRequestError',
+      twoImages: 'InvalidRequestError',
+      stillWorks: 'no error',
+    });
+    await context.close();
+  });
+
+  test('a lost GPU device is a DeviceLostError', T, async () => {
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg) => {
+      const vlm = await api.WebVLM.load(arg.url);
+      await vlm._loseDeviceForTesting();
+      await new Promise((r) => setTimeout(r, 200));
+      try {
+        for await (const _ of vlm.generate({ prompt: 'hello', maxTokens: 3 }));
+        return 'no error';
+      } catch (e) {
+        return { name: e.name, message: e.message };
+      }
+    }, { url: server.modelUrl });
+    assert.equal(out.name, 'DeviceLostError', JSON.stringify(out));
+    await context.close();
+  });
+
+  test('the demo page answers a question about a photo (screenshot saved)', T, async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+    const page = await context.newPage();
+    await page.goto(new URL('/?autoload=1', server.url).href);
+    await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready', await page.textContent('#error'));
+    await page.setInputFiles('#photo-pick', path.join(REPO, 'tests/fixtures', FIXTURE, 'image.png'));
+    await page.fill('#prompt', GOLDENS.prompt);
+    await page.click('#ask');
+    await page.waitForFunction(() => ['answered', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'answered', await page.textContent('#error'));
+    assert.ok((await page.textContent('#answer')).length > 0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-answer.png'), fullPage: true });
+    await context.close();
+  });
+});
+
+describe('without WebGPU', () => {
+  test('load fails with WebGPUUnavailableError', T, async () => {
+    const plain = await launch({ webgpu: false });
+    try {
+      const { page } = await openPage(plain, server);
+      const out = await run(page, async (api, arg) => {
+        try {
+          await api.WebVLM.load(arg.url);
+          return 'loaded';
+        } catch (e) {
+          return e.name;
+        }
+      }, { url: server.modelUrl });
+      assert.equal(out, 'WebGPUUnavailableError');
+    } finally {
+      await plain.close();
+    }
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * The fallback store for engines without OPFS: each verified file is one Response in the
+ * `webvlm-v1` cache. The Cache API cannot append, so downloads are held in memory until
+ * verified and a cut download starts the file over; loading reads every file into memory
+ * first (the loader is synchronous). OPFS has neither limitation.
+ */
+import { type CompleteMarker, type FileEntry, MemoryFile, type ModelStore, type Reader, type Writer, markerHas } from './store.js';
+
+export const CACHE_NAME = 'webvlm-v1';
+const ORIGIN = 'https://webvlm.cache/';
+
+export function cacheApiAvailable(): boolean {
+  return typeof caches !== 'undefined';
+}
+
+export function cacheKeyUrl(key: string, file: string): string {
+  return `${ORIGIN}${key}/${encodeURIComponent(file)}`;
+}
+
+export class CacheApiStore implements ModelStore {
+  readonly mode = 'cache-api' as const;
+  private pending = new Map<string, MemoryFile>();
+
+  private constructor(
+    private cache: Cache,
+    private key: string,
+    private marker: CompleteMarker,
+  ) {}
+
+  static async open(key: string, url: string): Promise<CacheApiStore> {
+    const cache = await caches.open(CACHE_NAME);
+    let marker: CompleteMarker = { url, files: {} };
+    const res = await cache.match(cacheKeyUrl(key, '.complete.json'));
+    if (res) {
+      try {
+        marker = { url, files: (JSON.parse(await res.text()) as CompleteMarker).files ?? {} };
+      } catch {
+        // Unreadable marker: nothing counts as verified.
+      }
+    }
+    return new CacheApiStore(cache, key, marker);
+  }
+
+  isComplete(entry: FileEntry): boolean {
+    return markerHas(this.marker, entry);
+  }
+
+  async openWriter(file: string): Promise<Writer> {
+    const f = new MemoryFile();
+    this.pending.set(file, f);
+    return f;
+  }
+
+  async markComplete(entry: FileEntry): Promise<void> {
+    const f = this.pending.get(entry.file);
+    if (f) {
+      await this.cache.put(cacheKeyUrl(this.key, entry.file), new Response(f.readAll().slice()));
+      this.pending.delete(entry.file);
+    }
+    this.marker.files[entry.file] = { bytes: entry.bytes, sha256: entry.sha256 };
+    await this.cache.put(cacheKeyUrl(this.key, '.complete.json'), new Response(JSON.stringify(this.marker)));
+  }
+
+  async remove(file: string): Promise<void> {
+    this.pending.delete(file);
+    delete this.marker.files[file];
+    await this.cache.delete(cacheKeyUrl(this.key, file));
+    await this.cache.put(cacheKeyUrl(this.key, '.complete.json'), new Response(JSON.stringify(this.marker)));
+  }
+
+  async saveManifest(text: string): Promise<void> {
+    await this.cache.put(cacheKeyUrl(this.key, 'manifest.json'), new Response(text));
+  }
+
+  async loadManifest(): Promise<string | undefined> {
+    const res = await this.cache.match(cacheKeyUrl(this.key, 'manifest.json'));
+    return res ? res.text() : undefined;
+  }
+
+  async openReader(files: string[]): Promise<Reader> {
+    const bytes = new Map<string, Uint8Array>();
+    for (const f of files) {
+      const res = await this.cache.match(cacheKeyUrl(this.key, f));
+      if (res) bytes.set(f, new Uint8Array(await res.arrayBuffer()));
+    }
+    return {
+      read: (file) => bytes.get(file),
+      close: async () => bytes.clear(),
+    };
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Where a model's files live between sessions. A file is usable only once it is recorded in
+ * the store's "complete" marker together with its manifest sha256, so a half-written or
+ * unverified file is never read as weights.
+ */
+
+/** `{file, bytes, sha256}` as in manifest.json. */
+export interface FileEntry {
+  file: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** A file being downloaded. Writes are positional so a download can resume where it was cut. */
+export interface Writer {
+  /** Bytes already present (what a resumed download starts after). */
+  size(): number;
+  write(bytes: Uint8Array, at: number): void;
+  truncate(size: number): void;
+  flush(): void;
+  /** The whole file (one shard: what verification hashes). */
+  readAll(): Uint8Array;
+  close(): Promise<void>;
+}
+
+/** Synchronous reads for the engine's loader (it pulls one file at a time). */
+export interface Reader {
+  read(file: string): Uint8Array | undefined;
+  close(): Promise<void>;
+}
+
+export interface ModelStore {
+  readonly mode: 'opfs' | 'cache-api' | 'none';
+  /** Whether `entry` is recorded complete with the same size and sha256. */
+  isComplete(entry: FileEntry): boolean;
+  openWriter(file: string): Promise<Writer>;
+  markComplete(entry: FileEntry): Promise<void>;
+  remove(file: string): Promise<void>;
+  saveManifest(text: string): Promise<void>;
+  loadManifest(): Promise<string | undefined>;
+  /** Open every file for synchronous reading (`files` are complete). */
+  openReader(files: string[]): Promise<Reader>;
+}
+
+/** The marker's contents. */
+export interface CompleteMarker {
+  url: string;
+  files: Record<string, { bytes: number; sha256: string }>;
+}
+
+export function markerHas(marker: CompleteMarker, entry: FileEntry): boolean {
+  const m = marker.files[entry.file];
+  return !!m && m.bytes === entry.bytes && m.sha256 === entry.sha256;
+}
+
+/** A growable byte buffer for stores that keep files in memory. */
+export class MemoryFile implements Writer {
+  private buf = new Uint8Array(0);
+  private len = 0;
+
+  size(): number {
+    return this.len;
+  }
+  write(bytes: Uint8Array, at: number): void {
+    const end = at + bytes.length;
+    if (end > this.buf.length) {
+      const grown = new Uint8Array(Math.max(end, this.buf.length * 2));
+      grown.set(this.buf.subarray(0, this.len));
+      this.buf = grown;
+    }
+    this.buf.set(bytes, at);
+    this.len = Math.max(this.len, end);
+  }
+  truncate(size: number): void {
+    this.len = Math.min(this.len, size);
+  }
+  flush(): void {}
+  readAll(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+  async close(): Promise<void> {}
+}
+
+/** No persistence: files live in memory for this load only. */
+export class MemoryStore implements ModelStore {
+  readonly mode = 'none' as const;
+  private files = new Map<string, MemoryFile>();
+  private done = new Map<string, string>();
+  private manifest?: string;
+
+  isComplete(entry: FileEntry): boolean {
+    return this.done.get(entry.file) === entry.sha256;
+  }
+  async openWriter(file: string): Promise<Writer> {
+    let f = this.files.get(file);
+    if (!f) {
+      f = new MemoryFile();
+      this.files.set(file, f);
+    }
+    return f;
+  }
+  async markComplete(entry: FileEntry): Promise<void> {
+    this.done.set(entry.file, entry.sha256);
+  }
+  async remove(file: string): Promise<void> {
+    this.files.delete(file);
+    this.done.delete(file);
+  }
+  async saveManifest(text: string): Promise<void> {
+    this.manifest = text;
+  }
+  async loadManifest(): Promise<string | undefined> {
+    return this.manifest;
+  }
+  async openReader(): Promise<Reader> {
+    return {
+      read: (file) => this.files.get(file)?.readAll(),
+      close: async () => {
+        // The engine has copied everything to the GPU: drop the bytes.
+        this.files.clear();
+      },
+    };
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Typed errors. Errors cross the worker boundary as `{ name, message }` and are rebuilt here
+ * into these classes, so `err instanceof IntegrityError` works on the main thread.
+ */
+
+export class WebVLMError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The browser has no WebGPU, or no adapter/device could be created. */
+export class WebGPUUnavailableError extends WebVLMError {}
+/** The model's files are missing, malformed or of an unsupported architecture. */
+export class ModelFormatError extends WebVLMError {}
+/** A file's bytes do not match the manifest's sha256 (even after a re-download). */
+export class IntegrityError extends WebVLMError {}
+/** A download failed for good (after retries). */
+export class NetworkError extends WebVLMError {}
+/** Not enough storage for the model. */
+export class QuotaExceededError extends WebVLMError {}
+/** The GPU device was lost; load the model again. */
+export class DeviceLostError extends WebVLMError {}
+/** Another GPU failure (a kernel or an allocation). */
+export class DeviceError extends WebVLMError {}
+/** The operation was aborted through its `AbortSignal`. */
+export class AbortError extends WebVLMError {}
+/** The prompt does not fit the model's context window. */
+export class ContextOverflowError extends WebVLMError {}
+/** The image could not be decoded or is unusable. */
+export class ImageError extends WebVLMError {}
+/** A request or option is invalid (e.g. top_p outside (0, 1]). */
+export class InvalidRequestError extends WebVLMError {}
+/** A request arrived while another one needs the engine. */
+export class BusyError extends WebVLMError {}
+
+const classes = {
+  WebVLMError,
+  WebGPUUnavailableError,
+  ModelFormatError,
+  IntegrityError,
+  NetworkError,
+  QuotaExceededError,
+  DeviceLostError,
+  DeviceError,
+  AbortError,
+  ContextOverflowError,
+  ImageError,
+  InvalidRequestError,
+  BusyError,
+} as const;
+
+export type ErrorName = keyof typeof classes;
+
+/** The form errors take in messages. */
+export interface WireError {
+  name: string;
+  message: string;
+}
+
+export function toWire(e: unknown): WireError {
+  if (e instanceof WebVLMError) return { name: e.name, message: e.message };
+  if (e && typeof e === 'object') {
+    const o = e as { name?: unknown; message?: unknown; errorName?: unknown };
+    const name = typeof o.errorName === 'string' ? o.errorName : typeof o.name === 'string' ? o.name : 'WebVLMError';
+    const message = typeof o.message === 'string' ? o.message : String(e);
+    if (name === 'QuotaExceededError') return { name, message: `storage is full: ${message}` };
+    // A trap in the wasm module (a Rust panic) leaves the engine unusable.
+    if (name === 'RuntimeError') return { name: 'DeviceError', message: `the engine crashed (${message}); load the model again` };
+    return { name: name in classes ? name : 'WebVLMError', message };
+  }
+  return { name: 'WebVLMError', message: String(e) };
+}
+
+export function fromWire(w: WireError): WebVLMError {
+  const cls = (classes as Record<string, typeof WebVLMError>)[w.name] ?? WebVLMError;
+  return new cls(w.message);
+}

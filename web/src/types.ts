@@ -1,0 +1,116 @@
+/** Public types of the package. */
+
+/** Where weights are cached: OPFS (default), the Cache API (where OPFS is missing) or nowhere. */
+export type CacheMode = 'opfs' | 'cache-api' | 'none';
+
+export interface LoadProgress {
+  phase: 'manifest' | 'download' | 'verify' | 'upload' | 'ready';
+  /** The file this event is about, when there is one. */
+  file?: string;
+  fileLoaded?: number;
+  fileTotal?: number;
+  /** Bytes available so far (cached or downloaded), over all files. */
+  loaded: number;
+  total: number;
+  /** Everything so far came from the cache. */
+  fromCache: boolean;
+}
+
+export interface LoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+  /** Default: 'opfs' where available, else 'cache-api'. */
+  cache?: CacheMode;
+  /** Revision for Hugging Face–style URLs (default `main`). */
+  revision?: string;
+  /** A worker to run the engine in (bundlers that need a custom worker URL). */
+  worker?: Worker;
+}
+
+export interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  description: string;
+  features: string[];
+  limits: Record<string, number>;
+  isFallbackAdapter: boolean;
+}
+
+export interface ModelInfo {
+  url: string;
+  modelType: string;
+  quant: string;
+  family: 'vlm' | 'text';
+  contextLength: number;
+  imageSeqLen: number;
+  vocabSize: number;
+  /** Bytes of weights and assets. */
+  bytes: number;
+  adapter: AdapterInfo;
+  /** Milliseconds: storage/network phase and GPU upload. */
+  timings: { fetchMs: number; uploadMs: number };
+}
+
+/** Anything the worker can turn into pixels. */
+export type ImageInput = Blob | ImageBitmap | ImageData | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | string | URL;
+
+export interface SamplingOptions {
+  /** Upper bound on generated tokens (default 256). */
+  maxTokens?: number;
+  /** 0 (default) is greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  /** Keep going past end-of-sequence tokens. */
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface GenerateRequest extends SamplingOptions {
+  prompt: string;
+  image?: ImageInput;
+}
+
+export type FinishReason = 'stop' | 'length' | 'context' | 'abort';
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  /** Prompt positions reused from the previous turn's KV cache. */
+  reusedTokens: number;
+  timings: {
+    /** Image decode in the worker. */
+    imageMs: number;
+    /** Prompt preparation (template, image preprocessing, tokenizer). */
+    prepareMs: number;
+    /** Vision encode + prompt prefill. */
+    prefillMs: number;
+    /** From the request reaching the worker to the first token. */
+    firstTokenMs: number;
+    /** After the first token. */
+    decodeMs: number;
+    decodeTokensPerSecond: number;
+  };
+}
+
+export interface GenerateChunk {
+  /** New text since the previous chunk. */
+  text: string;
+  tokenId?: number;
+  done: boolean;
+  finishReason?: FinishReason;
+  usage?: Usage;
+}
+
+/** Chat messages in the OpenAI shape. */
+export type ChatContentPart =
+  | { type: 'text'; text: string }
+  | { type: 'image_url'; image_url: { url: string } | string }
+  | { type: 'image'; image: ImageInput };
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string | ChatContentPart[];
+}

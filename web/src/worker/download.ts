@@ -1,0 +1,118 @@
+/**
+ * One file from the network into a store, resuming with HTTP Range requests after a cut and
+ * verifying the bytes against the manifest's sha256 before the file is marked complete.
+ */
+import { AbortError, IntegrityError, ModelFormatError, NetworkError, QuotaExceededError } from '../errors.js';
+import type { FileEntry, ModelStore, Writer } from '../cache/store.js';
+
+const RETRIES = 5;
+
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(new AbortError('download aborted'));
+    }, { once: true });
+  });
+}
+
+function isQuota(e: unknown): boolean {
+  return !!e && typeof e === 'object' && (e as { name?: string }).name === 'QuotaExceededError';
+}
+
+/** Bring `writer` to `entry.bytes` bytes, starting after what it already holds. */
+async function fetchInto(url: string, entry: FileEntry, writer: Writer, onBytes: (n: number) => void, signal?: AbortSignal): Promise<void> {
+  let offset = writer.size();
+  if (offset > entry.bytes) {
+    writer.truncate(0);
+    offset = 0;
+  }
+  let failures = 0;
+  while (offset < entry.bytes) {
+    if (signal?.aborted) throw new AbortError('download aborted');
+    try {
+      const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
+      const res = await fetch(url, { headers, signal, cache: 'no-store' });
+      if (res.status === 404) throw new ModelFormatError(`${entry.file} is missing on the server (${url})`);
+      if (!res.ok) throw new NetworkError(`HTTP ${res.status} for ${url}`);
+      if (offset > 0 && res.status === 200) {
+        // The server ignored the Range: start the file over.
+        onBytes(-offset);
+        writer.truncate(0);
+        offset = 0;
+      } else if (res.status === 206) {
+        const start = Number(/bytes (\d+)-/.exec(res.headers.get('Content-Range') ?? '')?.[1] ?? NaN);
+        if (start !== offset) throw new NetworkError(`${url}: asked for bytes from ${offset}, got a range from ${start}`);
+      }
+      if (!res.body) throw new NetworkError(`${url}: empty response`);
+      const reader = res.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (offset + value.length > entry.bytes) throw new IntegrityError(`${entry.file}: the server sent more than the manifest's ${entry.bytes} bytes`);
+        writer.write(value, offset);
+        offset += value.length;
+        onBytes(value.length);
+        failures = 0;
+      }
+      writer.flush();
+      if (offset < entry.bytes) throw new NetworkError(`${url}: the connection closed at byte ${offset} of ${entry.bytes}`);
+    } catch (e) {
+      writer.flush();
+      if (signal?.aborted) throw new AbortError('download aborted');
+      if (isQuota(e)) throw new QuotaExceededError(`no room to store ${entry.file}: free space or delete cached models (WebVLM.cache)`);
+      if (e instanceof ModelFormatError || e instanceof IntegrityError) throw e;
+      if (++failures > RETRIES) throw new NetworkError(`${entry.file}: ${e instanceof Error ? e.message : String(e)} (gave up after ${RETRIES} retries)`);
+      await sleep(Math.min(4000, 250 * 2 ** (failures - 1)), signal);
+    }
+  }
+}
+
+/**
+ * Download `entry` (resuming a partial file), verify it, and mark it complete. A file that
+ * fails verification is fetched once more from scratch; if it fails again nothing of it stays
+ * in the store and the error is an {@link IntegrityError}.
+ */
+export async function downloadFile(
+  url: string,
+  entry: FileEntry,
+  store: ModelStore,
+  onBytes: (n: number) => void,
+  onVerify: () => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let writer: Writer;
+    try {
+      writer = await store.openWriter(entry.file);
+    } catch (e) {
+      if (isQuota(e)) throw new QuotaExceededError(`no room to store ${entry.file}`);
+      throw e;
+    }
+    let ok = false;
+    try {
+      if (attempt > 0) {
+        onBytes(-writer.size());
+        writer.truncate(0);
+      }
+      await fetchInto(url, entry, writer, onBytes, signal);
+      onVerify();
+      ok = (await sha256Hex(writer.readAll())) === entry.sha256;
+    } finally {
+      await writer.close();
+    }
+    if (ok) {
+      await store.markComplete(entry);
+      return;
+    }
+  }
+  onBytes(-entry.bytes);
+  await store.remove(entry.file);
+  throw new IntegrityError(`${entry.file} does not match the manifest's sha256 (downloaded twice); the copy on the server is corrupt`);
+}

@@ -1,0 +1,29 @@
+/**
+ * What the worker does, behind one interface so the dispatcher can be tested with a fake:
+ * the real implementation drives the wasm `Session`.
+ */
+import type { ModelInfo, GenerateChunk, LoadProgress, CacheMode } from '../types.js';
+import type { WireImage, WireMessage, WireOptions } from '../protocol.js';
+
+export interface LoadRequest {
+  url: string;
+  cache: CacheMode;
+  revision: string;
+}
+
+export interface GenerateCall {
+  messages: WireMessage[];
+  image?: WireImage;
+  options: WireOptions;
+}
+
+export interface Engine {
+  load(req: LoadRequest, progress: (p: LoadProgress) => void, signal: AbortSignal): Promise<ModelInfo>;
+  /** Emits chunks; the last has `done: true`. Checks `aborted()` between tokens. */
+  generate(req: GenerateCall, emit: (c: GenerateChunk) => void, aborted: () => boolean): Promise<void>;
+  reset(): void;
+  unload(): void;
+  loseDevice(): void;
+  /** Called once if the GPU device is lost. */
+  onDeviceLost(cb: (message: string) => void): void;
+}

@@ -1,0 +1,148 @@
+/**
+ * Network → store for a whole model: fetch the manifest, then every file the store does not
+ * hold verified, a few at a time, under a Web Lock so that two tabs loading the same model
+ * share one download (the second waits, then finds everything complete).
+ */
+import { modelKey, openStore } from '../cache/index.js';
+import type { FileEntry, ModelStore } from '../cache/store.js';
+import { AbortError, ModelFormatError, NetworkError, QuotaExceededError } from '../errors.js';
+import type { ModelLocation } from '../source.js';
+import type { CacheMode, LoadProgress } from '../types.js';
+import { downloadFile } from './download.js';
+
+/** The parts of manifest.json the shell needs (the engine reads the rest). */
+export interface Manifest {
+  format: string;
+  version: number;
+  model_type: string;
+  quant: string;
+  assets: FileEntry[];
+  shards: FileEntry[];
+}
+
+const PARALLEL = 3;
+
+export function parseManifest(text: string, url: string): Manifest {
+  let m: Manifest;
+  try {
+    m = JSON.parse(text);
+  } catch (e) {
+    throw new ModelFormatError(`${url} is not JSON (${(e as Error).message})`);
+  }
+  if (!m || m.format !== 'webvlm-packed') {
+    throw new ModelFormatError(`${url} is not a webvlm packed model (format ${JSON.stringify(m?.format)}); convert a checkpoint with \`webvlm convert --model DIR --quant q4 --out OUT\``);
+  }
+  if (!Array.isArray(m.assets) || !Array.isArray(m.shards)) throw new ModelFormatError(`${url}: assets or shards missing`);
+  for (const f of [...m.assets, ...m.shards]) {
+    const safe = typeof f.file === 'string' && /^[A-Za-z0-9._-]+$/.test(f.file) && !f.file.startsWith('.');
+    if (!safe || !Number.isSafeInteger(f.bytes) || f.bytes < 0 || !/^[0-9a-f]{64}$/.test(f.sha256)) {
+      throw new ModelFormatError(`${url}: bad file entry ${JSON.stringify(f)}`);
+    }
+  }
+  return m;
+}
+
+async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  if (!locks) return fn();
+  return locks.request(name, fn) as Promise<T>;
+}
+
+export interface FetchedModel {
+  manifest: Manifest;
+  /** manifest.json as fetched (the engine reads the tensor table from it). */
+  manifestText: string;
+  store: ModelStore;
+  files: FileEntry[];
+  bytes: number;
+  /** Files that had to come over the network. */
+  downloaded: number;
+}
+
+export async function fetchModel(
+  loc: ModelLocation,
+  mode: CacheMode,
+  progress: (p: LoadProgress) => void,
+  signal?: AbortSignal,
+): Promise<FetchedModel> {
+  progress({ phase: 'manifest', loaded: 0, total: 0, fromCache: true });
+  const key = await modelKey(loc.url);
+  const manifestUrl = loc.fileUrl('manifest.json');
+  let text: string | undefined;
+  let offline: unknown;
+  try {
+    const res = await fetch(manifestUrl, { cache: 'no-store', signal });
+    if (res.status === 404) throw new ModelFormatError(`no manifest.json at ${manifestUrl}: is this a webvlm packed model?`);
+    if (!res.ok) throw new NetworkError(`HTTP ${res.status} for ${manifestUrl}`);
+    text = await res.text();
+  } catch (e) {
+    if (signal?.aborted) throw new AbortError('load aborted');
+    if (e instanceof ModelFormatError) throw e;
+    offline = e;
+  }
+  return withLock(`webvlm:${key}`, async () => {
+    // Opened inside the lock: another tab may have completed files while we waited.
+    let store: ModelStore;
+    try {
+      store = await openStore(mode, key, loc.url);
+    } catch {
+      // OPFS can be unavailable (private browsing): fall back to memory for this load.
+      store = await openStore('none', key, loc.url);
+    }
+    if (text === undefined) {
+      // Offline: a model cached earlier still loads.
+      text = await store.loadManifest();
+      if (text === undefined) throw new NetworkError(`cannot fetch ${manifestUrl}: ${offline instanceof Error ? offline.message : String(offline)}`);
+    }
+    const manifest = parseManifest(text, manifestUrl);
+    const files = [...manifest.assets, ...manifest.shards];
+    const total = files.reduce((s, f) => s + f.bytes, 0);
+    const missing = files.filter((f) => !store.isComplete(f));
+    const needed = missing.reduce((s, f) => s + f.bytes, 0);
+    if (needed > 0 && store.mode !== 'none' && navigator.storage?.estimate) {
+      const { usage = 0, quota = Infinity } = await navigator.storage.estimate();
+      if (quota - usage < needed) {
+        throw new QuotaExceededError(
+          `the model needs ${(needed / 1e6).toFixed(1)} MB but only ${((quota - usage) / 1e6).toFixed(1)} MB of storage is free; delete cached models (WebVLM.cache.delete) or free space`,
+        );
+      }
+    }
+    await store.saveManifest(text);
+
+    let loaded = total - needed;
+    let last = 0;
+    const perFile = new Map<string, number>();
+    const report = (file: FileEntry, phase: LoadProgress['phase'], force: boolean) => {
+      const now = performance.now();
+      if (!force && now - last < 50) return;
+      last = now;
+      progress({ phase, file: file.file, fileLoaded: perFile.get(file.file) ?? 0, fileTotal: file.bytes, loaded, total, fromCache: missing.length === 0 });
+    };
+    for (const f of files) if (store.isComplete(f)) {
+      perFile.set(f.file, f.bytes);
+    }
+    progress({ phase: missing.length ? 'download' : 'ready', loaded, total, fromCache: missing.length === 0 });
+
+    const queue = [...missing];
+    const worker = async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) {
+        const entry = f;
+        await downloadFile(
+          loc.fileUrl(entry.file),
+          entry,
+          store,
+          (n) => {
+            loaded += n;
+            perFile.set(entry.file, (perFile.get(entry.file) ?? 0) + n);
+            report(entry, 'download', false);
+          },
+          () => report(entry, 'verify', true),
+          signal,
+        );
+        report(entry, 'download', true);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, missing.length) }, worker));
+    return { manifest, manifestText: text, store, files, bytes: total, downloaded: missing.length };
+  });
+}

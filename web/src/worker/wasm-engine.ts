@@ -1,0 +1,185 @@
+/** The real engine: the wasm `Session` fed from the model store. */
+import init, { Session } from '../wasm/webvlm_wasm.js';
+import { AbortError, DeviceLostError, WebGPUUnavailableError } from '../errors.js';
+import { resolveSource } from '../source.js';
+import type { GenerateChunk, LoadProgress, ModelInfo, Usage } from '../types.js';
+import type { Engine, GenerateCall, LoadRequest } from './engine.js';
+import { adapterInfo, gpu, installGpuHooks } from './gpu.js';
+import { decodeImage } from './image.js';
+import { fetchModel } from './loader.js';
+
+interface Started {
+  promptTokens: number;
+  reusedTokens: number;
+}
+interface StepOut {
+  tokenId: number | null;
+  text: string;
+  done: boolean;
+  finishReason: 'stop' | 'length' | 'context' | null;
+}
+interface WasmInfo {
+  modelType: string;
+  family: 'vlm' | 'text';
+  contextLength: number;
+  imageSeqLen: number;
+  vocabSize: number;
+}
+
+/** Back to the event loop (so an abort message can land) without setTimeout's clamping. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => resolve();
+    ch.port2.postMessage(null);
+  });
+}
+
+export class WasmEngine implements Engine {
+  private session?: Session;
+  private lostCallbacks: Array<(m: string) => void> = [];
+  private modelUrl = '';
+
+  onDeviceLost(cb: (message: string) => void): void {
+    this.lostCallbacks.push(cb);
+  }
+
+  private async ensureSession(): Promise<Session> {
+    this.throwIfLost();
+    if (this.session) return this.session;
+    installGpuHooks();
+    gpu.onLost = (info) => {
+      const message = `the GPU device was lost (${info.reason}${info.message ? `: ${info.message}` : ''}); load the model again`;
+      for (const cb of this.lostCallbacks) cb(message);
+    };
+    await init();
+    try {
+      this.session = await Session.create();
+    } catch (e) {
+      const msg = (e as Error)?.message ?? String(e);
+      throw new WebGPUUnavailableError(msg);
+    }
+    return this.session;
+  }
+
+  private throwIfLost(): void {
+    if (gpu.lost) throw new DeviceLostError(`the GPU device was lost (${gpu.lost.reason}); load the model again in a new WebVLM`);
+  }
+
+  /** Settle with `p`, unless the device is lost first (its readbacks would never resolve). */
+  private guard<T>(p: Promise<T>): Promise<T> {
+    const device = gpu.device;
+    if (!device) return p;
+    const lost = device.lost.then((info) => {
+      throw new DeviceLostError(`the GPU device was lost (${info.reason}); load the model again`);
+    });
+    return Promise.race([p, lost]);
+  }
+
+  async load(req: LoadRequest, progress: (p: LoadProgress) => void, signal: AbortSignal): Promise<ModelInfo> {
+    const session = await this.ensureSession();
+    const loc = resolveSource(req.url, req.revision);
+    const t0 = performance.now();
+    const fetched = await fetchModel(loc, req.cache, progress, signal);
+    if (signal.aborted) throw new AbortError('load aborted');
+    const t1 = performance.now();
+    const reader = await fetched.store.openReader(fetched.files.map((f) => f.file));
+    let uploaded = 0;
+    let info: WasmInfo;
+    try {
+      const sizes = new Map(fetched.files.map((f) => [f.file, f.bytes]));
+      const manifestBytes = new TextEncoder().encode(fetched.manifestText);
+      info = session.load(
+        (name: string) => {
+          if (name === 'manifest.json') return manifestBytes;
+          const bytes = reader.read(name);
+          if (bytes) {
+            uploaded += sizes.get(name) ?? bytes.length;
+            progress({ phase: 'upload', file: name, fileLoaded: bytes.length, fileTotal: bytes.length, loaded: uploaded, total: fetched.bytes, fromCache: fetched.downloaded === 0 });
+          }
+          return bytes;
+        },
+        ['manifest.json', ...fetched.files.map((f) => f.file)],
+      ) as WasmInfo;
+    } finally {
+      await reader.close();
+    }
+    this.modelUrl = loc.url;
+    const t2 = performance.now();
+    progress({ phase: 'ready', loaded: fetched.bytes, total: fetched.bytes, fromCache: fetched.downloaded === 0 });
+    return {
+      url: this.modelUrl,
+      modelType: info.modelType,
+      quant: fetched.manifest.quant,
+      family: info.family,
+      contextLength: info.contextLength,
+      imageSeqLen: info.imageSeqLen,
+      vocabSize: info.vocabSize,
+      bytes: fetched.bytes,
+      adapter: adapterInfo(),
+      timings: { fetchMs: t1 - t0, uploadMs: t2 - t1 },
+    };
+  }
+
+  async generate(req: GenerateCall, emit: (c: GenerateChunk) => void, aborted: () => boolean): Promise<void> {
+    const session = await this.ensureSession();
+    const t0 = performance.now();
+    const pixels = req.image ? await decodeImage(req.image) : undefined;
+    const tImage = performance.now();
+    const started = session.start({ messages: req.messages, options: req.options }, pixels?.data, pixels?.width ?? 0, pixels?.height ?? 0) as Started;
+    const tPrepared = performance.now();
+    await this.guard(session.prefill());
+    const tPrefilled = performance.now();
+    let tokens = 0;
+    let firstTokenAt = 0;
+    const usage = (): Usage => {
+      const now = performance.now();
+      const decodeMs = tokens > 0 ? now - firstTokenAt : 0;
+      return {
+        promptTokens: started.promptTokens,
+        completionTokens: tokens,
+        reusedTokens: started.reusedTokens,
+        timings: {
+          imageMs: tImage - t0,
+          prepareMs: tPrepared - tImage,
+          prefillMs: tPrefilled - tPrepared,
+          firstTokenMs: tokens > 0 ? firstTokenAt - t0 : 0,
+          decodeMs,
+          decodeTokensPerSecond: tokens > 1 && decodeMs > 0 ? ((tokens - 1) * 1000) / decodeMs : 0,
+        },
+      };
+    };
+    for (;;) {
+      if (aborted()) {
+        emit({ text: '', done: true, finishReason: 'abort', usage: usage() });
+        return;
+      }
+      const out = (await this.guard(session.step())) as StepOut;
+      if (out.tokenId !== null) {
+        tokens++;
+        if (tokens === 1) firstTokenAt = performance.now();
+      }
+      const chunk: GenerateChunk = { text: out.text, done: out.done };
+      if (out.tokenId !== null) chunk.tokenId = out.tokenId;
+      if (out.done) {
+        chunk.finishReason = out.finishReason ?? 'stop';
+        chunk.usage = usage();
+      }
+      emit(chunk);
+      if (out.done) return;
+      await yieldToEventLoop();
+    }
+  }
+
+  reset(): void {
+    this.session?.reset();
+  }
+
+  unload(): void {
+    this.session?.unload();
+  }
+
+  loseDevice(): void {
+    gpu.device?.destroy();
+  }
+}
