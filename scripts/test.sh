@@ -15,7 +15,7 @@ step "Node tests (server, protocol, demo helpers)"
 node --test tests/browser/*.node.test.mjs
 
 step "Browser tests (Chromium + SwiftShader WebGPU)"
-node --test --test-concurrency=1 tests/browser/runtime.test.mjs
+node --test --test-concurrency=1 tests/browser/runtime.test.mjs tests/browser/vite.test.mjs
 
 step "Rust tests (release; CPU + wgpu)"
 cargo test --release --workspace

@@ -136,6 +136,34 @@ describe('browser runtime', () => {
     await context.close();
   });
 
+  test('an aborted load keeps its partial shard, and the next load resumes it with a Range request', T, async () => {
+    await server.reset();
+    // The connection stalls after 150 kB, long enough for the abort to land mid-shard.
+    await server.fault({ path: 'weights-00000.bin', kind: 'cut', afterBytes: 150_000, holdMs: 20_000, times: 1 });
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg) => {
+      const ctl = new AbortController();
+      let error;
+      try {
+        await api.WebVLM.load(arg.url, {
+          signal: ctl.signal,
+          onProgress: (p) => { if (p.file === 'weights-00000.bin' && p.fileLoaded >= 150_000) ctl.abort(); },
+        });
+      } catch (e) {
+        error = e.name;
+      }
+      const vlm = await api.WebVLM.load(arg.url);
+      await vlm.dispose();
+      return { error };
+    }, { url: server.modelUrl });
+    assert.equal(out.error, 'AbortError', JSON.stringify(out));
+    const shard = weightRequests(await server.log());
+    assert.equal(shard.length, 2, JSON.stringify(shard));
+    assert.equal(shard[1].range, 'bytes=150000-');
+    assert.equal(shard[1].status, 206);
+    await context.close();
+  });
+
   test('a shard corrupted once is fetched again; one that stays corrupt is an IntegrityError and leaves nothing cached', T, async () => {
     await server.reset();
     await server.fault({ path: 'weights-00000.bin', kind: 'corrupt', times: 1 });
@@ -172,6 +200,66 @@ describe('browser runtime', () => {
     assert.ok(!bad.files.some((f) => f.endsWith('weights-00000.bin')), `no shard left in OPFS: ${bad.files}`);
     assert.ok(bad.cached.every((m) => m.files < 6), 'the corrupt shard is not marked complete');
     await server.reset();
+    await context.close();
+  });
+
+  test('the Cache API store works where OPFS is not used, and WebVLM.cache lists, measures and deletes', T, async () => {
+    await server.reset();
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image) => {
+      const gen = async (vlm) => {
+        const ids = [];
+        for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: 2, ignoreEos: true })) if (c.tokenId !== undefined) ids.push(c.tokenId);
+        return ids;
+      };
+      const first = await api.WebVLM.load(arg.url, { cache: 'cache-api' });
+      const ids = await gen(first);
+      await first.dispose();
+      const shardsAfterFirst = (await (await fetch('/__test/log')).json()).filter((r) => r.path.endsWith('.bin')).length;
+      const again = await api.WebVLM.load(arg.url, { cache: 'cache-api' });
+      const ids2 = await gen(again);
+      await again.dispose();
+      const shardsAfterSecond = (await (await fetch('/__test/log')).json()).filter((r) => r.path.endsWith('.bin')).length;
+      await (await api.WebVLM.load(arg.url)).dispose(); // and into OPFS
+      const listed = await api.WebVLM.cache.list();
+      const usage = await api.WebVLM.cache.usage();
+      const deleted = await api.WebVLM.cache.delete(arg.url);
+      const afterDelete = await api.WebVLM.cache.list();
+      return { ids, ids2, shardsAfterFirst, shardsAfterSecond, listed, usage, deleted, afterDelete };
+    }, { url: server.modelUrl, prompt: GOLDENS.prompt });
+    assert.equal(out.error, undefined, JSON.stringify(out.error));
+    assert.deepEqual(out.ids, GOLDENS.greedy_tokens.slice(0, 2));
+    assert.deepEqual(out.ids2, out.ids);
+    assert.equal(out.shardsAfterFirst, 1);
+    assert.equal(out.shardsAfterSecond, 1, 'the second Cache API load reads the cache');
+    const stores = out.listed.map((m) => m.store).sort();
+    assert.deepEqual(stores, ['cache-api', 'opfs']);
+    for (const m of out.listed) {
+      assert.equal(m.url, server.modelUrl);
+      assert.equal(m.files, 6, 'five assets and one shard verified');
+      assert.ok(m.bytes > 337_408, `${m.store} holds the shard (${m.bytes} bytes)`);
+    }
+    assert.ok(out.usage.models >= 2 * 337_408 && out.usage.quota > 0, JSON.stringify(out.usage));
+    assert.equal(out.deleted, true);
+    assert.deepEqual(out.afterDelete, []);
+    await context.close();
+  });
+
+  test('storage running out mid-download is a QuotaExceededError', T, async () => {
+    await server.reset();
+    const { page, context } = await openPage(browser, server);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(server.url).origin, quotaSize: 100_000 });
+    const out = await run(page, async (api, arg) => {
+      try {
+        await api.WebVLM.load(arg.url);
+        return 'loaded';
+      } catch (e) {
+        return { name: e.name, message: e.message };
+      }
+    }, { url: server.modelUrl });
+    assert.equal(out.name, 'QuotaExceededError', JSON.stringify(out));
+    assert.match(out.message, /storage is full after [\d.]+ of 0\.3 MB of weights-00000\.bin/);
     await context.close();
   });
 
@@ -310,6 +398,7 @@ describe('browser runtime', () => {
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready', await page.textContent('#error'));
     await page.setInputFiles('#photo-pick', path.join(REPO, 'tests/fixtures', FIXTURE, 'image.png'));
     await page.fill('#prompt', GOLDENS.prompt);
+    await page.evaluate(() => { document.getElementById('max-tokens').value = '12'; });
     await page.click('#ask');
     await page.waitForFunction(() => ['answered', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'answered', await page.textContent('#error'));

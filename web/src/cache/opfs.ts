@@ -79,7 +79,16 @@ class OpfsWriter implements Writer {
   }
   write(bytes: Uint8Array, at: number): void {
     let done = 0;
-    while (done < bytes.length) done += this.h.write(bytes.subarray(done), { at: at + done });
+    while (done < bytes.length) {
+      const n = this.h.write(bytes.subarray(done), { at: at + done });
+      // Over quota, Chromium writes a prefix and returns a bogus count (a negative number as
+      // unsigned) instead of throwing: check the count and the file size.
+      if (!(n > 0 && n <= bytes.length - done)) break;
+      done += n;
+    }
+    if (done < bytes.length || this.h.getSize() < at + bytes.length) {
+      throw new DOMException(`only ${done} of ${bytes.length} bytes could be written`, 'QuotaExceededError');
+    }
   }
   truncate(size: number): void {
     this.h.truncate(size);

@@ -66,7 +66,9 @@ async function fetchInto(url: string, entry: FileEntry, writer: Writer, onBytes:
     } catch (e) {
       writer.flush();
       if (signal?.aborted) throw new AbortError('download aborted');
-      if (isQuota(e)) throw new QuotaExceededError(`no room to store ${entry.file}: free space or delete cached models (WebVLM.cache)`);
+      if (isQuota(e)) {
+        throw new QuotaExceededError(`storage is full after ${(offset / 1e6).toFixed(1)} of ${(entry.bytes / 1e6).toFixed(1)} MB of ${entry.file}: free space or delete cached models (WebVLM.cache.delete); the download resumes from here`);
+      }
       if (e instanceof ModelFormatError || e instanceof IntegrityError) throw e;
       if (++failures > RETRIES) throw new NetworkError(`${entry.file}: ${e instanceof Error ? e.message : String(e)} (gave up after ${RETRIES} retries)`);
       await sleep(Math.min(4000, 250 * 2 ** (failures - 1)), signal);
@@ -108,7 +110,12 @@ export async function downloadFile(
       await writer.close();
     }
     if (ok) {
-      await store.markComplete(entry);
+      try {
+        await store.markComplete(entry);
+      } catch (e) {
+        if (isQuota(e)) throw new QuotaExceededError(`storage is full: cannot store ${entry.file} (${(entry.bytes / 1e6).toFixed(1)} MB); delete cached models (WebVLM.cache.delete) or free space`);
+        throw e;
+      }
       return;
     }
   }

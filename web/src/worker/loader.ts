@@ -111,10 +111,19 @@ export async function fetchModel(
 
     let loaded = total - needed;
     let last = 0;
+    let trailing: ReturnType<typeof setTimeout> | undefined;
     const perFile = new Map<string, number>();
+    // At most one event per 50 ms, but the latest state always goes out (a stalled download
+    // must still show the bytes it got).
     const report = (file: FileEntry, phase: LoadProgress['phase'], force: boolean) => {
       const now = performance.now();
-      if (!force && now - last < 50) return;
+      if (!force && now - last < 50) {
+        trailing ??= setTimeout(() => {
+          trailing = undefined;
+          report(file, phase, true);
+        }, 50 - (now - last));
+        return;
+      }
       last = now;
       progress({ phase, file: file.file, fileLoaded: perFile.get(file.file) ?? 0, fileTotal: file.bytes, loaded, total, fromCache: missing.length === 0 });
     };
@@ -142,7 +151,11 @@ export async function fetchModel(
         report(entry, 'download', true);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL, missing.length) }, worker));
+    try {
+      await Promise.all(Array.from({ length: Math.min(PARALLEL, missing.length) }, worker));
+    } finally {
+      clearTimeout(trailing);
+    }
     return { manifest, manifestText: text, store, files, bytes: total, downloaded: missing.length };
   });
 }
