@@ -34,7 +34,7 @@ export async function launch({ webgpu = true } = {}) {
 }
 
 export async function serve() {
-  const server = await startServer({ port: 0, models: [path.join(REPO, 'tests/fixtures/packed')], quiet: true });
+  const server = await startServer({ port: 0, models: [path.join(REPO, 'tests/fixtures/packed'), path.join(REPO, 'www/models')], quiet: true });
   const control = async (what, body) => {
     const res = await fetch(new URL(`/__test/${what}`, server.url), { method: 'POST', body: body ? JSON.stringify(body) : undefined, headers: { 'content-type': 'application/json' } });
     if (!res.ok) throw new Error(`${what}: HTTP ${res.status}`);

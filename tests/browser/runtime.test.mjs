@@ -393,7 +393,7 @@ describe('browser runtime', () => {
   test('the demo page answers a question about a photo (screenshot saved)', T, async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
     const page = await context.newPage();
-    await page.goto(new URL('/?autoload=1', server.url).href);
+    await page.goto(new URL('/?model=/models/smolvlm-tiny/&autoload=1', server.url).href);
     await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready', await page.textContent('#error'));
     await page.setInputFiles('#photo-pick', path.join(REPO, 'tests/fixtures', FIXTURE, 'image.png'));
@@ -404,6 +404,28 @@ describe('browser runtime', () => {
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'answered', await page.textContent('#error'));
     assert.ok((await page.textContent('#answer')).length > 0);
     await page.screenshot({ path: path.join(ARTIFACTS, 'demo-answer.png'), fullPage: true });
+    await context.close();
+  });
+});
+
+describe('the default model', () => {
+  test('SmolLM2-135M-Instruct answers in the demo page out of the box (screenshot saved)', T, async () => {
+    const manifest = path.join(REPO, 'www/models/smollm2-135m-instruct/manifest.json');
+    assert.ok(fs.existsSync(manifest), 'scripts/pack-smollm2.sh makes the default model (the test command runs it)');
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+    const page = await context.newPage();
+    await page.goto(new URL('/?autoload=1', server.url).href);
+    await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready', await page.textContent('#error'));
+    assert.ok(await page.isDisabled('#photo-pick') || await page.isHidden('#photo-pick'), 'a text model takes no photo');
+    await page.fill('#prompt', 'What is the capital of France?');
+    await page.evaluate(() => { document.getElementById('max-tokens').value = '12'; });
+    await page.click('#ask');
+    await page.waitForFunction(() => ['answered', 'error'].includes(document.body.dataset.state), null, { timeout: 400_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'answered', await page.textContent('#error'));
+    const answer = await page.textContent('#answer');
+    assert.match(answer, /Paris/, `a real answer: ${answer}`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-smollm2.png'), fullPage: true });
     await context.close();
   });
 });

@@ -31,7 +31,7 @@ fn packed(name: &str, scheme: QuantScheme, shard_size: u64) -> Files {
         files.insert(n.to_string(), b.to_vec());
         Ok(())
     };
-    convert(&source, scheme, shard_size, &mut sink, &mut |_| {}).unwrap();
+    convert(&source, Some(scheme), shard_size, &mut sink, &mut |_| {}).unwrap();
     files
 }
 

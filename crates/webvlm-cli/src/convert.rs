@@ -37,9 +37,10 @@ pub fn parse_scheme(text: &str) -> Result<QuantScheme, String> {
     packed::scheme_from_name(text).ok_or_else(|| format!("unknown quantisation `{text}` (q4, q8, f16)"))
 }
 
-pub fn convert(model: &Path, scheme: QuantScheme, out: &Path, shard_size: u64, quiet: bool) -> Result<(), AnyError> {
+pub fn convert(model: &Path, scheme: Option<QuantScheme>, out: &Path, shard_size: u64, quiet: bool) -> Result<(), AnyError> {
     let source = DirSource::new(model)?;
-    let count = inspect(&source)?.len() as u64;
+    // GGUF inputs are not listed by `inspect`; their bar just counts.
+    let count = inspect(&source).map(|t| t.len() as u64).unwrap_or(0);
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(count) };
     bar.set_style(

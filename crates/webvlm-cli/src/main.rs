@@ -31,14 +31,15 @@ struct Cli {
 enum Command {
     /// Answer a question about an image (or a text-only prompt), streaming tokens to stdout.
     Run(RunArgs),
-    /// Convert a Hugging Face checkpoint to webvlm's packed, quantised format.
+    /// Convert a Hugging Face checkpoint or a GGUF model to webvlm's packed, quantised format.
     Convert {
-        /// Hugging Face model directory.
+        /// Model directory: Hugging Face layout, or GGUF file(s) (a text GGUF, plus an mmproj).
         #[arg(long)]
         model: PathBuf,
-        /// Scheme for linear weights: q4, q8 or f16.
+        /// Scheme for linear weights of a Hugging Face checkpoint: q4, q8 or f16 (a GGUF model
+        /// keeps its own block formats).
         #[arg(long, value_parser = convert::parse_scheme)]
-        quant: webvlm_model::vlm::QuantScheme,
+        quant: Option<webvlm_model::vlm::QuantScheme>,
         /// Output directory.
         #[arg(long)]
         out: PathBuf,

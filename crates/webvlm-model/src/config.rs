@@ -10,8 +10,10 @@ use crate::error::{ModelError, Result};
 
 const FILE: &str = "config.json";
 
-/// `model_type` values this runtime implements with the Idefics3 graph.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["idefics3", "smolvlm"];
+/// `model_type` values this runtime implements with the Idefics3 graph. `llama` is a text-only
+/// checkpoint (`LlamaForCausalLM`: SmolLM2, the text backbone of SmolVLM), which runs as the same
+/// graph without vision tower and connector.
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["idefics3", "smolvlm", "llama"];
 
 /// Top level of an Idefics3 / SmolVLM `config.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -21,7 +23,8 @@ pub struct Idefics3Config {
     /// Class names, e.g. `["Idefics3ForConditionalGeneration"]`.
     #[serde(default)]
     pub architectures: Vec<String>,
-    /// The SigLIP-style vision tower.
+    /// The SigLIP-style vision tower (unused by a text-only model).
+    #[serde(default)]
     pub vision_config: VisionConfig,
     /// The Llama-style text decoder.
     pub text_config: TextConfig,
@@ -34,6 +37,15 @@ pub struct Idefics3Config {
     /// Whether `lm_head` shares the token embedding matrix.
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// A text-only checkpoint (`model_type` `llama`): no vision tower, no connector.
+    #[serde(skip)]
+    pub text_only: bool,
+}
+
+impl Default for VisionConfig {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every VisionConfig field has a default")
+    }
 }
 
 /// `vision_config` (Idefics3VisionConfig).
@@ -203,8 +215,21 @@ impl Idefics3Config {
                 supported: SUPPORTED_MODEL_TYPES.join(", "),
             });
         }
-        let config: Self =
+        let text_only = model_type == "llama";
+        let raw = if text_only {
+            // A Llama config.json is the text config itself.
+            serde_json::json!({
+                "model_type": "llama",
+                "architectures": raw.get("architectures").cloned().unwrap_or(serde_json::json!([])),
+                "tie_word_embeddings": raw.get("tie_word_embeddings").cloned().unwrap_or(serde_json::json!(false)),
+                "text_config": raw,
+            })
+        } else {
+            raw
+        };
+        let mut config: Self =
             serde_json::from_value(raw).map_err(|e| ModelError::config(FILE, e.to_string()))?;
+        config.text_only = text_only;
         config.validate()?;
         Ok(config)
     }
@@ -218,6 +243,9 @@ impl Idefics3Config {
                 found: format!("text_config.model_type = {}", t.model_type),
                 supported: "llama".into(),
             });
+        }
+        if self.text_only {
+            return self.validate_text();
         }
         if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
             return bad(format!(
@@ -236,6 +264,12 @@ impl Idefics3Config {
             return bad(format!("scale_factor {} does not divide the patch grid side {side}", self.scale_factor));
         }
         self.vision_activation()?;
+        self.validate_text()
+    }
+
+    fn validate_text(&self) -> Result<()> {
+        let t = &self.text_config;
+        let bad = |m: String| Err(ModelError::config(FILE, m));
         if t.hidden_act != "silu" {
             return bad(format!("text_config.hidden_act `{}` is not supported (only silu)", t.hidden_act));
         }
@@ -270,8 +304,11 @@ impl Idefics3Config {
         self.vision_config.image_size / self.vision_config.patch_size
     }
 
-    /// `<image>` tokens per tile after the pixel shuffle.
+    /// `<image>` tokens per tile after the pixel shuffle (0 for a text-only model).
     pub fn image_seq_len(&self) -> usize {
+        if self.text_only {
+            return 0;
+        }
         let side = self.patches_per_side() / self.scale_factor;
         side * side
     }

@@ -89,6 +89,10 @@ pub enum ModelError {
     #[error("the prompt holds {tokens} image tokens but the images give {features} features")]
     ImageTokenMismatch { tokens: usize, features: usize },
 
+    /// An image was given to a text-only model.
+    #[error("`{model_type}` is a text-only model: it takes no images (load a vision-language checkpoint such as SmolVLM)")]
+    NoVision { model_type: String },
+
     /// A token id is outside the vocabulary.
     #[error("token id {id} is outside the vocabulary of {vocab} tokens")]
     TokenOutOfRange { id: u32, vocab: usize },

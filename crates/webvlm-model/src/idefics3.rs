@@ -26,11 +26,14 @@ pub struct TileFeatures {
     pub connector_output: Tensor<2>,
 }
 
-/// The whole model, weights on one device.
+/// Prefix of the decoder in a text-only (`LlamaForCausalLM`) checkpoint.
+const TEXT_ONLY: &str = "model";
+
+/// The whole model, weights on one device. A text-only checkpoint has no vision tower and
+/// connector; everything else is the same graph.
 #[derive(Clone, Debug)]
 pub struct Idefics3 {
-    vision: VisionTransformer,
-    connector: Connector,
+    vision: Option<(VisionTransformer, Connector)>,
     text: TextDecoder,
     config: Idefics3Config,
     device: Device,
@@ -40,18 +43,25 @@ impl Idefics3 {
     /// Build every component from `store`; fails if a tensor is missing, misshapen or unused.
     pub fn load(mut store: WeightStore, config: &Idefics3Config) -> Result<Self> {
         let device = store.device().clone();
-        let vision = VisionTransformer::load(&mut store.reader(VISION), config)?;
-        let connector = Connector::load(&mut store.reader(CONNECTOR), config)?;
+        let vision = if config.text_only {
+            None
+        } else {
+            Some((
+                VisionTransformer::load(&mut store.reader(VISION), config)?,
+                Connector::load(&mut store.reader(CONNECTOR), config)?,
+            ))
+        };
+        let text_prefix = if config.text_only { TEXT_ONLY } else { TEXT };
         let text = {
             // The decoder reads under `model.text_model`, lm_head at the root: two readers of one
             // store, taken one after the other.
             let mut head_store = WeightStore::empty_like(&store);
             store.move_to("lm_head.weight", &mut head_store);
             let mut head = head_store.reader("");
-            TextDecoder::load(&mut store.reader(TEXT), &mut head, &config.text_config, config.tied_embeddings())?
+            TextDecoder::load(&mut store.reader(text_prefix), &mut head, &config.text_config, config.tied_embeddings())?
         };
         store.finish()?;
-        Ok(Self { vision, connector, text, config: config.clone(), device })
+        Ok(Self { vision, text, config: config.clone(), device })
     }
 
     pub fn config(&self) -> &Idefics3Config {
@@ -62,12 +72,20 @@ impl Idefics3 {
         &self.device
     }
 
+    /// Whether the model has a vision tower.
+    pub fn has_vision(&self) -> bool {
+        self.vision.is_some()
+    }
+
     pub fn decoder(&self) -> &TextDecoder {
         &self.text
     }
 
     /// Encode tile `index` of a preprocessed image.
     pub fn encode_tile(&self, image: &ProcessedImage, index: usize) -> Result<TileFeatures> {
+        let Some((vision, connector)) = &self.vision else {
+            return Err(ModelError::NoVision { model_type: self.config.model_type.clone() });
+        };
         let v = &self.config.vision_config;
         if image.height != v.image_size || image.width != v.image_size {
             return Err(ModelError::config(
@@ -84,8 +102,8 @@ impl Idefics3 {
             .get(index * per_tile..(index + 1) * per_tile)
             .ok_or_else(|| ModelError::Device(format!("tile {index} is out of range")))?;
         let patches = extract_patches(tile, v.num_channels, v.image_size, v.patch_size, &self.device);
-        let vision_output = self.vision.forward(patches)?;
-        let connector_output = self.connector.forward(vision_output.clone())?;
+        let vision_output = vision.forward(patches)?;
+        let connector_output = connector.forward(vision_output.clone())?;
         Ok(TileFeatures { vision_output, connector_output })
     }
 
@@ -107,6 +125,13 @@ impl Idefics3 {
     /// # Shapes
     /// `ids: [n]`, `image_features: [k, hidden]` with k = count of image tokens → `[n, hidden]`
     pub fn embed(&self, ids: &[u32], image_features: Option<&Tensor<2>>) -> Result<Tensor<2>> {
+        if self.vision.is_none() {
+            // No image token exists for a text-only model, whatever id the config defaults to.
+            return match image_features {
+                Some(_) => Err(ModelError::NoVision { model_type: self.config.model_type.clone() }),
+                None => self.text.embed(ids),
+            };
+        }
         let image_id = self.config.image_token_id;
         let image_tokens = ids.iter().filter(|&&t| t == image_id).count();
         let available = image_features.map(|f| f.dims()[0]).unwrap_or(0);

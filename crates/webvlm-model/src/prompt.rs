@@ -50,6 +50,9 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos: String,
     eos: String,
+    /// Message content goes to the template as one string (text-only chat templates) rather
+    /// than a list of typed parts (the vision-language templates).
+    text_content: bool,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -69,12 +72,37 @@ impl ChatTemplate {
         });
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| ModelError::Template(format!("cannot parse: {e}")))?;
-        Ok(Self { env, bos: bos.to_string(), eos: eos.to_string() })
+        Ok(Self { env, bos: bos.to_string(), eos: eos.to_string(), text_content: false })
+    }
+
+    /// Hand message content to the template as a string, as text-only models' templates
+    /// (`message['content'] + ...`) expect.
+    pub fn with_text_content(mut self, yes: bool) -> Self {
+        self.text_content = yes;
+        self
     }
 
     /// `apply_chat_template(messages, add_generation_prompt=...)`.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
         let tmpl = self.env.get_template("chat").map_err(|e| ModelError::Template(e.to_string()))?;
+        let messages = if self.text_content {
+            let mut flat = Vec::with_capacity(messages.len());
+            for m in messages {
+                let mut text = String::new();
+                for part in &m.content {
+                    match part {
+                        ContentPart::Text { text: t } => text.push_str(t),
+                        ContentPart::Image => {
+                            return Err(ModelError::Template("this model's template takes text only, not images".into()));
+                        }
+                    }
+                }
+                flat.push(minijinja::Value::from_serialize(serde_json::json!({ "role": m.role, "content": text })));
+            }
+            minijinja::Value::from(flat)
+        } else {
+            minijinja::Value::from_serialize(messages)
+        };
         tmpl.render(context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,

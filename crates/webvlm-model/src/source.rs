@@ -105,3 +105,65 @@ impl ModelSource for MemorySource {
         Ok(names)
     }
 }
+
+/// A source whose GGUF model (see [`crate::weights::GgufModel`]) also provides the files a
+/// Hugging Face directory would have and the directory lacks: `config.json`, `tokenizer.json`,
+/// `tokenizer_config.json`, `chat_template.jinja` and, with an mmproj, `preprocessor_config.json`,
+/// all made from the GGUF metadata. Files the directory has win, so a `tokenizer.json` or a
+/// `processor_config.json` placed next to the GGUF files is used as it is.
+pub struct GgufMetadataSource<'a> {
+    inner: &'a dyn ModelSource,
+    made: HashMap<String, Vec<u8>>,
+}
+
+impl<'a> GgufMetadataSource<'a> {
+    pub fn new(inner: &'a dyn ModelSource) -> Result<Self> {
+        use crate::weights::{GgufModel, gguf};
+        let mut made = HashMap::new();
+        if inner.read("config.json")?.is_none()
+            && let Some(model) = GgufModel::find(inner)?
+        {
+            let text = gguf::GgufFile::parse(&model.text)?;
+            let mmproj = match &model.mmproj {
+                Some(bytes) => Some(gguf::GgufFile::parse(bytes)?),
+                None => None,
+            };
+            let json = |v: serde_json::Value| v.to_string().into_bytes();
+            made.insert("config.json".into(), json(gguf::config_json(&text, mmproj.as_ref())?));
+            made.insert("tokenizer.json".into(), json(gguf::tokenizer_json(&text)?));
+            made.insert("tokenizer_config.json".into(), json(gguf::tokenizer_config_json(&text)?));
+            if let Some(template) = gguf::chat_template(&text)? {
+                made.insert("chat_template.jinja".into(), template.as_bytes().to_vec());
+            }
+            if let Some(mmproj) = &mmproj {
+                made.insert("preprocessor_config.json".into(), json(gguf::preprocessor_config_json(mmproj)?));
+            }
+        }
+        Ok(Self { inner, made })
+    }
+
+    /// Whether any file was made from GGUF metadata.
+    pub fn is_gguf(&self) -> bool {
+        !self.made.is_empty()
+    }
+}
+
+impl ModelSource for GgufMetadataSource<'_> {
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match self.inner.read(name)? {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Ok(self.made.get(name).cloned()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let mut names = self.inner.list()?;
+        names.extend(self.made.keys().filter(|k| !names.contains(k)).cloned().collect::<Vec<_>>());
+        names.sort();
+        Ok(names)
+    }
+}

@@ -28,6 +28,15 @@ impl Tokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// Encode with special tokens treated as plain text (llama.cpp's `parse_special = false`),
+    /// for text that is data rather than a prompt.
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
+        let mut plain = self.inner.clone();
+        plain.set_encode_special_tokens(true);
+        let enc = plain.encode(text, false).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
     /// Decode, dropping special tokens (what a reader sees).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, true).map_err(|e| ModelError::Tokenizer(e.to_string()))

@@ -10,10 +10,9 @@ use crate::idefics3::Idefics3;
 use crate::preprocess::RgbImage;
 use crate::preprocess::idefics3::{ImageProcessorConfig, ProcessedImage};
 use crate::prompt::{ChatTemplate, END_OF_UTTERANCE, Message, expand_images};
-use crate::source::ModelSource;
+use crate::source::{GgufMetadataSource, ModelSource};
 use crate::tokenizer::Tokenizer;
-use crate::weights::gguf::{self, GgufFile};
-use crate::weights::{GgufPair, LoadOptions, WeightStore};
+use crate::weights::{LoadOptions, WeightStore};
 pub use webvlm_kernels::QuantScheme;
 
 /// A prompt ready for the decoder.
@@ -33,7 +32,8 @@ pub struct Vlm {
     pub model: Idefics3,
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
-    pub image_processor: ImageProcessorConfig,
+    /// `None` for a text-only model.
+    pub image_processor: Option<ImageProcessorConfig>,
     /// `<image>` tokens per tile.
     pub image_seq_len: usize,
     /// Ids that end a reply (config EOS, tokenizer EOS, `<end_of_utterance>`).
@@ -49,24 +49,15 @@ impl Vlm {
     /// Load, quantising a Hugging Face checkpoint's linear weights to `quant` on the way (a
     /// packed model is already quantised; `quant` must then be `None` or its own scheme).
     pub fn load_with(source: &dyn ModelSource, device: &Device, quant: Option<QuantScheme>) -> Result<Self> {
-        // A llama.cpp-style directory (text GGUF + mmproj GGUF) may carry no config.json: then the
-        // config, image processor and chat template come from the GGUF metadata.
-        let config_file = source.read_string("config.json")?;
-        let gguf = if config_file.is_none() { GgufPair::find(source)? } else { None };
-        let gguf_files = match &gguf {
-            Some(pair) => Some((GgufFile::parse(&pair.text)?, GgufFile::parse(&pair.mmproj)?)),
-            None => None,
-        };
-        let config_text = match (config_file, &gguf_files) {
-            (Some(text), _) => text,
-            (None, Some((text, mmproj))) => gguf::config_json(text, mmproj)?.to_string(),
-            (None, None) => {
-                return Err(ModelError::MissingFile {
-                    file: "config.json".into(),
-                    why: format!("{} is not a Hugging Face, packed or GGUF model directory", source.describe()),
-                });
-            }
-        };
+        // A llama.cpp-style directory (a text GGUF, plus an mmproj GGUF for images) may carry no
+        // config.json: then config, tokenizer, chat template and image processor come from the
+        // GGUF metadata.
+        let overlay = GgufMetadataSource::new(source)?;
+        let source: &dyn ModelSource = &overlay;
+        let config_text = source.read_string("config.json")?.ok_or_else(|| ModelError::MissingFile {
+            file: "config.json".into(),
+            why: format!("{} is not a Hugging Face, packed or GGUF model directory", source.describe()),
+        })?;
         let config = Idefics3Config::from_json(&config_text)?;
 
         let tokenizer_json = source.read("tokenizer.json")?.ok_or_else(|| ModelError::MissingFile {
@@ -80,39 +71,30 @@ impl Vlm {
         };
         let bos = special_token(&tok_cfg, "bos_token");
         let eos = special_token(&tok_cfg, "eos_token");
-        let template_source = match (&gguf_files, chat_template(source, &tok_cfg)) {
-            (Some((text, _)), Err(ModelError::MissingFile { .. })) => match gguf::chat_template(text)? {
-                Some(t) => t.to_string(),
-                None => chat_template(source, &tok_cfg)?,
-            },
-            (_, other) => other?,
-        };
-        let template = ChatTemplate::new(&template_source, &bos, &eos)?;
+        let template = ChatTemplate::new(&chat_template(source, &tok_cfg)?, &bos, &eos)?.with_text_content(config.text_only);
 
-        let processor: serde_json::Value = match source.read_string("processor_config.json")? {
-            Some(t) => serde_json::from_str(&t).map_err(|e| ModelError::config("processor_config.json", e.to_string()))?,
-            None => serde_json::Value::Null,
-        };
-        let image_processor = match (&gguf_files, image_processor_config(source, &processor)) {
-            (Some((_, mmproj)), Err(ModelError::MissingFile { .. })) => {
-                serde_json::from_value(gguf::preprocessor_config_json(mmproj)?)
-                    .map_err(|e| ModelError::config("mmproj GGUF", e.to_string()))?
+        let (image_processor, image_seq_len) = if config.text_only {
+            (None, 0)
+        } else {
+            let processor: serde_json::Value = match source.read_string("processor_config.json")? {
+                Some(t) => serde_json::from_str(&t).map_err(|e| ModelError::config("processor_config.json", e.to_string()))?,
+                None => serde_json::Value::Null,
+            };
+            let image_seq_len = match processor.get("image_seq_len").and_then(|v| v.as_u64()) {
+                Some(n) => n as usize,
+                None => config.image_seq_len(),
+            };
+            if image_seq_len != config.image_seq_len() {
+                return Err(ModelError::config(
+                    "processor_config.json",
+                    format!(
+                        "image_seq_len {image_seq_len} does not match the model's {} ((image_size/patch_size)^2 / scale_factor^2)",
+                        config.image_seq_len()
+                    ),
+                ));
             }
-            (_, other) => other?,
+            (Some(image_processor_config(source, &processor)?), image_seq_len)
         };
-        let image_seq_len = match processor.get("image_seq_len").and_then(|v| v.as_u64()) {
-            Some(n) => n as usize,
-            None => config.image_seq_len(),
-        };
-        if image_seq_len != config.image_seq_len() {
-            return Err(ModelError::config(
-                "processor_config.json",
-                format!(
-                    "image_seq_len {image_seq_len} does not match the model's {} ((image_size/patch_size)^2 / scale_factor^2)",
-                    config.image_seq_len()
-                ),
-            ));
-        }
 
         let mut stop_ids = config.text_config.eos_token_ids();
         for token in [eos.as_str(), END_OF_UTTERANCE] {
@@ -151,9 +133,10 @@ impl Vlm {
     /// Same for a whole conversation; `image` fills the conversation's one `<image>`.
     pub fn prepare_chat(&self, messages: &[Message], image: Option<&RgbImage>) -> Result<PreparedPrompt> {
         let rendered = self.template.render(messages, true)?;
-        let processed = match image {
-            Some(img) => Some(self.image_processor.preprocess(img)?),
-            None => None,
+        let processed = match (image, &self.image_processor) {
+            (Some(img), Some(processor)) => Some(processor.preprocess(img)?),
+            (Some(_), None) => return Err(ModelError::NoVision { model_type: self.config().model_type.clone() }),
+            (None, _) => None,
         };
         let layout: Vec<(usize, usize)> = processed.iter().map(|p| (p.rows, p.cols)).collect();
         let expanded = expand_images(&rendered, &layout, self.image_seq_len)?;

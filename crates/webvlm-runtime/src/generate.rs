@@ -103,7 +103,7 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         // At least one position must run to produce logits.
         common = common.min(prompt.input_ids.len().saturating_sub(1));
         let image_id = vlm.config().image_token_id;
-        let suffix_has_image = prompt.input_ids[common..].contains(&image_id);
+        let suffix_has_image = vlm.model.has_vision() && prompt.input_ids[common..].contains(&image_id);
         if suffix_has_image {
             common = 0;
         }

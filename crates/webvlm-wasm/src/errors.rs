@@ -24,7 +24,9 @@ pub fn model_error_name(e: &ModelError) -> &'static str {
         ModelError::Integrity { .. } => "IntegrityError",
         ModelError::Preprocess(_) => "ImageError",
         ModelError::ContextOverflow { .. } => "ContextOverflowError",
-        ModelError::ImageTokenMismatch { .. } | ModelError::TokenOutOfRange { .. } => "InvalidRequestError",
+        ModelError::ImageTokenMismatch { .. } | ModelError::TokenOutOfRange { .. } | ModelError::NoVision { .. } => {
+            "InvalidRequestError"
+        }
         ModelError::Kernel { .. } | ModelError::Device(_) => "DeviceError",
         _ => "ModelFormatError",
     }

@@ -122,7 +122,7 @@ impl Session {
         let cfg = vlm.config();
         let info = ModelInfo {
             model_type: cfg.model_type.clone(),
-            family: "vlm",
+            family: if vlm.model.has_vision() { "vlm" } else { "text" },
             context_length: vlm.model.context_length(),
             image_seq_len: vlm.image_seq_len,
             vocab_size: cfg.text_config.vocab_size,

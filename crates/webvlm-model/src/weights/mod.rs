@@ -46,8 +46,16 @@ pub fn quantizable(name: &str, shape: &[usize]) -> bool {
     shape.len() == 2 && name.ends_with(".weight") && !name.contains("embed")
 }
 
-/// The tensor lm_head is tied to.
-pub const TIED_EMBEDDING: &str = "model.text_model.embed_tokens.weight";
+/// The tensor lm_head is tied to: the decoder's token embedding, in the Idefics3 layout or in a
+/// text-only (Llama) checkpoint.
+pub fn is_embedding(name: &str) -> bool {
+    name == "model.text_model.embed_tokens.weight" || name == "model.embed_tokens.weight"
+}
+/// The Hugging Face name of a GGUF tensor. The GGUF tables follow the Idefics3 layout
+/// (`model.text_model.*`); a text-only model is a plain Llama (`model.*`).
+pub fn gguf_hf_name(idefics3_name: String, text_only: bool) -> String {
+    if text_only { idefics3_name.replacen("model.text_model.", "model.", 1) } else { idefics3_name }
+}
 
 /// All tensors of a checkpoint, on one device.
 pub struct WeightStore {
@@ -72,6 +80,9 @@ impl WeightStore {
                 for (entry, decoded) in reader.feed(&bytes)? {
                     match decoded {
                         packed::Decoded::Dense { shape, values } => store.insert(entry.name.clone(), shape, values),
+                        packed::Decoded::Quant(m) if is_embedding(&entry.name) => {
+                            store.insert_quant_embedding(entry.name.clone(), m, options)?
+                        }
                         packed::Decoded::Quant(m) => store.insert_quant(entry.name.clone(), &m)?,
                     }
                 }
@@ -79,15 +90,17 @@ impl WeightStore {
             reader.finish()?;
             return Ok(store);
         }
-        let ggufs = GgufPair::find(source)?;
-        if let Some(pair) = ggufs {
-            for bytes in [&pair.text, &pair.mmproj] {
+        if let Some(model) = GgufModel::find(source)? {
+            let text_only = model.mmproj.is_none();
+            for bytes in std::iter::once(&model.text).chain(model.mmproj.as_ref()) {
                 let file = gguf::GgufFile::parse(bytes)?;
                 for t in file.hf_tensors()? {
                     let t = t?;
+                    let name = gguf_hf_name(t.name, text_only);
                     match t.value {
-                        gguf::TensorValue::Quant(m) if quantizable(&t.name, &t.shape) => store.insert_quant(t.name, &m)?,
-                        value => store.insert_hf(t.name, t.shape, value.into_dense(), options)?,
+                        gguf::TensorValue::Quant(m) if quantizable(&name, &t.shape) => store.insert_quant(name, &m)?,
+                        gguf::TensorValue::Quant(m) if is_embedding(&name) => store.insert_quant_embedding(name, m, options)?,
+                        value => store.insert_hf(name, t.shape, value.into_dense(), options)?,
                     }
                 }
             }
@@ -110,13 +123,25 @@ impl WeightStore {
         Ok(store)
     }
 
+    /// A token embedding stored block-quantised (GGUF files often do, and packed models made
+    /// from them keep it): lookups need it dense, and a tied lm_head, which reads the whole
+    /// matrix every token, keeps the block format (Q8_0 → q8 is lossless).
+    fn insert_quant_embedding(&mut self, name: String, m: QuantMatrix, options: LoadOptions) -> Result<()> {
+        if options.tied_lm_head && !self.contains("lm_head.weight") {
+            self.insert_quant("lm_head.weight".into(), &m)?;
+        }
+        let shape = vec![m.n(), m.k()];
+        self.insert(name, shape, m.dequantize());
+        Ok(())
+    }
+
     /// A Hugging Face tensor, quantised on the way when `options` ask for it.
     fn insert_hf(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>, options: LoadOptions) -> Result<()> {
         let Some(scheme) = options.quant else {
             self.insert(name, shape, values);
             return Ok(());
         };
-        if options.tied_lm_head && name == TIED_EMBEDDING && !self.contains("lm_head.weight") {
+        if options.tied_lm_head && is_embedding(&name) && !self.contains("lm_head.weight") {
             let m = quantize(&name, &values, &shape, scheme)?;
             self.insert_quant("lm_head.weight".into(), &m)?;
         }
@@ -267,34 +292,35 @@ impl WeightReader<'_> {
     }
 }
 
-/// A llama.cpp-style pair: the text model GGUF and the `mmproj` GGUF (vision + connector).
-pub struct GgufPair {
+/// A llama.cpp-style model: the text model GGUF, plus the `mmproj` GGUF (vision + connector)
+/// for a vision-language model.
+pub struct GgufModel {
     pub text: Vec<u8>,
-    pub mmproj: Vec<u8>,
+    pub mmproj: Option<Vec<u8>>,
 }
 
-impl GgufPair {
-    /// The directory's two `.gguf` files, told apart by their metadata; `None` without any.
+impl GgufModel {
+    /// The directory's `.gguf` files, told apart by their metadata; `None` without any.
     pub fn find(source: &dyn ModelSource) -> Result<Option<Self>> {
         let names: Vec<String> = source.list()?.into_iter().filter(|n| n.ends_with(".gguf")).collect();
         if names.is_empty() {
             return Ok(None);
         }
-        let (mut text, mut mmproj) = (None, None);
+        let (mut text, mut mmproj) = (Vec::new(), Vec::new());
         for name in &names {
             let bytes = source.read(name)?.ok_or_else(|| ModelError::MissingFile { file: name.clone(), why: "listed".into() })?;
             match gguf::GgufFile::parse(&bytes)?.kind()? {
-                gguf::FileKind::Text => text = Some(bytes),
-                gguf::FileKind::Mmproj => mmproj = Some(bytes),
+                gguf::FileKind::Text => text.push(bytes),
+                gguf::FileKind::Mmproj => mmproj.push(bytes),
             }
         }
-        match (text, mmproj) {
-            (Some(text), Some(mmproj)) if names.len() == 2 => Ok(Some(Self { text, mmproj })),
-            _ => Err(ModelError::MissingFile {
+        if text.len() != 1 || mmproj.len() > 1 {
+            return Err(ModelError::MissingFile {
                 file: "*.gguf".into(),
-                why: format!("a GGUF model needs exactly one text GGUF and one mmproj GGUF, found {names:?}"),
-            }),
+                why: format!("a GGUF model is one text GGUF, plus one mmproj GGUF for images; found {names:?}"),
+            });
         }
+        Ok(Some(Self { text: text.remove(0), mmproj: mmproj.pop() }))
     }
 }
 

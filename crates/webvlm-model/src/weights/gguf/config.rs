@@ -45,10 +45,13 @@ fn nonzero(file: &GgufFile, key: &str) -> Result<u64> {
     }
 }
 
-/// An Idefics3 `config.json` for a text + mmproj pair.
-pub fn config_json(text: &GgufFile, mmproj: &GgufFile) -> Result<Json> {
+/// An Idefics3 `config.json` for a text + mmproj pair, or a Llama `config.json` for a text
+/// GGUF alone.
+pub fn config_json(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<Json> {
     expect_kind(text, FileKind::Text, "text")?;
-    expect_kind(mmproj, FileKind::Mmproj, "mmproj")?;
+    if let Some(mmproj) = mmproj {
+        expect_kind(mmproj, FileKind::Mmproj, "mmproj")?;
+    }
     let arch = text.architecture()?;
     let k = |s: &str| format!("{arch}.{s}");
 
@@ -124,6 +127,10 @@ pub fn config_json(text: &GgufFile, mmproj: &GgufFile) -> Result<Json> {
         }
     }
 
+    let Some(mmproj) = mmproj else {
+        text_config["architectures"] = json!(["LlamaForCausalLM"]);
+        return Ok(text_config);
+    };
     let v = |s: &str| format!("clip.vision.{s}");
     let v_hidden = nonzero(mmproj, &v("embedding_length"))?;
     if let Some(p) = mmproj.u64_key(&v("projection_dim"))?

@@ -112,6 +112,9 @@ pub enum GgufError {
     TooLarge { what: String, bytes: u64 },
 
     /// The text and mmproj files do not describe one model.
+    #[error("tokenizer `{what}` is not supported; supported: {supported}")]
+    UnsupportedTokenizer { what: String, supported: &'static str },
+
     #[error("the text and mmproj GGUF files disagree: {message}")]
     Mismatch { message: String },
 }

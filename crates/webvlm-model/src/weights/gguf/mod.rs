@@ -9,7 +9,7 @@
 //! ```text
 //! bytes ──GgufFile::parse──▶ header, metadata, tensor infos        (parse.rs, types.rs)
 //!        .hf_tensors()   ──▶ (HF name, HF shape, Dense | Quant)    (names.rs, decode.rs)
-//!        config_json(&text, &mmproj), preprocessor_config_json(&mmproj)   (config.rs)
+//!        config_json(&text, Some(&mmproj)), preprocessor_config_json(&mmproj)   (config.rs)
 //! ```
 //!
 //! * Names follow one table per file kind ([`map_name`]); shapes are `ne` reversed (a linear
@@ -28,7 +28,7 @@
 //! ```ignore
 //! let text = GgufFile::parse(&text_bytes)?;
 //! let mmproj = GgufFile::parse(&mmproj_bytes)?;
-//! let config = gguf::config_json(&text, &mmproj)?;
+//! let config = gguf::config_json(&text, Some(&mmproj))?;
 //! for file in [&text, &mmproj] {
 //!     for t in file.hf_tensors()? {
 //!         let t = t?; // t.name, t.shape, t.value: TensorValue::{Dense, Quant}
@@ -41,6 +41,7 @@ mod decode;
 mod error;
 mod names;
 mod parse;
+mod tokenizer;
 mod types;
 
 #[cfg(test)]
@@ -55,6 +56,7 @@ pub use config::{chat_template, config_json, preprocessor_config_json};
 pub use error::{GgufError, Result};
 pub use names::{FileKind, MappedName, Role, map_name};
 pub use parse::{DEFAULT_ALIGNMENT, GgufFile, TensorInfo, Value};
+pub use tokenizer::{tokenizer_config_json, tokenizer_json};
 pub use types::GgmlType;
 
 use decode::BlockPlanes;

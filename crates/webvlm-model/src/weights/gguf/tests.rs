@@ -181,7 +181,7 @@ fn config_matches_hf_config_json() {
         let text = read(&format!("gguf/{fixture}/text.gguf"));
         let mmproj = read(&format!("gguf/{fixture}/mmproj.gguf"));
         let (text, mmproj) = (GgufFile::parse(&text).unwrap(), GgufFile::parse(&mmproj).unwrap());
-        let got = config_json(&text, &mmproj).unwrap();
+        let got = config_json(&text, Some(&mmproj)).unwrap();
         let want = hf_json(fixture, "config.json");
         for key in ["model_type", "scale_factor", "image_token_id", "tie_word_embeddings"] {
             assert_eq!(got[key], want[key], "{fixture}: {key}");
@@ -245,14 +245,14 @@ fn config_refuses_swapped_or_foreign_files() {
     let text = read("gguf/smolvlm-tiny-split/text.gguf");
     let mmproj = read("gguf/smolvlm-tiny-split/mmproj.gguf");
     let (text, mmproj) = (GgufFile::parse(&text).unwrap(), GgufFile::parse(&mmproj).unwrap());
-    assert!(matches!(config_json(&mmproj, &text), Err(GgufError::Mismatch { .. })));
+    assert!(matches!(config_json(&mmproj, Some(&text)), Err(GgufError::Mismatch { .. })));
     let other = read("gguf/smolvlm-tiny-single/mmproj.gguf");
     let other = GgufFile::parse(&other).unwrap();
-    let e = config_json(&text, &other).unwrap_err();
+    let e = config_json(&text, Some(&other)).unwrap_err();
     assert!(matches!(e, GgufError::Mismatch { .. }) && e.to_string().contains("projection_dim"), "{e}");
     let arch = read("gguf/broken/unsupported_arch.gguf");
     let arch = GgufFile::parse(&arch).unwrap();
-    let e = config_json(&arch, &mmproj).unwrap_err();
+    let e = config_json(&arch, Some(&mmproj)).unwrap_err();
     assert!(
         matches!(&e, GgufError::UnsupportedArchitecture { found, supported } if found == "qwen2" && supported.contains("llama")),
         "{e}"
