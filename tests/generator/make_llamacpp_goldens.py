@@ -33,10 +33,10 @@ requirements-llamacpp.txt next to this file):
 """
 
 import argparse
-import ctypes
 import hashlib
 import json
 import os
+import re
 import sys
 
 import jinja2
@@ -185,14 +185,25 @@ def greedy(llm, prompt_ids, steps):
 
 
 def build_info():
-    info = {"llama_cpp_python": llama_cpp.__version__}
-    sysinfo = llama_cpp.llama_print_system_info()
-    info["system_info"] = sysinfo.decode("utf-8").strip() if isinstance(sysinfo, bytes) else str(sysinfo)
-    # Whatever build identification the bindings expose (names vary across versions).
-    for name in ("LLAMA_BUILD_NUMBER", "LLAMA_COMMIT", "LLAMA_BUILD_COMMIT", "LLAMA_COMPILER", "LLAMA_BUILD_TARGET"):
-        if hasattr(llama_cpp, name):
-            value = getattr(llama_cpp, name)
-            info[name.lower()] = value.decode() if isinstance(value, bytes) else value
+    """What identifies the compiled llama.cpp: its version string, the commit and build number the
+    build recorded in its installed CMake package config, the ggml library version, and the CPU
+    features ggml was compiled for."""
+    info = {"llama_version": llama_cpp.llama_version().decode("utf-8")}
+    site = os.path.dirname(os.path.dirname(os.path.abspath(llama_cpp.__file__)))
+    config = os.path.join(site, "lib", "cmake", "llama", "llama-config.cmake")
+    if os.path.exists(config):
+        with open(config, encoding="utf-8") as f:
+            for line in f:
+                m = re.match(r"set\((LLAMA_BUILD_COMMIT|LLAMA_BUILD_NUMBER)\s+(\S+)\)", line)
+                if m:
+                    info[m.group(1).lower()] = m.group(2)
+    ggml = os.path.join(site, "lib", "cmake", "ggml", "ggml-config-version.cmake")
+    if os.path.exists(ggml):
+        with open(ggml, encoding="utf-8") as f:
+            m = re.search(r'set\(PACKAGE_VERSION "([^"]+)"\)', f.read())
+            if m:
+                info["ggml_version"] = m.group(1)
+    info["system_info"] = llama_cpp.llama_print_system_info().decode("utf-8").strip()
     return info
 
 

@@ -135,7 +135,11 @@ impl<'a> GgufMetadataSource<'a> {
             if let Some(template) = gguf::chat_template(&text)? {
                 made.insert("chat_template.jinja".into(), template.as_bytes().to_vec());
             }
-            if let Some(mmproj) = &mmproj {
+            // A processor_config.json next to the GGUF files carries the image processor too
+            // (transformers 5), and the directory's own files win.
+            if let Some(mmproj) = &mmproj
+                && inner.read("processor_config.json")?.is_none()
+            {
                 made.insert("preprocessor_config.json".into(), json(gguf::preprocessor_config_json(mmproj)?));
             }
         }

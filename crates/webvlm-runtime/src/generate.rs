@@ -195,6 +195,12 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         Ok(Some(Step { id, text }))
     }
 
+    /// The logits the next token will be sampled from (after `prefill`, and after each step
+    /// that did not finish), before any sampling transform.
+    pub fn next_logits(&self) -> Option<&[f32]> {
+        self.next_logits.as_deref()
+    }
+
     /// Ids generated so far (a stop token included).
     pub fn generated(&self) -> &[u32] {
         &self.generated
