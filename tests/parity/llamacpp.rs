@@ -12,7 +12,10 @@
 //! differently).
 //!
 //! Why logits differ at all: llama.cpp's CPU backend multiplies Q4_1 weights by activations
-//! that it first quantises to 8 bits (Q8_1 blocks); webvlm multiplies by f32 activations.
+//! that it first quantises to 8 bits (Q8_1 blocks); webvlm multiplies by f32 activations. The
+//! arbiter is transformers in float32 on the same dequantised weights
+//! (`tests/generator/make_smollm2_transformers_goldens.py`; transformers itself is within 5e-5
+//! of float64): webvlm must match it tightly, logits and all 32 greedy tokens of every prompt.
 
 use std::path::PathBuf;
 
@@ -20,9 +23,12 @@ use serde::Deserialize;
 use webvlm_model::device::Backend;
 use webvlm_model::prompt::{ContentPart, Message};
 use webvlm_model::{DirSource, Vlm};
-use webvlm_parity::{device, fixtures_dir};
+use webvlm_parity::{assert_close, device, fixtures_dir};
 use webvlm_runtime::{GenerationOptions, Generator};
 
+/// |webvlm − transformers f32| on the last-position logits: `atol + rtol·|x|`.
+const TF_ATOL: f32 = 1e-3;
+const TF_RTOL: f32 = 1e-4;
 /// Largest |webvlm − llama.cpp| over the full-vocabulary last-position logits.
 const LOGIT_MAX_DIFF: f32 = 2.0;
 /// Mean |diff| over the vocabulary.
@@ -75,11 +81,30 @@ fn goldens() -> Goldens {
     serde_json::from_str(&text).expect("goldens.json parses")
 }
 
-fn golden_logits(index: usize, vocab: usize) -> Vec<f32> {
-    let bytes = std::fs::read(fixtures_dir().join("smollm2/last_logits.f32")).expect("last_logits.f32");
+#[derive(Deserialize)]
+struct TransformersGoldens {
+    transformers: String,
+    prompts: Vec<TransformersPrompt>,
+}
+
+#[derive(Deserialize)]
+struct TransformersPrompt {
+    name: String,
+    greedy_ids: Vec<u32>,
+}
+
+fn transformers_goldens() -> TransformersGoldens {
+    let text = std::fs::read_to_string(fixtures_dir().join("smollm2/transformers.json")).expect("transformers.json");
+    serde_json::from_str(&text).expect("transformers.json parses")
+}
+
+/// Row `index` of a `[rows, vocab]` little-endian f32 file in the fixture.
+fn logits_row(file: &str, index: usize, vocab: usize) -> Vec<f32> {
+    let bytes = std::fs::read(fixtures_dir().join("smollm2").join(file)).expect(file);
     let row = &bytes[index * vocab * 4..(index + 1) * vocab * 4];
     row.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
+
 
 /// The cached GGUF's directory (`scripts/fetch-smollm2.sh`; `WEBVLM_CACHE` moves the cache).
 fn model_dir(g: &Goldens) -> PathBuf {
@@ -141,15 +166,22 @@ fn check_prompts(range: std::ops::Range<usize>) -> Vec<(String, Option<usize>)> 
     let g = goldens();
     let vlm = load(&g);
     let vocab = vlm.config().text_config.vocab_size;
+    let tf = transformers_goldens();
+    assert!(!tf.transformers.is_empty());
     let mut outcome = Vec::new();
-    for p in &g.prompts[range] {
+    for (i, p) in g.prompts.iter().enumerate().skip(range.start).take(range.len()) {
+        let tf_prompt = &tf.prompts[i];
+        assert_eq!(tf_prompt.name, p.name);
         let prepared = vlm.prepare_chat(&messages(p), None).unwrap();
         let opts = GenerationOptions { max_new_tokens: p.greedy_ids.len(), ignore_eos: true, ..Default::default() };
         let mut generator = Generator::new(&vlm, prepared, opts).unwrap();
         pollster::block_on(generator.prefill()).unwrap();
         if let Some(index) = p.logits_index {
             let got = generator.next_logits().unwrap();
-            let want = golden_logits(index, vocab);
+            let want_tf = logits_row("transformers_logits.f32", index, vocab);
+            let d = assert_close(&format!("{} logits vs transformers", p.name), got, &want_tf, TF_ATOL, TF_RTOL);
+            eprintln!("{}: last-position logits vs transformers f32: max |diff| {d:.2e}", p.name);
+            let want = logits_row("last_logits.f32", index, vocab);
             let (max, mean) = diff_stats(got, &want);
             eprintln!("{}: last-position logits vs llama.cpp: max |diff| {max:.4}, mean {mean:.4}", p.name);
             if argmax(got) != argmax(&want) {
@@ -160,6 +192,7 @@ fn check_prompts(range: std::ops::Range<usize>) -> Vec<(String, Option<usize>)> 
         }
         while pollster::block_on(generator.step()).unwrap().is_some() {}
         let got = generator.generated();
+        assert_eq!(got, &tf_prompt.greedy_ids[..], "{}: greedy tokens equal transformers'", p.name);
         let diverged = got.iter().zip(&p.greedy_ids).position(|(a, b)| a != b);
         match diverged {
             None => eprintln!("{}: 32 greedy tokens identical", p.name),

@@ -481,3 +481,36 @@ fn ggml_type_table() {
     assert_eq!(GgmlType(99).to_string(), "ggml type #99");
     assert_eq!(GgmlType::BF16.to_string(), "BF16");
 }
+
+/// The tokenizer built from GGUF metadata tokenizes like the fixture's own tokenizer.json (the
+/// converter wrote the same vocabulary and merges into the GGUF). Digits are left out: the
+/// fixture's tokenizer.json does not split them while its GGUF says `smollm`, which does, as
+/// llama.cpp does (the real SmolLM2 test compares digits with llama.cpp itself).
+#[test]
+fn tokenizer_from_metadata_matches_tokenizer_json() {
+    for fixture in ["smolvlm-tiny-single", "smolvlm-tiny-split"] {
+        let bytes = read(&format!("gguf/{fixture}/text.gguf"));
+        let file = GgufFile::parse(&bytes).unwrap();
+        let built = match tokenizer_json(&file) {
+            Ok(json) => crate::Tokenizer::from_bytes(json.to_string().as_bytes()).unwrap(),
+            // The fixture's pre-tokenizer may be one this builder names as unsupported: that
+            // is a named error, which is what this test then checks.
+            Err(GgufError::UnsupportedTokenizer { .. }) => continue,
+            Err(e) => panic!("{fixture}: {e}"),
+        };
+        let hf = crate::Tokenizer::from_bytes(&read(&format!("{fixture}/model/tokenizer.json"))).unwrap();
+        for text in ["Describe the colours, please.", "  two  spaces\tand a tab\n", "<|im_start|>User:<image>x<end_of_utterance>"] {
+            assert_eq!(built.encode(text).unwrap(), hf.encode(text).unwrap(), "{fixture}: {text:?}");
+        }
+        let cfg = tokenizer_config_json(&file).unwrap();
+        assert!(cfg["bos_token"].is_string() && cfg["eos_token"].is_string(), "{cfg}");
+    }
+}
+
+/// A GGUF without tokenizer metadata is a named error, never a model that prints garbage.
+#[test]
+fn missing_tokenizer_metadata_is_a_named_error() {
+    let bytes = read("gguf/valid/align64.gguf");
+    let file = GgufFile::parse(&bytes).unwrap();
+    assert!(matches!(tokenizer_json(&file), Err(GgufError::MissingKey { ref key }) if key == "tokenizer.ggml.model"));
+}
