@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""webvlm and llama.cpp side by side on SmolLM2-135M-Instruct (the same Q4_1 GGUF), in one run,
+alternating: webvlm (`webvlm run --json` on the GGUF directory, wgpu; lavapipe on a machine
+without a GPU) then llama.cpp (llama-cpp-python, CPU), `--repeats` times, on the same prompt
+(conversation 0 of make_llamacpp_goldens.py, "What is the capital of France?", rendered by each
+side with the GGUF's chat template: the same 37 prompt ids, as tests/parity/llamacpp.rs checks).
+
+Both decode 32 greedy tokens past end-of-sequence. webvlm's prefill and decode rates come from its
+own timings (load excluded); llama.cpp's from wall time around `eval` (bench_llamacpp.py's
+`run_once`). Prints JSON: medians, every run, and the ratio webvlm / llama.cpp.
+
+    /root/lcpvenv/bin/python tests/generator/bench_peer.py --gguf-dir DIR --webvlm target/release/webvlm [--threads 2] [--repeats 3]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_llamacpp import run_once  # noqa: E402
+from make_llamacpp_goldens import CONVERSATIONS, render_chat, token_text  # noqa: E402
+from llama_cpp import Llama  # noqa: E402
+
+
+def webvlm_once(exe, model_dir, prompt):
+    out = subprocess.run(
+        [exe, "run", "--model", model_dir, "--prompt", prompt, "--max-new-tokens", "32", "--ignore-eos", "--json"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    t = json.loads(out.strip().splitlines()[-1])["timings"]
+    return {"prefill_tok_s": t["prefill_tokens_per_s"], "decode_tok_s": t["decode_tokens_per_s"], "load_ms": t["load_ms"]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gguf-dir", required=True)
+    ap.add_argument("--webvlm", default="target/release/webvlm")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    gguf = next(os.path.join(args.gguf_dir, f) for f in os.listdir(args.gguf_dir) if f.endswith(".gguf"))
+    name, messages = CONVERSATIONS[0][0], CONVERSATIONS[0][1]
+    assert len(messages) == 1 and messages[0]["role"] == "user", name
+    llm = Llama(model_path=gguf, n_ctx=2048, n_threads=args.threads, n_batch=512, n_gpu_layers=0, verbose=False, seed=0)
+    bos, eos = token_text(llm, llm.token_bos()), token_text(llm, llm.token_eos())
+    rendered = render_chat(llm.metadata["tokenizer.chat_template"], messages, bos, eos)
+    ids = llm.tokenize(rendered.encode(), add_bos=False, special=True)
+    run_once(llm, ids)  # warm-up
+    runs = {"webvlm": [], "llama.cpp": []}
+    for _ in range(args.repeats):
+        runs["webvlm"].append(webvlm_once(args.webvlm, args.gguf_dir, messages[0]["content"]))
+        runs["llama.cpp"].append(run_once(llm, ids))
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("prefill_tok_s", "decode_tok_s")} for k, v in runs.items()}
+    ratio = {m: med["webvlm"][m] / med["llama.cpp"][m] for m in ("prefill_tok_s", "decode_tok_s")}
+    print(json.dumps({"prompt": name, "prompt_tokens": len(ids), "threads": args.threads, "repeats": args.repeats,
+                      "median": med, "ratio_webvlm_over_llamacpp": ratio, "runs": runs}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
