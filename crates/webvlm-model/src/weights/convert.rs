@@ -9,7 +9,7 @@
 use webvlm_kernels::{QuantMatrix, QuantScheme};
 
 use super::packed::{self, FileEntry, Manifest, PackWriter, sha256_hex};
-use super::{GgufModel, gguf, gguf_hf_name, inspect, is_embedding, quantizable, read_safetensors_into, shard_files};
+use super::{GgufModel, gguf, inspect, is_embedding, quantizable, read_safetensors_into, shard_files};
 use crate::config::Idefics3Config;
 use crate::error::{ModelError, Result};
 use crate::source::{GgufMetadataSource, ModelSource};
@@ -174,28 +174,23 @@ fn convert_gguf(
 ) -> Result<&'static str> {
     let model = GgufModel::find(source)?
         .ok_or_else(|| ModelError::MissingFile { file: "*.gguf".into(), why: "no GGUF file".into() })?;
-    let text_only = model.mmproj.is_none();
     let mut bytes_by_scheme: Vec<(QuantScheme, u64)> = Vec::new();
-    for bytes in std::iter::once(&model.text).chain(model.mmproj.as_ref()) {
-        let file = gguf::GgufFile::parse(bytes)?;
-        for t in file.hf_tensors()? {
-            let t = t?;
-            let name = gguf_hf_name(t.name, text_only);
-            progress(&name);
-            match t.value {
-                gguf::TensorValue::Quant(m) => {
-                    match bytes_by_scheme.iter_mut().find(|(s, _)| *s == m.scheme()) {
-                        Some((_, n)) => *n += m.byte_size(),
-                        None => bytes_by_scheme.push((m.scheme(), m.byte_size())),
-                    }
-                    writer.add_quant(&name, &m);
+    model.for_each_tensor(&mut |name, shape, value| {
+        progress(&name);
+        match value {
+            gguf::TensorValue::Quant(m) => {
+                match bytes_by_scheme.iter_mut().find(|(s, _)| *s == m.scheme()) {
+                    Some((_, n)) => *n += m.byte_size(),
+                    None => bytes_by_scheme.push((m.scheme(), m.byte_size())),
                 }
-                gguf::TensorValue::Dense(values) => writer.add_dense(&name, &t.shape, &values, name.contains("embed")),
+                writer.add_quant(&name, &m);
             }
-            for shard in writer.take_finished() {
-                emit(shard)?;
-            }
+            gguf::TensorValue::Dense(values) => writer.add_dense(&name, &shape, &values, name.contains("embed")),
         }
-    }
+        for shard in writer.take_finished() {
+            emit(shard)?;
+        }
+        Ok(())
+    })?;
     Ok(bytes_by_scheme.iter().max_by_key(|(_, n)| *n).map(|(s, _)| s.name()).unwrap_or("f16"))
 }

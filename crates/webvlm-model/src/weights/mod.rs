@@ -51,11 +51,7 @@ pub fn quantizable(name: &str, shape: &[usize]) -> bool {
 pub fn is_embedding(name: &str) -> bool {
     name == "model.text_model.embed_tokens.weight" || name == "model.embed_tokens.weight"
 }
-/// The Hugging Face name of a GGUF tensor. The GGUF tables follow the Idefics3 layout
-/// (`model.text_model.*`); a text-only model is a plain Llama (`model.*`).
-pub fn gguf_hf_name(idefics3_name: String, text_only: bool) -> String {
-    if text_only { idefics3_name.replacen("model.text_model.", "model.", 1) } else { idefics3_name }
-}
+
 
 /// All tensors of a checkpoint, on one device.
 pub struct WeightStore {
@@ -91,19 +87,11 @@ impl WeightStore {
             return Ok(store);
         }
         if let Some(model) = GgufModel::find(source)? {
-            let text_only = model.mmproj.is_none();
-            for bytes in std::iter::once(&model.text).chain(model.mmproj.as_ref()) {
-                let file = gguf::GgufFile::parse(bytes)?;
-                for t in file.hf_tensors()? {
-                    let t = t?;
-                    let name = gguf_hf_name(t.name, text_only);
-                    match t.value {
-                        gguf::TensorValue::Quant(m) if quantizable(&name, &t.shape) => store.insert_quant(name, &m)?,
-                        gguf::TensorValue::Quant(m) if is_embedding(&name) => store.insert_quant_embedding(name, m, options)?,
-                        value => store.insert_hf(name, t.shape, value.into_dense(), options)?,
-                    }
-                }
-            }
+            model.for_each_tensor(&mut |name, shape, value| match value {
+                gguf::TensorValue::Quant(m) if quantizable(&name, &shape) => store.insert_quant(name, &m),
+                gguf::TensorValue::Quant(m) if is_embedding(&name) => store.insert_quant_embedding(name, m, options),
+                value => store.insert_hf(name, shape, value.into_dense(), options),
+            })?;
             return Ok(store);
         }
         let files = shard_files(source)?;
@@ -321,6 +309,25 @@ impl GgufModel {
             });
         }
         Ok(Some(Self { text: text.remove(0), mmproj: mmproj.pop() }))
+    }
+
+    /// Every tensor of the text file, then of the mmproj, under its Hugging Face name and shape.
+    /// The GGUF name tables follow the Idefics3 layout (`model.text_model.*`); without an mmproj
+    /// the model is a plain Llama, whose decoder lives under `model.*`.
+    pub fn for_each_tensor(
+        &self,
+        f: &mut dyn FnMut(String, Vec<usize>, gguf::TensorValue) -> Result<()>,
+    ) -> Result<()> {
+        let text_only = self.mmproj.is_none();
+        for bytes in std::iter::once(&self.text).chain(self.mmproj.as_ref()) {
+            let file = gguf::GgufFile::parse(bytes)?;
+            for t in file.hf_tensors()? {
+                let t = t?;
+                let name = if text_only { t.name.replacen("model.text_model.", "model.", 1) } else { t.name };
+                f(name, t.shape, t.value)?;
+            }
+        }
+        Ok(())
     }
 }
 
