@@ -4,7 +4,7 @@ import { AbortError, DeviceLostError, WebGPUUnavailableError } from '../errors.j
 import { resolveSource } from '../source.js';
 import type { GenerateChunk, LoadProgress, ModelInfo, Usage } from '../types.js';
 import type { Engine, GenerateCall, LoadRequest } from './engine.js';
-import { adapterInfo, gpu, installGpuHooks } from './gpu.js';
+import { adapterInfo, gpu, installGpuHooks, type GpuDeviceLike } from './gpu.js';
 import { decodeImage } from './image.js';
 import { fetchModel } from './loader.js';
 
@@ -39,6 +39,7 @@ export class WasmEngine implements Engine {
   private session?: Session;
   private lostCallbacks: Array<(m: string) => void> = [];
   private modelUrl = '';
+  private lost?: { device: GpuDeviceLike; rejection: Promise<never> };
 
   onDeviceLost(cb: (message: string) => void): void {
     this.lostCallbacks.push(cb);
@@ -70,10 +71,16 @@ export class WasmEngine implements Engine {
   private guard<T>(p: Promise<T>): Promise<T> {
     const device = gpu.device;
     if (!device) return p;
-    const lost = device.lost.then((info) => {
-      throw new DeviceLostError(`the GPU device was lost (${info.reason}); load the model again`);
-    });
-    return Promise.race([p, lost]);
+    // One rejection per device, shared by every step (a new `then` per token would pile up
+    // handlers on `device.lost` for the whole session).
+    if (this.lost?.device !== device) {
+      const rejection = device.lost.then((info) => {
+        throw new DeviceLostError(`the GPU device was lost (${info.reason}); load the model again`);
+      });
+      rejection.catch(() => undefined);
+      this.lost = { device, rejection };
+    }
+    return Promise.race([p, this.lost.rejection]);
   }
 
   async load(req: LoadRequest, progress: (p: LoadProgress) => void, signal: AbortSignal): Promise<ModelInfo> {
