@@ -18,8 +18,12 @@ class FakeEngine {
     progress({ phase: 'ready', loaded: 2, total: 2, fromCache: false });
     return { url: req.url, modelType: 'fake' };
   }
+  async benchKernels(repeats) {
+    this.calls.push(['benchKernels', repeats]);
+    return [{ name: 'q4 gate/up', scheme: 'q4', m: 1, n: 8, k: 32, kernel: 'k', us_per_call: 1, gbps: 2, copy_gbps: 4, ratio: 0.5 }];
+  }
   async generate(req, emit, aborted) {
-    this.calls.push(['generate', req.options.max_new_tokens]);
+    this.calls.push(['generate', req.options.max_new_tokens, req.imageSplitting]);
     if (req.messages[0].content[0].text === 'explode') throw Object.assign(new Error('bad pixels'), { errorName: 'ImageError' });
     const n = req.options.max_new_tokens;
     for (let i = 0; i < n; i++) {
@@ -104,4 +108,13 @@ test('a lost device fails what is pending and every later call with DeviceLostEr
   engine.loseDevice();
   await assert.rejects(pending, (e) => e instanceof errors.DeviceLostError);
   await assert.rejects(client.send({ kind: 'reset' }).done, (e) => e instanceof errors.DeviceLostError);
+});
+
+test('the kernel bench request resolves with the engine rows; generate carries imageSplitting', async () => {
+  const { client, engine } = pair();
+  const rows = await client.send({ kind: 'bench.kernels', repeats: 3 }).done;
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].ratio, 0.5);
+  for await (const _ of client.stream({ ...gen(1), imageSplitting: false }));
+  assert.deepEqual(engine.calls, [['benchKernels', 3], ['generate', 1, false]]);
 });

@@ -16,8 +16,10 @@ import { ImageError, InvalidRequestError } from './errors.js';
 import type { WireImage, WireMessage, WireOptions } from './protocol.js';
 import { createCompletions, type Completions } from './chat.js';
 import type { ChatMessage, GenerateChunk, GenerateRequest, ImageInput, LoadOptions, ModelInfo, SamplingOptions } from './types.js';
+import type { KernelBenchRow } from './bench.js';
 
 export * from './errors.js';
+export * from './bench.js';
 export type * from './types.js';
 export type { CachedModel, CacheUsage } from './cache/index.js';
 export type { ChatCompletionChunk, ChatCompletion, ChatCompletionRequest } from './chat.js';
@@ -129,7 +131,17 @@ export class WebVLM {
 
   private async *run(messages: WireMessage[], image: ImageInput | undefined, options: SamplingOptions): AsyncGenerator<GenerateChunk> {
     const wired = image !== undefined ? await toWireImage(image) : undefined;
-    yield* this.client.stream({ kind: 'generate', messages, image: wired?.image, options: wireOptions(options) }, options.signal, wired?.transfer);
+    const req = { kind: 'generate' as const, messages, image: wired?.image, options: wireOptions(options), imageSplitting: options.imageSplitting };
+    yield* this.client.stream(req, options.signal, wired?.transfer);
+  }
+
+  /**
+   * The q4 matvec micro-benchmark: SmolVLM-256M's decode shapes against a plain copy kernel
+   * on this device, in the same run (medians of `repeats` samples). Rows use the benchmark
+   * report's schema (`BenchReport.kernels`).
+   */
+  async benchKernels(options: { repeats?: number } = {}): Promise<KernelBenchRow[]> {
+    return (await this.client.send({ kind: 'bench.kernels', repeats: options.repeats ?? 5 }).done) as KernelBenchRow[];
   }
 
   /** Forget the conversation's KV cache. */

@@ -4,6 +4,7 @@
  * belongs to. Chunks carry text deltas only; errors travel as `{ name, message }`.
  */
 import type { WireError } from './errors.js';
+import type { KernelBenchRow } from './bench.js';
 import type { AdapterInfo, CacheMode, GenerateChunk, LoadProgress, ModelInfo } from './types.js';
 
 /** A message as the engine takes it: parts are text or the conversation's one image. */
@@ -26,9 +27,18 @@ export interface WireOptions {
   ignore_eos?: boolean;
 }
 
+/** What `start` takes besides the messages. */
+export interface WireGenerate {
+  options: WireOptions;
+  /** Overrides the model's `do_image_splitting`. */
+  image_splitting?: boolean;
+}
+
 export type Request =
   | { kind: 'load'; id: number; url: string; cache: CacheMode; revision: string }
-  | { kind: 'generate'; id: number; messages: WireMessage[]; image?: WireImage; options: WireOptions }
+  | { kind: 'generate'; id: number; messages: WireMessage[]; image?: WireImage; options: WireOptions; imageSplitting?: boolean }
+  /** The q4 matvec vs copy kernel micro-benchmark on the worker's device. */
+  | { kind: 'bench.kernels'; id: number; repeats: number }
   | { kind: 'abort'; id: number; target: number }
   | { kind: 'reset'; id: number }
   | { kind: 'unload'; id: number }
@@ -42,7 +52,7 @@ export type Event =
   | { kind: 'error'; id: number; error: WireError }
   | { kind: 'deviceLost'; id: 0; error: WireError };
 
-export type ResultValue = ModelInfo | AdapterInfo | null;
+export type ResultValue = ModelInfo | AdapterInfo | KernelBenchRow[] | null;
 
 export type RequestKind = Request['kind'];
 

@@ -44,6 +44,8 @@ export interface ModelInfo {
   contextLength: number;
   imageSeqLen: number;
   vocabSize: number;
+  /** Bytes of weights one decoded token reads (decoder layers, final norm, lm_head, one embedding row). */
+  decodeWeightBytes: number;
   /** Bytes of weights and assets. */
   bytes: number;
   adapter: AdapterInfo;
@@ -65,6 +67,8 @@ export interface SamplingOptions {
   seed?: number;
   /** Keep going past end-of-sequence tokens. */
   ignoreEos?: boolean;
+  /** Override the model's image tiling: `false` sends one tile (faster, less detail). */
+  imageSplitting?: boolean;
   signal?: AbortSignal;
 }
 
@@ -80,12 +84,18 @@ export interface Usage {
   completionTokens: number;
   /** Prompt positions reused from the previous turn's KV cache. */
   reusedTokens: number;
+  /** `<image>` tokens in the prompt. */
+  imageTokens: number;
+  /** Highest GPU memory the runtime held during the request (sampled at every stage and token). */
+  peakGpuBytes: number;
   timings: {
     /** Image decode in the worker. */
     imageMs: number;
     /** Prompt preparation (template, image preprocessing, tokenizer). */
     prepareMs: number;
-    /** Vision encode + prompt prefill. */
+    /** Vision tower + connector (0 without an image or when the cache was reused). */
+    encodeMs: number;
+    /** The decoder over the (new part of the) prompt, to the first token's logits. */
     prefillMs: number;
     /** From the request reaching the worker to the first token. */
     firstTokenMs: number;

@@ -3,8 +3,10 @@
 //! ```text
 //! webvlm run --model DIR --image photo.jpg --prompt "What is in this image?"
 //! webvlm info --model DIR
+//! webvlm bench --model DIR --runs 5 --json report.json
 //! ```
 
+mod bench;
 mod convert;
 mod image_file;
 
@@ -50,10 +52,16 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Benchmarks (programs, not tests): `webvlm bench kernels`.
+    /// Benchmarks (programs, not tests): `webvlm bench --model DIR` measures load, image
+    /// encode, prefill, first token, decode (sustained runs: median, min, max, CV, drift), peak
+    /// GPU memory and the decode roofline, in the browser page's JSON schema;
+    /// `webvlm bench kernels` compares every kernel variant with a copy kernel.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
         #[command(subcommand)]
-        what: BenchCommand,
+        what: Option<BenchCommand>,
+        #[command(flatten)]
+        model: bench::ModelBenchArgs,
     },
     /// Print the architecture, parameter count and dtypes of a model.
     Info {
@@ -147,7 +155,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Info { model } => info(model),
-        Command::Bench { what: BenchCommand::Kernels { repeats, filter } } => bench_kernels(repeats, filter),
+        Command::Bench { what: Some(BenchCommand::Kernels { repeats, filter }), .. } => bench_kernels(repeats, filter),
+        Command::Bench { what: None, model } => bench::bench_model(model),
         Command::Convert { model, quant, out, shard_size, quiet } => convert::convert(&model, quant, &out, shard_size, quiet),
     };
     match result {

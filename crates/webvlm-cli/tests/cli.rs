@@ -96,3 +96,62 @@ fn missing_model_directory_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/model") && err.contains("not a directory"), "{err}");
 }
+
+/// `webvlm bench --model` on the committed packed fixture: every metric present, positive where
+/// it must be, and consistent with the runs it summarises (the browser page's test checks the
+/// same schema on the same model).
+#[test]
+fn bench_model_reports_consistent_metrics_in_the_shared_schema() {
+    let dir = std::env::temp_dir().join(format!("webvlm-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let model = fixture("packed/smolvlm-tiny");
+    let out = webvlm(&[
+        "bench", "--model", model.to_str().unwrap(), "--runs", "3", "--warmup", "1", "--max-new-tokens", "4", "--image-size", "96",
+        "--json", json.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {err}");
+    assert!(err.contains("roofline") && err.contains("decode"), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::copy(&json, PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-native-fixture.json")).ok();
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+    assert_eq!(r["schema"], "webvlm.bench/1");
+    assert_eq!(r["runtime"], "native");
+    assert_eq!(r["model"]["quant"], "f16");
+    assert!(f(&r["load"]["cold_ms"]) > 0.0 && f(&r["load"]["warm_ms"]) > 0.0);
+    assert!(f(&r["model"]["decode_weight_bytes"]) > 0.0 && f(&r["model"]["file_bytes"]) > f(&r["model"]["decode_weight_bytes"]) / 2.0);
+    assert!(!r["device"]["description"].as_str().unwrap().is_empty());
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    for run in runs {
+        assert_eq!(run["generated_tokens"], 4, "ignore-eos runs decode every requested token");
+        assert!(f(&run["prompt_tokens"]) > f(&run["image_tokens"]) && f(&run["image_tokens"]) > 0.0);
+        for key in ["image_ms", "encode_ms", "prefill_ms", "prefill_tokens_per_s", "ttft_ms", "decode_ms", "decode_tokens_per_s", "peak_gpu_bytes"] {
+            assert!(f(&run[key]) > 0.0, "runs[].{key} = {}", run[key]);
+        }
+        assert!(f(&run["ttft_ms"]) >= f(&run["encode_ms"]) + f(&run["prefill_ms"]));
+        assert!((f(&run["decode_tokens_per_s"]) - 3.0 * 1000.0 / f(&run["decode_ms"])).abs() < 1e-6);
+        assert!(run["long_tasks"].is_null(), "no main thread natively");
+    }
+    let decode: Vec<f64> = runs.iter().map(|x| f(&x["decode_tokens_per_s"])).collect();
+    let s = &r["summary"]["decode_tokens_per_s"];
+    let (min, max) = decode.iter().fold((f64::MAX, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let mut sorted = decode.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!((f(&s["min"]), f(&s["max"]), f(&s["median"])), (min, max, sorted[1]));
+    let kernels = r["kernels"].as_array().unwrap();
+    assert!(!kernels.is_empty());
+    assert!(kernels.iter().all(|k| f(&k["ratio"]) > 0.0 && f(&k["copy_gbps"]) > 0.0 && k["scheme"] == "q4"));
+    let rf = &r["roofline"];
+    assert!((f(&rf["implied_gbps"]) - f(&rf["weight_bytes_per_token"]) * f(&s["median"]) / 1e9).abs() < 1e-9);
+    assert!(f(&rf["copy_gbps"]) > 0.0 && f(&rf["fraction_of_copy"]) > 0.0);
+}
+
+#[test]
+fn bench_without_a_model_or_subcommand_is_a_clear_error() {
+    let out = webvlm(&["bench"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--model"), "{err}");
+}

@@ -4,12 +4,15 @@
 //! default (what [`crate::quant_matmul`] picks) marked, llm.c-style.
 //!
 //! Timing: after a warm-up call (which also compiles the pipeline), each sample queues
-//! `calls` launches back to back and then waits for the device (`Device::sync`), so the GPU
-//! work is really done; a sample's time is divided by `calls`, and the reported time is the
+//! `calls` launches back to back and then waits for the device ([`crate::gpu::wait`]), so the
+//! GPU work is really done; a sample's time is divided by `calls`, and the reported time is the
 //! median over `repeats` samples. `calls` grows for small matrices so that submission
 //! latency does not swamp a 20 µs kernel.
+//!
+//! The measuring is async and takes its clock from the caller, so the same code runs natively
+//! (blocking on it, `Instant`) and in a browser worker (`performance.now()`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -83,8 +86,28 @@ pub fn default_shapes() -> Vec<BenchShape> {
     out
 }
 
-/// Measure every runnable variant on every shape. Native only: it blocks on the device.
+/// The shapes the browser page measures: SmolVLM-256M's q4 decode projections, the default
+/// variant only (a software adapter takes seconds per variant).
+pub fn browser_shapes() -> Vec<BenchShape> {
+    [("smolvlm-256m gate/up", 1536, 576), ("smolvlm-256m down", 576, 1536), ("smolvlm-256m lm_head", 49280, 576)]
+        .into_iter()
+        .map(|(name, n, k)| BenchShape::new(name, 1, n, k, QuantScheme::Q4))
+        .collect()
+}
+
+/// A clock in seconds from any fixed origin.
+pub type Clock<'a> = &'a dyn Fn() -> f64;
+
+/// Measure every runnable variant on every shape, blocking (native).
+#[cfg(not(target_family = "wasm"))]
 pub fn bench_kernels(device: &Device, shapes: &[BenchShape], repeats: usize) -> Result<Vec<BenchRow>> {
+    let origin = std::time::Instant::now();
+    let clock = move || origin.elapsed().as_secs_f64();
+    pollster::block_on(bench_kernels_with(device, shapes, repeats, true, &clock))
+}
+
+/// Measure `shapes` (every variant when `all_variants`, else the default one) timed by `now`.
+pub async fn bench_kernels_with(device: &Device, shapes: &[BenchShape], repeats: usize, all_variants: bool, now: Clock<'_>) -> Result<Vec<BenchRow>> {
     let cube = wgpu_device(device).ok_or_else(|| KernelError::NotWgpu(format!("{device:?}")))?;
     let caps = DeviceCaps::of(&cube.client());
     let mut rows = Vec::new();
@@ -96,18 +119,19 @@ pub fn bench_kernels(device: &Device, shapes: &[BenchShape], repeats: usize) -> 
         let bytes = w.byte_size() + 4 * (shape.m * shape.k + shape.m * shape.n) as u64;
         let calls = (64 << 20) / bytes.max(1);
         let calls = calls.clamp(1, 200) as usize;
-        let copy_gbps = best_copy_gbps(device, &caps, w.byte_size(), calls, repeats)?;
+        let copy_gbps = best_copy_gbps(device, &caps, w.byte_size(), calls, repeats, now).await?;
         let default = default_kernel(&w, shape.m, &caps);
         // The listed variants plus the default, each once.
         let mut runs: Vec<(KernelOptions, Kernel)> = Vec::new();
-        for options in std::iter::once(KernelOptions::default()).chain(candidate_options(shape, &caps)) {
+        let candidates = if all_variants { candidate_options(shape, &caps) } else { Vec::new() };
+        for options in std::iter::once(KernelOptions::default()).chain(candidates) {
             let kernel = if shape.m == 1 { options.matvec_kernel(shape.scheme, shape.k, &caps) } else { options.matmul_kernel(shape.scheme, shape.m, &caps) };
             if !runs.iter().any(|(_, k)| *k == kernel) {
                 runs.push((options, kernel));
             }
         }
         for (options, kernel) in runs {
-            let time = time_calls(device, calls, repeats, || quant_matmul_with(x.clone(), &w, &options).map(drop))?;
+            let time = time_calls(device, calls, repeats, now, || quant_matmul_with(x.clone(), &w, &options).map(drop)).await?;
             let gbps = bytes as f64 / time.as_secs_f64() / 1e9;
             let gflops = 2.0 * (shape.m * shape.n * shape.k) as f64 / time.as_secs_f64() / 1e9;
             rows.push(BenchRow { shape: shape.clone(), kernel: kernel.label(), default: Some(kernel) == default, time, bytes, gbps, gflops, copy_gbps, ratio: gbps / copy_gbps });
@@ -146,32 +170,31 @@ fn candidate_options(shape: &BenchShape, caps: &DeviceCaps) -> Vec<KernelOptions
 }
 
 /// Median seconds per call of `f`, `calls` per sample, after one warm-up sample.
-fn time_calls(device: &Device, calls: usize, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
-    let sync = |d: &Device| d.sync().map_err(|e| KernelError::Device(format!("{e:?}")));
+async fn time_calls(device: &Device, calls: usize, repeats: usize, now: Clock<'_>, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
     f()?;
-    sync(device)?;
+    crate::gpu::wait(device).await?;
     let mut samples = Vec::with_capacity(repeats.max(1));
     for _ in 0..repeats.max(1) {
-        let start = Instant::now();
+        let start = now();
         for _ in 0..calls {
             f()?;
         }
-        sync(device)?;
-        samples.push(start.elapsed() / calls as u32);
+        crate::gpu::wait(device).await?;
+        samples.push(Duration::from_secs_f64(((now() - start) / calls as f64).max(0.0)));
     }
     samples.sort();
     Ok(samples[samples.len() / 2])
 }
 
 /// Read + write GB/s of the fastest copy variant over `bytes` (rounded up to whole vec4s).
-fn best_copy_gbps(device: &Device, caps: &DeviceCaps, bytes: u64, calls: usize, repeats: usize) -> Result<f64> {
+async fn best_copy_gbps(device: &Device, caps: &DeviceCaps, bytes: u64, calls: usize, repeats: usize, now: Clock<'_>) -> Result<f64> {
     let len = bytes.div_ceil(16) as usize;
     let src = crate::device_matrix::upload_words(&vec![0u32; len * 4], device)?;
     let dst = crate::device_matrix::upload_words(&vec![0u32; len * 4], device)?;
     let mut best = 0f64;
     for items in [1, 4, 16] {
         let kernel = Kernel::Copy { wg: 64, items };
-        let t = time_calls(device, calls, repeats, || crate::launch::copy(kernel, caps, &src, &dst, len))?;
+        let t = time_calls(device, calls, repeats, now, || crate::launch::copy(kernel, caps, &src, &dst, len)).await?;
         best = best.max((2 * len * 16) as f64 / t.as_secs_f64() / 1e9);
     }
     Ok(best)

@@ -19,11 +19,10 @@
 //! Run the tests (wgpu; lavapipe when there is no GPU) with
 //! `cargo test --release -p webvlm-kernels`, the bench with [`bench::bench_kernels`].
 
-// The bench blocks on the device and uses `std::time::Instant`: native only.
-#[cfg(not(target_family = "wasm"))]
 pub mod bench;
 pub mod device_matrix;
 pub mod error;
+pub mod gpu;
 mod launch;
 pub mod params;
 pub mod quant;
@@ -38,6 +37,7 @@ use burn_cubecl::tensor::CubeTensor;
 
 pub use device_matrix::DeviceQuantMatrix;
 pub use error::{KernelError, Result};
+pub use gpu::{GpuMemory, gpu_memory};
 pub use quant::{QuantMatrix, QuantScheme};
 pub use shaders::{Kernel, Precision, Reduction, Tile};
 pub use variants::{DeviceCaps, KernelOptions};

@@ -132,8 +132,18 @@ impl Vlm {
 
     /// Same for a whole conversation; `image` fills the conversation's one `<image>`.
     pub fn prepare_chat(&self, messages: &[Message], image: Option<&RgbImage>) -> Result<PreparedPrompt> {
+        self.prepare_chat_with(messages, image, None)
+    }
+
+    /// [`Vlm::prepare_chat`], with the model's `do_image_splitting` overridden when
+    /// `image_splitting` is given (one tile instead of many: faster, less detail).
+    pub fn prepare_chat_with(&self, messages: &[Message], image: Option<&RgbImage>, image_splitting: Option<bool>) -> Result<PreparedPrompt> {
         let rendered = self.template.render(messages, true)?;
-        let processed = match (image, &self.image_processor) {
+        let processor = self.image_processor.as_ref().map(|p| match image_splitting {
+            Some(split) if split != p.do_image_splitting => std::borrow::Cow::Owned(ImageProcessorConfig { do_image_splitting: split, ..p.clone() }),
+            _ => std::borrow::Cow::Borrowed(p),
+        });
+        let processed = match (image, &processor) {
             (Some(img), Some(processor)) => Some(processor.preprocess(img)?),
             (Some(_), None) => return Err(ModelError::NoVision { model_type: self.config().model_type.clone() }),
             (None, _) => None,

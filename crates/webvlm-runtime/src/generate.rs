@@ -2,6 +2,7 @@
 
 use std::ops::Deref;
 
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use webvlm_model::device::read_f32_async;
 use webvlm_model::text::KvCache;
@@ -82,6 +83,8 @@ pub struct Generator<V: Deref<Target = Vlm>> {
     finished: Option<FinishReason>,
     /// Prompt positions already in the cache when prefill starts (reused from an earlier turn).
     reused: usize,
+    /// Image features from [`Generator::encode`], waiting for the prefill.
+    features: Option<Tensor<2>>,
 }
 
 impl<V: Deref<Target = Vlm>> Generator<V> {
@@ -141,6 +144,7 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
             next_logits: None,
             finished: None,
             reused,
+            features: None,
         })
     }
 
@@ -149,12 +153,34 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         self.reused
     }
 
-    /// Encode the image, run the (not yet cached part of the) prompt through the decoder and
-    /// keep the last logits.
+    /// Whether the prefill will run the vision tower (an image, and no reused cache).
+    pub fn needs_encode(&self) -> bool {
+        self.reused == 0 && self.prompt.image.is_some() && self.features.is_none()
+    }
+
+    /// Run the vision tower and connector now and wait until the GPU has finished, so that a
+    /// caller can time the image encode apart from the prefill. Optional: `prefill` encodes
+    /// whatever has not been encoded.
+    pub async fn encode(&mut self) -> Result<(), GenerateError> {
+        if !self.needs_encode() {
+            return Ok(());
+        }
+        let Some(image) = &self.prompt.image else { return Ok(()) };
+        let features = self.vlm.model.encode_image(image)?;
+        webvlm_model::device::wait(self.vlm.model.device()).await?;
+        self.features = Some(features);
+        Ok(())
+    }
+
+    /// Encode the image (unless [`Generator::encode`] did), run the (not yet cached part of
+    /// the) prompt through the decoder and keep the last logits.
     pub async fn prefill(&mut self) -> Result<(), GenerateError> {
         let embeds = if self.reused == 0 {
             self.cache.clear();
-            self.vlm.embed_prompt(&self.prompt)?
+            match self.features.take() {
+                Some(features) => self.vlm.model.embed(&self.prompt.input_ids, Some(&features))?,
+                None => self.vlm.embed_prompt(&self.prompt)?,
+            }
         } else {
             self.vlm.model.embed(&self.prompt.input_ids[self.reused..], None)?
         };

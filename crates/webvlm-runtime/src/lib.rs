@@ -5,6 +5,7 @@
 //! The loop is driven by the caller one [`Generator::step`] at a time and every readback is
 //! async, so a browser worker can yield to its event loop (and see an abort) between tokens.
 
+pub mod bench;
 mod error;
 mod generate;
 mod sampling;

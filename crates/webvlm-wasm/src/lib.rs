@@ -71,6 +71,8 @@ struct ModelInfo {
     context_length: usize,
     image_seq_len: usize,
     vocab_size: usize,
+    /// Weight bytes one decoded token reads (the decode roofline).
+    decode_weight_bytes: u64,
 }
 
 /// `start`'s request: the whole conversation (earlier turns let the KV cache be reused) and
@@ -80,6 +82,16 @@ struct StartRequest {
     messages: Vec<Message>,
     #[serde(default)]
     options: GenerationOptions,
+    /// Override the model's `do_image_splitting`.
+    #[serde(default)]
+    image_splitting: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GpuMemoryOut {
+    in_use: u64,
+    reserved: u64,
 }
 
 #[derive(Serialize)]
@@ -87,6 +99,7 @@ struct StartRequest {
 struct Started {
     prompt_tokens: usize,
     reused_tokens: usize,
+    image_tokens: usize,
 }
 
 #[derive(Serialize)]
@@ -126,6 +139,7 @@ impl Session {
             context_length: vlm.model.context_length(),
             image_seq_len: vlm.image_seq_len,
             vocab_size: cfg.text_config.vocab_size,
+            decode_weight_bytes: vlm.model.decoder().decode_weight_bytes(),
         };
         inner.vlm = Some(Rc::new(vlm));
         to_js(&info)
@@ -145,8 +159,10 @@ impl Session {
             Some(pixels) => Some(RgbImage::from_rgba(width, height, &pixels).map_err(|e| named("ImageError", e.to_string()))?),
             None => None,
         };
-        let prepared = vlm.prepare_chat(&request.messages, image.as_ref()).map_err(errors::model)?;
+        let prepared = vlm.prepare_chat_with(&request.messages, image.as_ref(), request.image_splitting).map_err(errors::model)?;
         let prompt_tokens = prepared.input_ids.len();
+        let image_id = vlm.config().image_token_id;
+        let image_tokens = prepared.input_ids.iter().filter(|&&id| id == image_id).count();
         let generator = match inner.generator.take() {
             Some(previous) => previous.follow_up(prepared, request.options),
             None => Generator::new(vlm, prepared, request.options),
@@ -154,7 +170,53 @@ impl Session {
         .map_err(errors::generate)?;
         let reused_tokens = generator.reused_positions();
         inner.generator = Some(generator);
-        to_js(&Started { prompt_tokens, reused_tokens })
+        to_js(&Started { prompt_tokens, reused_tokens, image_tokens })
+    }
+
+    /// Run the vision tower now; resolves when the GPU has finished it (so it can be timed
+    /// apart from the prefill). Optional: `prefill` encodes whatever is not encoded yet.
+    pub fn encode(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let mut generator = take_generator(&inner)?;
+            let result = generator.encode().await;
+            put_back(&inner, generator);
+            result.map_err(errors::generate)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// GPU memory held by the runtime's allocator: `{inUse, reserved}` bytes.
+    #[wasm_bindgen(js_name = gpuMemory)]
+    pub fn gpu_memory(&self) -> Result<JsValue, JsValue> {
+        let inner = self.inner.borrow();
+        let m = webvlm_kernels::gpu_memory(&inner.device).unwrap_or_default();
+        to_js(&GpuMemoryOut { in_use: m.in_use, reserved: m.reserved })
+    }
+
+    /// The q4 matvec micro-benchmark against a copy kernel on this device (SmolVLM-256M's
+    /// decode shapes, the default kernel variant): rows in the benchmark report's schema.
+    #[wasm_bindgen(js_name = benchKernels)]
+    pub fn bench_kernels(&self, repeats: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let device = {
+                let inner = inner.borrow();
+                if inner.busy {
+                    return Err(named("BusyError", "a generation is running"));
+                }
+                inner.device.clone()
+            };
+            let performance = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance"))?;
+            let now_fn: Function = js_sys::Reflect::get(&performance, &JsValue::from_str("now"))?.dyn_into()?;
+            let clock = move || now_fn.call0(&performance).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) / 1000.0;
+            let shapes = webvlm_kernels::bench::browser_shapes();
+            let rows = webvlm_kernels::bench::bench_kernels_with(&device, &shapes, repeats.max(1) as usize, false, &clock)
+                .await
+                .map_err(|e| named("DeviceError", e.to_string()))?;
+            let rows: Vec<webvlm_runtime::bench::KernelBenchRow> = rows.iter().map(Into::into).collect();
+            to_js(&rows)
+        })
     }
 
     /// Encode the image and run the prompt; resolves when the first token's logits are read.

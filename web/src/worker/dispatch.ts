@@ -23,6 +23,9 @@ export function createDispatcher(engine: Engine, post: (e: Event) => void): (req
         await engine.generate(req, (chunk) => post({ kind: 'chunk', id: req.id, chunk }), () => signal.aborted);
         post({ kind: 'result', id: req.id, value: null });
         return;
+      case 'bench.kernels':
+        post({ kind: 'result', id: req.id, value: await engine.benchKernels(req.repeats) });
+        return;
       case 'reset':
         engine.reset();
         break;

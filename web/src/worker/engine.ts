@@ -3,6 +3,7 @@
  * the real implementation drives the wasm `Session`.
  */
 import type { ModelInfo, GenerateChunk, LoadProgress, CacheMode } from '../types.js';
+import type { KernelBenchRow } from '../bench.js';
 import type { WireImage, WireMessage, WireOptions } from '../protocol.js';
 
 export interface LoadRequest {
@@ -15,12 +16,15 @@ export interface GenerateCall {
   messages: WireMessage[];
   image?: WireImage;
   options: WireOptions;
+  imageSplitting?: boolean;
 }
 
 export interface Engine {
   load(req: LoadRequest, progress: (p: LoadProgress) => void, signal: AbortSignal): Promise<ModelInfo>;
   /** Emits chunks; the last has `done: true`. Checks `aborted()` between tokens. */
   generate(req: GenerateCall, emit: (c: GenerateChunk) => void, aborted: () => boolean): Promise<void>;
+  /** Kernel micro-benchmark rows (the benchmark report's `kernels`). */
+  benchKernels(repeats: number): Promise<KernelBenchRow[]>;
   reset(): void;
   unload(): void;
   loseDevice(): void;

@@ -3,6 +3,7 @@ import init, { Session } from '../wasm/webvlm_wasm.js';
 import { AbortError, DeviceLostError, WebGPUUnavailableError } from '../errors.js';
 import { resolveSource } from '../source.js';
 import type { GenerateChunk, LoadProgress, ModelInfo, Usage } from '../types.js';
+import type { KernelBenchRow } from '../bench.js';
 import type { Engine, GenerateCall, LoadRequest } from './engine.js';
 import { adapterInfo, gpu, installGpuHooks, type GpuDeviceLike } from './gpu.js';
 import { decodeImage } from './image.js';
@@ -11,6 +12,7 @@ import { fetchModel } from './loader.js';
 interface Started {
   promptTokens: number;
   reusedTokens: number;
+  imageTokens: number;
 }
 interface StepOut {
   tokenId: number | null;
@@ -24,6 +26,11 @@ interface WasmInfo {
   contextLength: number;
   imageSeqLen: number;
   vocabSize: number;
+  decodeWeightBytes: number;
+}
+interface GpuMemory {
+  inUse: number;
+  reserved: number;
 }
 
 /** Back to the event loop (so an abort message can land) without setTimeout's clamping. */
@@ -122,6 +129,7 @@ export class WasmEngine implements Engine {
       contextLength: info.contextLength,
       imageSeqLen: info.imageSeqLen,
       vocabSize: info.vocabSize,
+      decodeWeightBytes: info.decodeWeightBytes,
       bytes: fetched.bytes,
       adapter: adapterInfo(),
       timings: { fetchMs: t1 - t0, uploadMs: t2 - t1 },
@@ -130,12 +138,23 @@ export class WasmEngine implements Engine {
 
   async generate(req: GenerateCall, emit: (c: GenerateChunk) => void, aborted: () => boolean): Promise<void> {
     const session = await this.ensureSession();
+    let peakGpuBytes = 0;
+    const sample = () => {
+      peakGpuBytes = Math.max(peakGpuBytes, (session.gpuMemory() as GpuMemory).reserved);
+    };
+    sample();
     const t0 = performance.now();
     const pixels = req.image ? await decodeImage(req.image) : undefined;
     const tImage = performance.now();
-    const started = session.start({ messages: req.messages, options: req.options }, pixels?.data, pixels?.width ?? 0, pixels?.height ?? 0) as Started;
+    const request = { messages: req.messages, options: req.options, image_splitting: req.imageSplitting };
+    const started = session.start(request, pixels?.data, pixels?.width ?? 0, pixels?.height ?? 0) as Started;
     const tPrepared = performance.now();
+    // The vision tower on its own, waited for on the GPU, so its time is not the prefill's.
+    await this.guard(session.encode());
+    sample();
+    const tEncoded = performance.now();
     await this.guard(session.prefill());
+    sample();
     const tPrefilled = performance.now();
     let tokens = 0;
     let firstTokenAt = 0;
@@ -146,10 +165,13 @@ export class WasmEngine implements Engine {
         promptTokens: started.promptTokens,
         completionTokens: tokens,
         reusedTokens: started.reusedTokens,
+        imageTokens: started.imageTokens,
+        peakGpuBytes,
         timings: {
           imageMs: tImage - t0,
           prepareMs: tPrepared - tImage,
-          prefillMs: tPrefilled - tPrepared,
+          encodeMs: tEncoded - tPrepared,
+          prefillMs: tPrefilled - tEncoded,
           firstTokenMs: tokens > 0 ? firstTokenAt - t0 : 0,
           decodeMs,
           decodeTokensPerSecond: tokens > 1 && decodeMs > 0 ? ((tokens - 1) * 1000) / decodeMs : 0,
@@ -162,6 +184,7 @@ export class WasmEngine implements Engine {
         return;
       }
       const out = (await this.guard(session.step())) as StepOut;
+      sample();
       if (out.tokenId !== null) {
         tokens++;
         if (tokens === 1) firstTokenAt = performance.now();
@@ -176,6 +199,11 @@ export class WasmEngine implements Engine {
       if (out.done) return;
       await yieldToEventLoop();
     }
+  }
+
+  async benchKernels(repeats: number): Promise<KernelBenchRow[]> {
+    const session = await this.ensureSession();
+    return (await this.guard(session.benchKernels(repeats))) as KernelBenchRow[];
   }
 
   reset(): void {

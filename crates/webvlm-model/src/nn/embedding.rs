@@ -22,6 +22,12 @@ impl Embedding {
         self.weight.clone()
     }
 
+    /// Bytes one looked-up row reads.
+    pub fn row_bytes(&self) -> u64 {
+        let [vocab, _] = self.weight.dims();
+        super::tensor_bytes(&self.weight) / vocab.max(1) as u64
+    }
+
     /// # Shapes
     /// `ids: [n]` → `[n, dim]`
     pub fn forward(&self, ids: &[u32]) -> Result<Tensor<2>> {

@@ -43,6 +43,15 @@ impl Linear {
         Self { weight: Weight::Dense(weight.transpose()), bias, in_features, out_features }
     }
 
+    /// Bytes one forward reads from the weight and bias (the decode roofline's unit).
+    pub fn weight_bytes(&self) -> u64 {
+        let w = match &self.weight {
+            Weight::Dense(w) => super::tensor_bytes(w),
+            Weight::Quant(q) => q.byte_size(),
+        };
+        w + self.bias.as_ref().map_or(0, super::tensor_bytes)
+    }
+
     pub fn out_features(&self) -> usize {
         self.out_features
     }

@@ -43,6 +43,10 @@ impl RmsNorm {
         Ok(Self { weight: vb.pp(name).take("weight", [dim])?, eps })
     }
 
+    pub fn weight_bytes(&self) -> u64 {
+        super::tensor_bytes(&self.weight)
+    }
+
     /// # Shapes
     /// `x: [.., dim]` → same
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {

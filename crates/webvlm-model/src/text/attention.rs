@@ -36,6 +36,10 @@ impl Attention {
         })
     }
 
+    pub fn weight_bytes(&self) -> u64 {
+        [&self.q, &self.k, &self.v, &self.o].iter().map(|l| l.weight_bytes()).sum()
+    }
+
     /// Attend the `n` new positions (starting at `cache.len()`) to everything cached so far.
     ///
     /// Grouped-query attention without copying K/V: the `rep = heads / kv_heads` query heads

@@ -30,6 +30,11 @@ impl DecoderLayer {
         })
     }
 
+    /// Weight bytes one token reads in this layer.
+    pub fn weight_bytes(&self) -> u64 {
+        self.input_norm.weight_bytes() + self.attn.weight_bytes() + self.post_attn_norm.weight_bytes() + self.mlp.weight_bytes()
+    }
+
     /// # Shapes
     /// `x: [n, hidden]` → same
     pub fn forward(&self, x: Tensor<2>, rope: &Rope, cache: &mut KvCache, layer: usize) -> Result<Tensor<2>> {

@@ -46,6 +46,15 @@ impl TextDecoder {
         &self.cfg
     }
 
+    /// Bytes of weights one decoded token reads: every layer, the final norm, the lm_head
+    /// and one embedding row. Divided into a device's bandwidth it bounds decode speed.
+    pub fn decode_weight_bytes(&self) -> u64 {
+        self.layers.iter().map(DecoderLayer::weight_bytes).sum::<u64>()
+            + self.norm.weight_bytes()
+            + self.lm_head.weight_bytes()
+            + self.embed.row_bytes()
+    }
+
     /// A cache for `capacity` positions (at most the context window).
     pub fn new_cache(&self, capacity: usize) -> KvCache {
         let capacity = capacity.min(self.cfg.max_position_embeddings);

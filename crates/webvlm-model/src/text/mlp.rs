@@ -25,6 +25,10 @@ impl Mlp {
         })
     }
 
+    pub fn weight_bytes(&self) -> u64 {
+        self.gate.weight_bytes() + self.up.weight_bytes() + self.down.weight_bytes()
+    }
+
     /// # Shapes
     /// `x: [n, hidden]` → same
     pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
