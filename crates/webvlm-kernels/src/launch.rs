@@ -35,7 +35,7 @@ fn check_feature(kernel: &Kernel, caps: &DeviceCaps) -> Result<()> {
     Ok(())
 }
 
-fn launch(kernel: Kernel, client: &burn_cubecl::cubecl::client::Client, count: CubeCount, inputs: &[&CubeTensor], output: &CubeTensor, info: Vec<u64>) {
+pub(crate) fn launch(kernel: Kernel, client: &burn_cubecl::cubecl::client::Client, count: CubeCount, inputs: &[&CubeTensor], output: &CubeTensor, info: Vec<u64>) {
     let mut args = KernelArguments::new();
     // Order matters: the WGSL binds x (0), y (1), then the weight planes; the info uniform is
     // appended after the buffers by the runtime.

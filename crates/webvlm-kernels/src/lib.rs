@@ -22,6 +22,7 @@
 pub mod bench;
 pub mod device_matrix;
 pub mod error;
+pub mod ops;
 pub mod gpu;
 mod launch;
 pub mod params;

@@ -47,6 +47,52 @@ pub struct MatmulParams {
     pub _pad: u32,
 }
 
+/// `NormParams` of `rms_norm.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct NormParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub eps: f32,
+    pub _pad: u32,
+}
+
+/// `RopeParams` of `rope.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct RopeParams {
+    pub n: u32,
+    pub heads: u32,
+    pub hd: u32,
+    pub start: u32,
+    /// heads · n · hd/2 invocations.
+    pub total: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `SoftmaxParams` of `softmax.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct SoftmaxParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub scale: f32,
+    /// Queries per stacked head block (the causal mask's period).
+    pub n: u32,
+    /// Absolute position of query 0.
+    pub start: u32,
+    pub causal: u32,
+    pub _pad: [u32; 2],
+}
+
+/// `EltParams` of `swiglu.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct EltParams {
+    pub len: u32,
+    pub _pad: [u32; 3],
+}
+
 /// The struct's bytes as the u64 words cubecl's launch info carries (little-endian, as the
 /// GPU reads the uniform). Every params struct is a multiple of 8 bytes, checked below.
 pub(crate) fn info_words<T: Pod>(params: &T) -> Vec<u64> {
@@ -69,6 +115,10 @@ mod tests {
         assert_eq!(size_of::<CopyParams>(), 16);
         assert_eq!(size_of::<MatvecParams>(), 32);
         assert_eq!(size_of::<MatmulParams>(), 32);
+        assert_eq!(size_of::<NormParams>(), 16);
+        assert_eq!(size_of::<RopeParams>(), 32);
+        assert_eq!(size_of::<SoftmaxParams>(), 32);
+        assert_eq!(size_of::<EltParams>(), 16);
     }
 
     #[test]

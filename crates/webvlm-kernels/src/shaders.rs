@@ -12,6 +12,10 @@ use crate::quant::QuantScheme;
 
 mod src {
     pub const COPY: &str = include_str!("../../../shaders/copy.wgsl");
+    pub const RMS_NORM: &str = include_str!("../../../shaders/rms_norm.wgsl");
+    pub const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
+    pub const SOFTMAX: &str = include_str!("../../../shaders/softmax.wgsl");
+    pub const SWIGLU: &str = include_str!("../../../shaders/swiglu.wgsl");
     pub const MATVEC_Q8: &str = include_str!("../../../shaders/matvec_q8.wgsl");
     pub const MATVEC_Q4: &str = include_str!("../../../shaders/matvec_q4.wgsl");
     pub const MATVEC_F16: &str = include_str!("../../../shaders/matvec_f16.wgsl");
@@ -102,6 +106,32 @@ impl Tile {
     }
 }
 
+/// The decoder's fused row and element-wise operations (see [`crate::ops`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FusedOp {
+    /// `rms_norm.wgsl`: one workgroup per row.
+    RmsNorm,
+    /// `rope.wgsl`: rotary embedding + head transpose.
+    Rope,
+    /// `softmax.wgsl`: scaled, optionally causal softmax, one workgroup per row.
+    Softmax,
+    /// `swiglu.wgsl`: silu(g)·u.
+    SwiGlu,
+}
+
+impl FusedOp {
+    pub const ALL: [FusedOp; 4] = [FusedOp::RmsNorm, FusedOp::Rope, FusedOp::Softmax, FusedOp::SwiGlu];
+
+    fn name(self) -> &'static str {
+        match self {
+            FusedOp::RmsNorm => "rms_norm",
+            FusedOp::Rope => "rope",
+            FusedOp::Softmax => "softmax",
+            FusedOp::SwiGlu => "swiglu",
+        }
+    }
+}
+
 /// One kernel variant: a family and the values of its placeholders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -111,13 +141,15 @@ pub enum Kernel {
     Matvec { scheme: QuantScheme, precision: Precision, reduction: Reduction },
     /// `matmul_{q8,q4,f16}.wgsl`.
     Matmul { scheme: QuantScheme, precision: Precision, tile: Tile },
+    /// A fused decoder operation; `wg` a power of two (the row reductions halve it).
+    Fused { op: FusedOp, wg: u32 },
 }
 
 impl Kernel {
     /// Invocations per workgroup.
     pub fn workgroup_size(&self) -> u32 {
         match *self {
-            Kernel::Copy { wg, .. } => wg,
+            Kernel::Copy { wg, .. } | Kernel::Fused { wg, .. } => wg,
             Kernel::Matvec { reduction: Reduction::Workgroup { wg, .. } | Reduction::Subgroup { wg, .. }, .. } => wg,
             Kernel::Matmul { tile, .. } => (tile.tm / tile.rm) * (tile.tn / tile.rn),
         }
@@ -138,6 +170,7 @@ impl Kernel {
         let p = |p: Precision| if p == Precision::F16 { "f16" } else { "f32" };
         match *self {
             Kernel::Copy { wg, items } => format!("copy/wg{wg}x{items}"),
+            Kernel::Fused { op, wg } => format!("{}/wg{wg}", op.name()),
             Kernel::Matvec { scheme, precision, reduction } => {
                 let r = match reduction {
                     Reduction::Workgroup { wg, tpr, rpi } => format!("wg{wg}/tpr{tpr}/rpi{rpi}"),
@@ -156,6 +189,12 @@ impl Kernel {
     fn parts(&self) -> Vec<&'static str> {
         match *self {
             Kernel::Copy { .. } => vec![src::COPY],
+            Kernel::Fused { op, .. } => vec![match op {
+                FusedOp::RmsNorm => src::RMS_NORM,
+                FusedOp::Rope => src::ROPE,
+                FusedOp::Softmax => src::SOFTMAX,
+                FusedOp::SwiGlu => src::SWIGLU,
+            }],
             Kernel::Matvec { scheme, reduction, .. } => {
                 let (family, layout) = match scheme {
                     QuantScheme::Q8 => (src::MATVEC_Q8, src::Q8),
@@ -192,6 +231,7 @@ impl Kernel {
         }
         let mut vars = vec![("enables", enables.join("\n"))];
         match *self {
+            Kernel::Fused { wg, .. } => vars.push(("wg", wg.to_string())),
             Kernel::Copy { wg, items } => {
                 vars.push(("wg", wg.to_string()));
                 vars.push(("items", items.to_string()));

@@ -147,6 +147,7 @@ pub fn all_variants() -> Vec<Kernel> {
             }
         }
     }
+    out.extend(crate::shaders::FusedOp::ALL.map(|op| Kernel::Fused { op, wg: crate::ops::FUSED_WG }));
     out
 }
 
@@ -164,7 +165,7 @@ mod tests {
             match k {
                 Kernel::Matvec { reduction, .. } => assert!(reduction.is_valid(), "{}", k.label()),
                 Kernel::Matmul { tile, .. } => assert!(tile.is_valid(), "{}", k.label()),
-                Kernel::Copy { .. } => {}
+                Kernel::Copy { .. } | Kernel::Fused { .. } => {}
             }
         }
         for c in [caps(false, false, false), caps(true, true, false), caps(true, true, true)] {

@@ -49,8 +49,12 @@ impl RmsNorm {
 
     /// # Shapes
     /// `x: [.., dim]` → same
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let ms = x.clone().square().mean_dim(D - 1);
-        x * (ms + self.eps).sqrt().recip() * self.weight.clone().unsqueeze::<D>()
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
+        let dims = x.dims();
+        let cols = dims[D - 1];
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let y = webvlm_kernels::ops::rms_norm(x.reshape([rows, cols]), &self.weight, self.eps)
+            .map_err(|e| crate::error::ModelError::Kernel { name: "rms_norm".into(), message: e.to_string() })?;
+        Ok(y.reshape(dims))
     }
 }

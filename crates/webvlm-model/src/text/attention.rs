@@ -1,6 +1,7 @@
 //! Causal grouped-query self-attention with RoPE and a KV cache.
 
-use burn::tensor::{Tensor, TensorData, activation::softmax};
+use burn::tensor::Tensor;
+use webvlm_kernels::ops::{Mask, attention_softmax};
 
 use super::kv_cache::KvCache;
 use super::rope::Rope;
@@ -53,35 +54,19 @@ impl Attention {
         let start = cache.len();
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
         let rep = h / kvh;
-        let q: Tensor<3> = self.q.forward(x.clone())?.reshape([n, h, hd]).swap_dims(0, 1);
-        let k: Tensor<3> = self.k.forward(x.clone())?.reshape([n, kvh, hd]).swap_dims(0, 1);
+        let q = rope.apply(self.q.forward(x.clone())?, h, start)?; // [h, n, hd]
+        let k = rope.apply(self.k.forward(x.clone())?, kvh, start)?;
         let v: Tensor<3> = self.v.forward(x)?.reshape([n, kvh, hd]).swap_dims(0, 1);
-        let q = rope.apply(q, start);
-        let k = rope.apply(k, start);
         let (keys, values) = cache.append(layer, k, v);
 
         let q: Tensor<3> = q.reshape([kvh, rep * n, hd]);
         let scale = (hd as f64).powf(-0.5);
-        let mut scores = q.matmul(keys.swap_dims(1, 2)) * scale; // [kvh, rep·n, total]
-        if n > 1 {
-            scores = scores + causal_mask(n, start, rep, &values.device()).unsqueeze::<3>();
-        }
-        let ctx = softmax(scores, 2).matmul(values); // [kvh, rep·n, hd]
+        let scores = q.matmul(keys.swap_dims(1, 2)); // [kvh, rep·n, total]
+        let mask = if n > 1 { Mask::Causal { n, start } } else { Mask::None };
+        let weights = attention_softmax(scores, scale, mask)
+            .map_err(|e| crate::error::ModelError::Kernel { name: "attention softmax".into(), message: e.to_string() })?;
+        let ctx = weights.matmul(values); // [kvh, rep·n, hd]
         let ctx: Tensor<3> = ctx.reshape([h, n, hd]);
         self.o.forward(ctx.swap_dims(0, 1).reshape([n, h * hd]))
     }
-}
-
-/// `[rep·n, start+n]`: query i (absolute position start+i) sees keys 0..=start+i.
-fn causal_mask(n: usize, start: usize, rep: usize, device: &burn::tensor::Device) -> Tensor<2> {
-    let total = start + n;
-    let mut mask = Vec::with_capacity(rep * n * total);
-    for _ in 0..rep {
-        for i in 0..n {
-            for j in 0..total {
-                mask.push(if j <= start + i { 0.0f32 } else { f32::NEG_INFINITY });
-            }
-        }
-    }
-    Tensor::from_data(TensorData::new(mask, [rep * n, total]), device)
 }

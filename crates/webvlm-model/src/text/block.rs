@@ -38,7 +38,7 @@ impl DecoderLayer {
     /// # Shapes
     /// `x: [n, hidden]` → same
     pub fn forward(&self, x: Tensor<2>, rope: &Rope, cache: &mut KvCache, layer: usize) -> Result<Tensor<2>> {
-        let x = x.clone() + self.attn.forward(self.input_norm.forward(x), rope, cache, layer)?;
-        Ok(x.clone() + self.mlp.forward(self.post_attn_norm.forward(x))?)
+        let x = x.clone() + self.attn.forward(self.input_norm.forward(x)?, rope, cache, layer)?;
+        Ok(x.clone() + self.mlp.forward(self.post_attn_norm.forward(x)?)?)
     }
 }

@@ -89,6 +89,6 @@ impl TextDecoder {
         }
         cache.advance(n);
         let x = if all_logits { x } else { x.slice_dim(0, n - 1..n) };
-        self.lm_head.forward(self.norm.forward(x))
+        self.lm_head.forward(self.norm.forward(x)?)
     }
 }

@@ -11,6 +11,8 @@ pub struct KvCache {
     values: Vec<Tensor<3>>,
     len: usize,
     capacity: usize,
+    /// Stands in for a layer's tensor while `append` owns it.
+    placeholder: Tensor<3>,
 }
 
 impl KvCache {
@@ -21,6 +23,7 @@ impl KvCache {
             values: (0..layers).map(|_| empty()).collect(),
             len: 0,
             capacity,
+            placeholder: Tensor::<3>::zeros([1, 1, 1], device),
         }
     }
 
@@ -70,8 +73,10 @@ impl KvCache {
     pub(crate) fn append(&mut self, layer: usize, k: Tensor<3>, v: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
         let [h, n, d] = k.dims();
         let (start, end) = (self.len, self.len + n);
-        let keys = self.keys[layer].clone().slice_assign([0..h, start..end, 0..d], k);
-        let values = self.values[layer].clone().slice_assign([0..h, start..end, 0..d], v);
+        // Moved out, not cloned: a buffer with a second owner cannot be written in place, and
+        // burn would copy the whole cache of this layer on every token.
+        let keys = std::mem::replace(&mut self.keys[layer], self.placeholder.clone()).slice_assign([0..h, start..end, 0..d], k);
+        let values = std::mem::replace(&mut self.values[layer], self.placeholder.clone()).slice_assign([0..h, start..end, 0..d], v);
         self.keys[layer] = keys.clone();
         self.values[layer] = values.clone();
         (keys.slice([0..h, 0..end, 0..d]), values.slice([0..h, 0..end, 0..d]))
@@ -81,3 +86,4 @@ impl KvCache {
         self.len += n;
     }
 }
+

@@ -1,6 +1,6 @@
 //! SwiGLU MLP: `down(silu(gate(x)) * up(x))`.
 
-use burn::tensor::{Tensor, activation::silu};
+use burn::tensor::Tensor;
 
 use crate::config::TextConfig;
 use crate::error::Result;
@@ -32,6 +32,8 @@ impl Mlp {
     /// # Shapes
     /// `x: [n, hidden]` → same
     pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
-        self.down.forward(silu(self.gate.forward(x.clone())?) * self.up.forward(x)?)
+        let gated = webvlm_kernels::ops::swiglu(self.gate.forward(x.clone())?, self.up.forward(x)?)
+            .map_err(|e| crate::error::ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?;
+        self.down.forward(gated)
     }
 }

@@ -3,6 +3,8 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::error::{ModelError, Result};
+
 /// Precomputed cos/sin tables for every position of the context.
 #[derive(Clone, Debug)]
 pub struct Rope {
@@ -10,7 +12,6 @@ pub struct Rope {
     cos: Tensor<2>,
     /// `[max_positions, head_dim]`
     sin: Tensor<2>,
-    half: usize,
 }
 
 impl Rope {
@@ -32,21 +33,16 @@ impl Rope {
         Self {
             cos: Tensor::from_data(TensorData::new(cos, [max_positions, head_dim]), device),
             sin: Tensor::from_data(TensorData::new(sin, [max_positions, head_dim]), device),
-            half,
         }
     }
 
-    /// Rotate `x` whose rows sit at positions `start..start+n`.
+    /// Rotate a projection's output whose rows sit at positions `start..start+n`, split
+    /// into heads (one fused kernel on wgpu).
     ///
     /// # Shapes
-    /// `x: [heads, n, head_dim]` → same
-    pub fn apply(&self, x: Tensor<3>, start: usize) -> Tensor<3> {
-        let [_, n, d] = x.dims();
-        let cos = self.cos.clone().slice([start..start + n, 0..d]).unsqueeze::<3>();
-        let sin = self.sin.clone().slice([start..start + n, 0..d]).unsqueeze::<3>();
-        let x1 = x.clone().slice_dim(2, 0..self.half);
-        let x2 = x.clone().slice_dim(2, self.half..d);
-        let rotated = Tensor::cat(vec![x2.neg(), x1], 2);
-        x * cos + rotated * sin
+    /// `x: [n, heads·head_dim]` → `[heads, n, head_dim]`
+    pub fn apply(&self, x: Tensor<2>, heads: usize, start: usize) -> Result<Tensor<3>> {
+        webvlm_kernels::ops::rope(x, heads, &self.cos, &self.sin, start)
+            .map_err(|e| ModelError::Kernel { name: "rope".into(), message: e.to_string() })
     }
 }

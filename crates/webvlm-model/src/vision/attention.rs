@@ -1,6 +1,7 @@
 //! Bidirectional multi-head self-attention of the vision tower (q/k/v/out with biases).
 
-use burn::tensor::{Tensor, activation::softmax};
+use burn::tensor::Tensor;
+use webvlm_kernels::ops::{Mask, attention_softmax};
 
 use crate::config::VisionConfig;
 use crate::error::Result;
@@ -40,8 +41,12 @@ impl VisionAttention {
         let k = split(self.k.forward(x.clone())?);
         let v = split(self.v.forward(x)?);
         let scale = (self.head_dim as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(1, 2)) * scale;
-        let ctx = softmax(scores, 2).matmul(v); // [heads, n, head_dim]
+        let scores = q.matmul(k.swap_dims(1, 2));
+        let ctx = attention_softmax(scores, scale, Mask::None).map_err(kernel_error)?.matmul(v); // [heads, n, head_dim]
         self.out.forward(ctx.swap_dims(0, 1).reshape([n, d]))
     }
+}
+
+fn kernel_error(e: webvlm_kernels::KernelError) -> crate::error::ModelError {
+    crate::error::ModelError::Kernel { name: "vision attention softmax".into(), message: e.to_string() }
 }

@@ -1,0 +1,174 @@
+//! The decoder's row and element-wise operations as single WGSL dispatches: RMSNorm, RoPE with
+//! the head transpose, the attention softmax with its scale and causal mask, and SwiGLU's
+//! gate. With burn's fusion off, each was 3–8 kernel launches; a decoded token ran about 50
+//! per layer, and launches, not arithmetic, set the speed on software devices and phones.
+//!
+//! Every function has the same meaning on any device: off wgpu (burn's CPU backend, the
+//! reference) or with a non-f32 input it runs the plain burn ops, which are also what the
+//! tests compare the kernels with.
+
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{DType, Tensor, TensorData};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::cubecl::CubeCount;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+
+use crate::device_matrix::wgpu_device;
+use crate::error::{KernelError, Result};
+use crate::params::{EltParams, NormParams, RopeParams, SoftmaxParams, info_words};
+use crate::shaders::{FusedOp, Kernel};
+use crate::variants::DeviceCaps;
+
+/// Invocations per workgroup of the fused kernels (a power of two; WebGPU guarantees 256).
+pub const FUSED_WG: u32 = 64;
+
+/// The f32 CubeCL tensor behind `t` when it lives on a wgpu device, made contiguous.
+fn on_wgpu<const D: usize>(t: &Tensor<D>) -> Option<CubeTensor> {
+    wgpu_device(&t.device())?;
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    t.clone().try_into_primitive::<CubeBackend>().ok().map(into_contiguous)
+}
+
+fn empty_like(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
+    let n: usize = shape.iter().product();
+    let handle = like.client.empty(n.max(1) * DType::F32.size());
+    CubeTensor::new_contiguous(like.client.clone(), like.device.clone(), shape.into(), handle, DType::F32)
+}
+
+/// `count` workgroups, folded into two dimensions past the per-dimension limit.
+fn groups(count: usize, like: &CubeTensor) -> Result<CubeCount> {
+    let max = DeviceCaps::of(&like.client).max_workgroups.max(1) as usize;
+    let x = count.clamp(1, max);
+    let y = count.div_ceil(x).max(1);
+    if y > max {
+        return Err(KernelError::TooManyWorkgroups { what: "fused op", count: count as u64, limit: max as u32 });
+    }
+    Ok(CubeCount::Static(x as u32, y as u32, 1))
+}
+
+fn run(op: FusedOp, count: CubeCount, inputs: &[&CubeTensor], output: &CubeTensor, info: Vec<u64>) {
+    crate::launch::launch(Kernel::Fused { op, wg: FUSED_WG }, &output.client, count, inputs, output, info);
+}
+
+/// Llama's RMSNorm over the last axis: `x / sqrt(mean(x²) + eps) · w`.
+///
+/// # Shapes
+/// `x: [rows, cols]`, `w: [cols]` → `[rows, cols]`
+pub fn rms_norm(x: Tensor<2>, w: &Tensor<1>, eps: f64) -> Result<Tensor<2>> {
+    let [rows, cols] = x.dims();
+    let (Some(xc), Some(wc)) = (on_wgpu(&x), on_wgpu(w)) else {
+        let ms = x.clone().square().mean_dim(1);
+        return Ok(x * (ms + eps).sqrt().recip() * w.clone().unsqueeze::<2>());
+    };
+    if rows == 0 {
+        return Ok(x);
+    }
+    let y = empty_like(&xc, vec![rows, cols]);
+    let params = NormParams { rows: rows as u32, cols: cols as u32, eps: eps as f32, _pad: 0 };
+    run(FusedOp::RmsNorm, groups(rows, &xc)?, &[&xc, &wc], &y, info_words(&params));
+    Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
+/// Rotary embedding (rotate_half convention) of a projection's output, transposed to heads
+/// first: row `p` of `x` sits at position `start + p`; `cos`/`sin` are `[positions, hd]`.
+///
+/// # Shapes
+/// `x: [n, heads·hd]` → `[heads, n, hd]`
+pub fn rope(x: Tensor<2>, heads: usize, cos: &Tensor<2>, sin: &Tensor<2>, start: usize) -> Result<Tensor<3>> {
+    let [n, width] = x.dims();
+    let hd = width / heads.max(1);
+    let [positions, table_hd] = cos.dims();
+    if hd * heads != width || table_hd != hd || hd % 2 != 0 || start + n > positions {
+        return Err(KernelError::Device(format!(
+            "rope: {n}×{width} input as {heads} heads at positions {start}.. with a {positions}×{table_hd} table"
+        )));
+    }
+    let (Some(xc), Some(cc), Some(sc)) = (on_wgpu(&x), on_wgpu(cos), on_wgpu(sin)) else {
+        let x: Tensor<3> = x.reshape([n, heads, hd]).swap_dims(0, 1);
+        let c = cos.clone().slice([start..start + n, 0..hd]).unsqueeze::<3>();
+        let s = sin.clone().slice([start..start + n, 0..hd]).unsqueeze::<3>();
+        let half = hd / 2;
+        let x1 = x.clone().slice_dim(2, 0..half);
+        let x2 = x.clone().slice_dim(2, half..hd);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 2);
+        return Ok(x * c + rotated * s);
+    };
+    let y = empty_like(&xc, vec![heads, n, hd]);
+    let total = heads * n * hd / 2;
+    if total > 0 {
+        let params = RopeParams { n: n as u32, heads: heads as u32, hd: hd as u32, start: start as u32, total: total as u32, _pad: [0; 3] };
+        run(FusedOp::Rope, groups(total.div_ceil(FUSED_WG as usize), &xc)?, &[&xc, &cc, &sc], &y, info_words(&params));
+    }
+    Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
+/// Which keys each query row may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mask {
+    /// Every key (the vision tower).
+    None,
+    /// Row `r` is query `r mod n` at absolute position `start + r mod n` and sees keys
+    /// `0 ..= start + r mod n` (queries of the heads sharing a KV head are stacked by rows).
+    Causal { n: usize, start: usize },
+}
+
+/// `softmax(scores · scale)` over the last axis, masked keys getting exactly 0.
+///
+/// # Shapes
+/// `scores: [batch, rows, keys]` → same
+pub fn attention_softmax(scores: Tensor<3>, scale: f64, mask: Mask) -> Result<Tensor<3>> {
+    let [b, r, t] = scores.dims();
+    let Some(sc) = on_wgpu(&scores) else {
+        let mut scores = scores * scale;
+        if let Mask::Causal { n, start } = mask {
+            let bias = causal_bias(r, n, start, t, &scores.device());
+            scores = scores + bias.unsqueeze::<3>();
+        }
+        return Ok(softmax(scores, 2));
+    };
+    if b * r == 0 || t == 0 {
+        return Ok(scores);
+    }
+    let y = empty_like(&sc, vec![b, r, t]);
+    let (n, start, causal) = match mask {
+        Mask::None => (1, 0, 0),
+        Mask::Causal { n, start } => (n.max(1), start, 1),
+    };
+    let params = SoftmaxParams { rows: (b * r) as u32, cols: t as u32, scale: scale as f32, n: n as u32, start: start as u32, causal, _pad: [0; 2] };
+    run(FusedOp::Softmax, groups(b * r, &sc)?, &[&sc], &y, info_words(&params));
+    Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
+/// The additive mask of [`Mask::Causal`]: 0 where visible, −∞ elsewhere.
+fn causal_bias(rows: usize, n: usize, start: usize, keys: usize, device: &burn::tensor::Device) -> Tensor<2> {
+    let mut bias = Vec::with_capacity(rows * keys);
+    for r in 0..rows {
+        let i = r % n.max(1);
+        bias.extend((0..keys).map(|j| if j <= start + i { 0.0f32 } else { f32::NEG_INFINITY }));
+    }
+    Tensor::from_data(TensorData::new(bias, [rows, keys]), device)
+}
+
+/// SwiGLU's gate: `silu(g) · u`.
+///
+/// # Shapes
+/// `g, u: [rows, cols]` → same
+pub fn swiglu(g: Tensor<2>, u: Tensor<2>) -> Result<Tensor<2>> {
+    let dims = g.dims();
+    let (Some(gc), Some(uc)) = (on_wgpu(&g), on_wgpu(&u)) else {
+        return Ok(silu(g) * u);
+    };
+    if dims != u.dims() {
+        return Err(KernelError::Device(format!("swiglu: gate {dims:?} and up {:?} differ", u.dims())));
+    }
+    let len = dims[0] * dims[1];
+    let y = empty_like(&gc, dims.to_vec());
+    if len > 0 {
+        let params = EltParams { len: len as u32, _pad: [0; 3] };
+        run(FusedOp::SwiGlu, groups(len.div_ceil(FUSED_WG as usize), &gc)?, &[&gc, &uc], &y, info_words(&params));
+    }
+    Ok(Tensor::from_primitive::<CubeBackend>(y))
+}

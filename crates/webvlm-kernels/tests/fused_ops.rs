@@ -1,0 +1,105 @@
+//! The fused decoder kernels (`shaders/{rms_norm,rope,softmax,swiglu}.wgsl`) on wgpu (lavapipe
+//! without a GPU) against the CPU reference: the same functions on burn's CPU backend, where
+//! they run the plain burn ops the model used before the kernels existed.
+//!
+//! Tolerance: `|gpu − cpu| ≤ 2e-6 + 2e-5·|cpu|` per element (f32 throughout; the kernels sum in
+//! a different order and use the GPU's exp/sqrt, which WGSL allows a few ulp of error). A wrong
+//! index or a missed mask entry costs O(1).
+
+mod common;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use common::gpu;
+use webvlm_kernels::ops::{Mask, attention_softmax, rms_norm, rope, swiglu};
+use webvlm_kernels::reference::Lcg;
+
+#[allow(deprecated)]
+fn cpu() -> Device {
+    Device::ndarray()
+}
+
+fn t<const D: usize>(data: &[f32], shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(data.to_vec(), shape), device)
+}
+
+fn values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
+    x.try_into_data().expect("readback").try_into_vec::<f32>().expect("f32")
+}
+
+fn close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 2e-6 + 2e-5 * w.abs(), "{what}: [{i}] = {g}, want {w}");
+    }
+}
+
+#[test]
+fn rms_norm_matches_the_cpu_reference() {
+    let mut rng = Lcg::new(1);
+    for (rows, cols) in [(1, 1), (1, 7), (3, 576), (70, 100), (2, 1000)] {
+        let x = rng.normals(rows * cols);
+        let w: Vec<f32> = rng.normals(cols).iter().map(|v| 1.0 + 0.3 * v).collect();
+        let run = |d: &Device| values(rms_norm(t(&x, [rows, cols], d), &t(&w, [cols], d), 1e-5).unwrap());
+        close(&run(&gpu().device), &run(&cpu()), &format!("rms_norm {rows}x{cols}"));
+    }
+}
+
+#[test]
+fn rope_matches_the_cpu_reference_and_transposes_heads() {
+    let mut rng = Lcg::new(2);
+    let positions = 24;
+    for (n, heads, hd, start) in [(1, 1, 2, 0), (1, 9, 64, 17), (5, 3, 64, 7), (4, 2, 8, 20)] {
+        let x = rng.normals(n * heads * hd);
+        let angles: Vec<f32> = (0..positions * hd).map(|i| (i / hd) as f32 * 0.37 + (i % (hd / 2)) as f32 * 0.11).collect();
+        let cos: Vec<f32> = angles.iter().map(|a| a.cos()).collect();
+        let sin: Vec<f32> = angles.iter().map(|a| a.sin()).collect();
+        let run = |d: &Device| {
+            let y = rope(t(&x, [n, heads * hd], d), heads, &t(&cos, [positions, hd], d), &t(&sin, [positions, hd], d), start).unwrap();
+            assert_eq!(y.dims(), [heads, n, hd]);
+            values(y)
+        };
+        close(&run(&gpu().device), &run(&cpu()), &format!("rope n={n} heads={heads} hd={hd} start={start}"));
+    }
+}
+
+#[test]
+fn rope_refuses_positions_past_the_table() {
+    let d = &gpu().device;
+    let table = Tensor::<2>::zeros([4, 8], d);
+    assert!(rope(Tensor::zeros([2, 16], d), 2, &table, &table, 3).is_err());
+    assert!(rope(Tensor::zeros([2, 15], d), 2, &table, &table, 0).is_err());
+}
+
+#[test]
+fn attention_softmax_matches_the_cpu_reference_with_and_without_the_causal_mask() {
+    let mut rng = Lcg::new(3);
+    // (batch, rep, n, start): prefill blocks of stacked heads, a decode step, a long row.
+    for (b, rep, n, start) in [(1, 1, 1, 0), (2, 3, 4, 5), (3, 3, 1, 40), (1, 2, 7, 0), (1, 1, 2, 1100)] {
+        let (rows, keys) = (rep * n, start + n);
+        let x: Vec<f32> = rng.normals(b * rows * keys).iter().map(|v| 4.0 * v).collect();
+        for mask in [Mask::None, Mask::Causal { n, start }] {
+            let run = |d: &Device| values(attention_softmax(t(&x, [b, rows, keys], d), 0.125, mask).unwrap());
+            let got = run(&gpu().device);
+            close(&got, &run(&cpu()), &format!("softmax {b}x{rows}x{keys} {mask:?}"));
+            if let Mask::Causal { .. } = mask {
+                for r in 0..b * rows {
+                    let visible = start + (r % rows) % n + 1;
+                    assert!(got[r * keys + visible..(r + 1) * keys].iter().all(|&v| v == 0.0), "masked keys get exactly 0");
+                    let sum: f32 = got[r * keys..(r + 1) * keys].iter().sum();
+                    assert!((sum - 1.0).abs() < 1e-5, "row {r} sums to {sum}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn swiglu_matches_the_cpu_reference() {
+    let mut rng = Lcg::new(4);
+    for (rows, cols) in [(1, 1), (1, 1536), (3, 7), (65, 33)] {
+        let g: Vec<f32> = rng.normals(rows * cols).iter().map(|v| 6.0 * v).collect();
+        let u = rng.normals(rows * cols);
+        let run = |d: &Device| values(swiglu(t(&g, [rows, cols], d), t(&u, [rows, cols], d)).unwrap());
+        close(&run(&gpu().device), &run(&cpu()), &format!("swiglu {rows}x{cols}"));
+    }
+}
