@@ -32,10 +32,16 @@ fn main(
         return;
     }
     let base = row * params.cols;
+    // Loop bounds are uniform (a lane-dependent bound or break would make the barriers below
+    // non-uniform, which WGSL rejects): each lane takes columns li, li + WG, ...
+    let iters = (params.cols + WG - 1u) / WG;
     var s = 0.0;
-    for (var c = li; c < params.cols; c += WG) {
-        let v = x[base + c];
-        s += v * v;
+    for (var it = 0u; it < iters; it++) {
+        let c = it * WG + li;
+        if (c < params.cols) {
+            let v = x[base + c];
+            s += v * v;
+        }
     }
     partial[li] = s;
     workgroupBarrier();
@@ -46,7 +52,10 @@ fn main(
         workgroupBarrier();
     }
     let inv = 1.0 / sqrt(partial[0] / f32(params.cols) + params.eps);
-    for (var c = li; c < params.cols; c += WG) {
-        y[base + c] = x[base + c] * inv * w[c];
+    for (var it = 0u; it < iters; it++) {
+        let c = it * WG + li;
+        if (c < params.cols) {
+            y[base + c] = x[base + c] * inv * w[c];
+        }
     }
 }

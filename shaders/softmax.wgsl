@@ -65,21 +65,32 @@ fn main(
     if (params.causal != 0u) {
         visible = min(params.cols, params.start + row % params.n + 1u);
     }
-    var m = -3.4028235e38;
-    for (var c = li; c < visible; c += WG) {
-        m = max(m, x[base + c] * params.scale);
+    // Uniform loop bounds (see rms_norm.wgsl): the reductions' barriers need them.
+    let iters = (params.cols + WG - 1u) / WG;
+    var m = bitcast<f32>(0xff7fffffu); // -FLT_MAX (the literal does not round-trip in Tint)
+    for (var it = 0u; it < iters; it++) {
+        let c = it * WG + li;
+        if (c < visible) {
+            m = max(m, x[base + c] * params.scale);
+        }
     }
     m = reduce_max(li, m);
     var s = 0.0;
-    for (var c = li; c < visible; c += WG) {
-        s += exp(x[base + c] * params.scale - m);
+    for (var it = 0u; it < iters; it++) {
+        let c = it * WG + li;
+        if (c < visible) {
+            s += exp(x[base + c] * params.scale - m);
+        }
     }
     s = reduce_sum(li, s);
-    for (var c = li; c < params.cols; c += WG) {
-        var v = 0.0;
-        if (c < visible) {
-            v = exp(x[base + c] * params.scale - m) / s;
+    for (var it = 0u; it < iters; it++) {
+        let c = it * WG + li;
+        if (c < params.cols) {
+            var v = 0.0;
+            if (c < visible) {
+                v = exp(x[base + c] * params.scale - m) / s;
+            }
+            y[base + c] = v;
         }
-        y[base + c] = v;
     }
 }

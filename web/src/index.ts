@@ -18,6 +18,9 @@ import { createCompletions, type Completions } from './chat.js';
 import type { ChatMessage, GenerateChunk, GenerateRequest, ImageInput, LoadOptions, ModelInfo, SamplingOptions } from './types.js';
 import type { KernelBenchRow } from './bench.js';
 
+/** The package version (also in benchmark reports). */
+export const VERSION = '0.1.0';
+
 export * from './errors.js';
 export * from './bench.js';
 export type * from './types.js';

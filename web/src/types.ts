@@ -46,6 +46,8 @@ export interface ModelInfo {
   vocabSize: number;
   /** Bytes of weights one decoded token reads (decoder layers, final norm, lm_head, one embedding row). */
   decodeWeightBytes: number;
+  /** Whether the model cuts images into tiles by default (`imageSplitting` overrides it per request). */
+  imageSplitting: boolean;
   /** Bytes of weights and assets. */
   bytes: number;
   adapter: AdapterInfo;

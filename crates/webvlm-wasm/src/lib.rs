@@ -73,6 +73,8 @@ struct ModelInfo {
     vocab_size: usize,
     /// Weight bytes one decoded token reads (the decode roofline).
     decode_weight_bytes: u64,
+    /// The model's `do_image_splitting` (false for text-only models).
+    image_splitting: bool,
 }
 
 /// `start`'s request: the whole conversation (earlier turns let the KV cache be reused) and
@@ -140,6 +142,7 @@ impl Session {
             image_seq_len: vlm.image_seq_len,
             vocab_size: cfg.text_config.vocab_size,
             decode_weight_bytes: vlm.model.decoder().decode_weight_bytes(),
+            image_splitting: vlm.image_processor.as_ref().is_some_and(|p| p.do_image_splitting),
         };
         inner.vlm = Some(Rc::new(vlm));
         to_js(&info)

@@ -27,6 +27,7 @@ interface WasmInfo {
   imageSeqLen: number;
   vocabSize: number;
   decodeWeightBytes: number;
+  imageSplitting: boolean;
 }
 interface GpuMemory {
   inUse: number;
@@ -130,6 +131,7 @@ export class WasmEngine implements Engine {
       imageSeqLen: info.imageSeqLen,
       vocabSize: info.vocabSize,
       decodeWeightBytes: info.decodeWeightBytes,
+      imageSplitting: info.imageSplitting,
       bytes: fetched.bytes,
       adapter: adapterInfo(),
       timings: { fetchMs: t1 - t0, uploadMs: t2 - t1 },

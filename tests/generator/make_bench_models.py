@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Build real-size SmolVLM models with random weights for benchmarking (no hub access).
+
+Random weights run exactly as fast as trained ones; only the shapes matter. Each model is
+made by transformers from config objects with the architecture of a released checkpoint, its
+weights redrawn like the test fixtures' (make_fixtures.redraw_weights), and saved in the
+standard Hugging Face layout in bf16 (as the Hub checkpoints are) together with SmolVLM's
+processor settings and a tokenizer with the real SmolLM2 vocabulary:
+
+  smolvlm-256m  SmolVLM-256M-Instruct: SigLIP 768/12 layers/patch 16/512 px, scale_factor 4
+                (64 image tokens per tile), SmolLM2-135M decoder (576, 30 layers, 9/3 heads,
+                FFN 1536, vocab 49280), untied lm_head.
+  smolvlm-500m  SmolVLM-500M-Instruct: the same vision tower, SmolLM2-360M decoder (960, 32
+                layers, 15/5 heads, FFN 2560, vocab 49280), untied lm_head.
+
+The tokenizer is SmolLM2's (from the GGUF that scripts/fetch-smollm2.sh caches, turned into
+tokenizer.json by `webvlm convert`; pass it as --tokenizer) plus SmolVLM's image tokens and
+reserved tokens up to the 49280 ids of the config, so every id a random model emits decodes.
+
+Usually run through scripts/make-bench-models.sh, which also converts each model to q4/q8/f16
+packed models with `webvlm convert`. Output lives outside the repository (default
+~/.cache/webvlm/bench/<name>/hf): it is large and never committed.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from tokenizers import AddedToken, Tokenizer
+from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor, PreTrainedTokenizerFast
+from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+from make_fixtures import CHAT_TEMPLATE, redraw_weights
+
+VOCAB = 49280
+VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+              image_size=512, patch_size=16, layer_norm_eps=1e-6)
+MODELS = {
+    "smolvlm-256m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                         num_key_value_heads=3, head_dim=64),
+    "smolvlm-500m": dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
+                         num_key_value_heads=5, head_dim=64),
+}
+IMAGE_TOKENS = (["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
+                + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)])
+
+
+def build_tokenizer(tokenizer_json: Path) -> PreTrainedTokenizerFast:
+    tok = Tokenizer.from_file(str(tokenizer_json))
+    specials = [t for t in IMAGE_TOKENS if tok.token_to_id(t) is None]
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    n = 0
+    while tok.get_vocab_size(with_added_tokens=True) < VOCAB:
+        tok.add_special_tokens([AddedToken(f"<|reserved_special_token_{n}|>", special=True, normalized=False)])
+        n += 1
+    size = tok.get_vocab_size(with_added_tokens=True)
+    if size != VOCAB:
+        raise SystemExit(f"the tokenizer has {size} ids, more than the {VOCAB} of the config")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        unk_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=IMAGE_TOKENS[:1] + IMAGE_TOKENS[1:],
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build(name: str, text: dict, tokenizer_json: Path, out: Path, seed: int) -> None:
+    t0 = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(tokenizer_json)
+    image_processor = Idefics3ImageProcessorPil(
+        do_image_splitting=True,
+        size={"longest_edge": 4 * VISION["image_size"]},
+        max_image_size={"longest_edge": VISION["image_size"]},
+        resample=1,
+    )
+    image_seq_len = (VISION["image_size"] // VISION["patch_size"]) ** 2 // 16
+    processor = Idefics3Processor(image_processor, tokenizer, image_seq_len=image_seq_len, chat_template=CHAT_TEMPLATE)
+    tokenizer = processor.tokenizer
+    text_cfg = dict(text, model_type="llama", vocab_size=VOCAB, rms_norm_eps=1e-5, rope_theta=100000.0,
+                    max_position_embeddings=8192, tie_word_embeddings=False,
+                    pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                    eos_token_id=tokenizer.eos_token_id)
+    config = Idefics3Config(vision_config=VISION, text_config=text_cfg, scale_factor=4,
+                            image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    redraw_weights(model, torch.Generator().manual_seed(seed))
+    model.to(torch.bfloat16)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    (out / "generation_config.json").unlink(missing_ok=True)
+
+    # The processor's own count for a 512×512 photo: 4×4 tiles + the global view, 64 tokens each.
+    from PIL import Image
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe this image."}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    ids = processor(text=prompt, images=[Image.new("RGB", (512, 512), (90, 140, 200))])["input_ids"][0]
+    image_tokens = sum(1 for i in ids if i == config.image_token_id)
+    assert image_tokens == 17 * image_seq_len, image_tokens
+    params = sum(p.numel() for p in model.parameters())
+    info = {"name": name, "parameters": params, "image_tokens_512px": image_tokens, "prompt_tokens_512px": len(ids),
+            "seed": seed, "torch": torch.__version__, "transformers": __import__("transformers").__version__}
+    (out / "bench_model.json").write_text(json.dumps(info, indent=1) + "\n")
+    print(f"{name}: {params / 1e6:.1f} M parameters, {image_tokens} image tokens for 512x512, {time.time() - t0:.0f} s -> {out}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokenizer", type=Path, required=True, help="SmolLM2 tokenizer.json (49152 tokens)")
+    ap.add_argument("--out", type=Path, default=Path.home() / ".cache/webvlm/bench")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    for name in args.models.split(","):
+        if name not in MODELS:
+            raise SystemExit(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+        out = args.out / name / "hf"
+        if (out / "model.safetensors").exists():
+            print(f"{name}: {out} exists")
+            continue
+        build(name, MODELS[name], args.tokenizer, out, args.seed)
+
+
+if __name__ == "__main__":
+    main()
