@@ -18,7 +18,6 @@ struct NormParams {
 @group(0) @binding(3) var<uniform> params: NormParams;
 
 const WG: u32 = {{ wg }}u;
-var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -43,15 +42,8 @@ fn main(
             s += v * v;
         }
     }
-    partial[li] = s;
-    workgroupBarrier();
-    for (var off = WG / 2u; off > 0u; off >>= 1u) {
-        if (li < off) {
-            partial[li] += partial[li + off];
-        }
-        workgroupBarrier();
-    }
-    let inv = 1.0 / sqrt(partial[0] / f32(params.cols) + params.eps);
+    let total = reduce_sum(li, s);
+    let inv = 1.0 / sqrt(total / f32(params.cols) + params.eps);
     for (var it = 0u; it < iters; it++) {
         let c = it * WG + li;
         if (c < params.cols) {

@@ -20,36 +20,6 @@ struct SoftmaxParams {
 @group(0) @binding(2) var<uniform> params: SoftmaxParams;
 
 const WG: u32 = {{ wg }}u;
-var<workgroup> partial: array<f32, WG>;
-
-fn reduce_max(li: u32, v: f32) -> f32 {
-    partial[li] = v;
-    workgroupBarrier();
-    for (var off = WG / 2u; off > 0u; off >>= 1u) {
-        if (li < off) {
-            partial[li] = max(partial[li], partial[li + off]);
-        }
-        workgroupBarrier();
-    }
-    let r = partial[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn reduce_sum(li: u32, v: f32) -> f32 {
-    partial[li] = v;
-    workgroupBarrier();
-    for (var off = WG / 2u; off > 0u; off >>= 1u) {
-        if (li < off) {
-            partial[li] += partial[li + off];
-        }
-        workgroupBarrier();
-    }
-    let r = partial[0];
-    workgroupBarrier();
-    return r;
-}
-
 @compute @workgroup_size(WG)
 fn main(
     @builtin(local_invocation_index) li: u32,

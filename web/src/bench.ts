@@ -78,7 +78,7 @@ export interface BenchRun {
   decode_ms: number;
   /** (generated − 1) / decode time: the first token comes from the prefill. */
   decode_tokens_per_s: number;
-  /** Highest GPU memory the runtime had reserved, sampled after load, encode, prefill and each token. */
+  /** Highest GPU memory the runtime had reserved, sampled before the run and after encode, prefill and the last token. */
   peak_gpu_bytes: number;
   /** Main-thread tasks over 50 ms during the run (browser only). */
   long_tasks: LongTasks | null;

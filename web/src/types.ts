@@ -88,7 +88,7 @@ export interface Usage {
   reusedTokens: number;
   /** `<image>` tokens in the prompt. */
   imageTokens: number;
-  /** Highest GPU memory the runtime held during the request (sampled at every stage and token). */
+  /** Highest GPU memory the runtime held during the request (sampled before it and after encode, prefill and the last token). */
   peakGpuBytes: number;
   timings: {
     /** Image decode in the worker. */

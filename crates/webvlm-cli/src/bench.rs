@@ -209,7 +209,10 @@ fn model_quant(dir: &Path, quant: Option<webvlm_model::vlm::QuantScheme>) -> Str
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v.get("quant")?.as_str().map(str::to_string));
-    from_manifest.or(quant.map(|q| q.name().to_string())).unwrap_or_else(|| "as stored".into())
+    let gguf = || {
+        std::fs::read_dir(dir).ok()?.flatten().any(|e| e.path().extension().is_some_and(|x| x == "gguf")).then(|| "gguf".to_string())
+    };
+    from_manifest.or(quant.map(|q| q.name().to_string())).or_else(gguf).unwrap_or_else(|| "as stored".into())
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

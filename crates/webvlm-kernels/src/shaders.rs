@@ -30,6 +30,7 @@ mod src {
     pub const MATVEC_WORKGROUP: &str = include_str!("../../../shaders/common/matvec_workgroup.wgsl");
     pub const MATVEC_SUBGROUP: &str = include_str!("../../../shaders/common/matvec_subgroup.wgsl");
     pub const MATMUL_TILED: &str = include_str!("../../../shaders/common/matmul_tiled.wgsl");
+    pub const REDUCE: &str = include_str!("../../../shaders/common/reduce.wgsl");
 }
 
 /// Arithmetic type of the dot products.
@@ -189,12 +190,12 @@ impl Kernel {
     fn parts(&self) -> Vec<&'static str> {
         match *self {
             Kernel::Copy { .. } => vec![src::COPY],
-            Kernel::Fused { op, .. } => vec![match op {
-                FusedOp::RmsNorm => src::RMS_NORM,
-                FusedOp::Rope => src::ROPE,
-                FusedOp::Softmax => src::SOFTMAX,
-                FusedOp::SwiGlu => src::SWIGLU,
-            }],
+            Kernel::Fused { op, .. } => match op {
+                FusedOp::RmsNorm => vec![src::RMS_NORM, src::REDUCE],
+                FusedOp::Rope => vec![src::ROPE],
+                FusedOp::Softmax => vec![src::SOFTMAX, src::REDUCE],
+                FusedOp::SwiGlu => vec![src::SWIGLU],
+            },
             Kernel::Matvec { scheme, reduction, .. } => {
                 let (family, layout) = match scheme {
                     QuantScheme::Q8 => (src::MATVEC_Q8, src::Q8),

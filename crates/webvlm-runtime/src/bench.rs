@@ -105,7 +105,7 @@ pub struct BenchRun {
     pub decode_ms: f64,
     /// (generated − 1) / decode time: the first token comes from the prefill.
     pub decode_tokens_per_s: f64,
-    /// Highest reserved GPU memory, sampled after load, encode, prefill and each token.
+    /// Highest reserved GPU memory, sampled before the run and after encode, prefill and the last token.
     pub peak_gpu_bytes: u64,
     /// Main-thread tasks over 50 ms (browser only).
     pub long_tasks: Option<LongTasks>,
@@ -239,19 +239,24 @@ pub async fn measure_run<V: Deref<Target = Vlm>>(
     let prompt_tokens = prompt.input_ids.len();
     let image_tokens = prompt.input_ids.iter().filter(|&&id| id == image_token).count();
     let mut generator = Generator::new(vlm, prompt, opts)?;
+    let encodes = generator.needs_encode();
     let t0 = now();
     generator.encode().await?;
-    sample();
+    // Sampling asks the device thread for a report (about a millisecond): at stage ends only.
+    // The allocator keeps what it reserved, so the last sample holds the run's peak.
+    if encodes {
+        sample();
+    }
     let t1 = now();
     generator.prefill().await?;
-    sample();
     let t2 = now();
+    sample();
     let mut first_token_at = None;
     while generator.step().await?.is_some() {
         first_token_at.get_or_insert_with(&now);
-        sample();
     }
     let t3 = now();
+    sample();
     let generated = generator.generated().len();
     let first = first_token_at.unwrap_or(t3);
     let prefill_ms = t2 - t1;
@@ -261,7 +266,7 @@ pub async fn measure_run<V: Deref<Target = Vlm>>(
         image_tokens,
         generated_tokens: generated,
         image_ms: prepare_ms,
-        encode_ms: t1 - t0,
+        encode_ms: if encodes { t1 - t0 } else { 0.0 },
         prefill_ms,
         prefill_tokens_per_s: if prefill_ms > 0.0 { prompt_tokens as f64 * 1000.0 / prefill_ms } else { 0.0 },
         ttft_ms: prepare_ms + (first - t0),

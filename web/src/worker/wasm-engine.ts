@@ -152,8 +152,10 @@ export class WasmEngine implements Engine {
     const started = session.start(request, pixels?.data, pixels?.width ?? 0, pixels?.height ?? 0) as Started;
     const tPrepared = performance.now();
     // The vision tower on its own, waited for on the GPU, so its time is not the prefill's.
-    await this.guard(session.encode());
-    sample();
+    if (pixels) {
+      await this.guard(session.encode());
+      sample();
+    }
     const tEncoded = performance.now();
     await this.guard(session.prefill());
     sample();
@@ -186,7 +188,7 @@ export class WasmEngine implements Engine {
         return;
       }
       const out = (await this.guard(session.step())) as StepOut;
-      sample();
+      if (out.done) sample();
       if (out.tokenId !== null) {
         tokens++;
         if (tokens === 1) firstTokenAt = performance.now();
