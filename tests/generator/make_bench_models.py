@@ -14,8 +14,11 @@ processor settings and a tokenizer with the real SmolLM2 vocabulary:
                 layers, 15/5 heads, FFN 2560, vocab 49280), untied lm_head.
 
 The tokenizer is SmolLM2's (from the GGUF that scripts/fetch-smollm2.sh caches, turned into
-tokenizer.json by `webvlm convert`; pass it as --tokenizer) plus SmolVLM's image tokens and
-reserved tokens up to the 49280 ids of the config, so every id a random model emits decodes.
+tokenizer.json by `webvlm convert`; pass it as --tokenizer) plus SmolVLM's 128 added tokens at
+the ids the released checkpoints give them (<global-img> 49152, <row_R_col_C> 49153-49188,
+<fake_token_around_image> 49189, <image> 49190, <|reserved_special_token_0..87|> 49191-49278,
+<end_of_utterance> 49279), so the config's ids (image_token_id 49190, eos 49279, pad 2) are the
+real ones and every id a random model emits decodes.
 
 Usually run through scripts/make-bench-models.sh, which also converts each model to q4/q8/f16
 packed models with `webvlm convert`. Output lives outside the repository (default
@@ -24,6 +27,7 @@ packed models with `webvlm convert`. Output lives outside the repository (defaul
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -43,28 +47,30 @@ MODELS = {
     "smolvlm-500m": dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
                          num_key_value_heads=5, head_dim=64),
 }
-IMAGE_TOKENS = (["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
-                + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)])
+BASE_VOCAB = 49152  # SmolLM2's own vocabulary
+# SmolVLM's added tokens in id order, from BASE_VOCAB up to VOCAB - 1 (as in the released tokenizer).
+ADDED_TOKENS = (["<global-img>"] + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+                + ["<fake_token_around_image>", "<image>"]
+                + [f"<|reserved_special_token_{i}|>" for i in range(88)] + ["<end_of_utterance>"])
+IMAGE_TOKENS = ["<fake_token_around_image>", "<image>", "<end_of_utterance>"]  # additional_special_tokens
 
 
 def build_tokenizer(tokenizer_json: Path) -> PreTrainedTokenizerFast:
     tok = Tokenizer.from_file(str(tokenizer_json))
-    specials = [t for t in IMAGE_TOKENS if tok.token_to_id(t) is None]
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
-    n = 0
-    while tok.get_vocab_size(with_added_tokens=True) < VOCAB:
-        tok.add_special_tokens([AddedToken(f"<|reserved_special_token_{n}|>", special=True, normalized=False)])
-        n += 1
     size = tok.get_vocab_size(with_added_tokens=True)
-    if size != VOCAB:
-        raise SystemExit(f"the tokenizer has {size} ids, more than the {VOCAB} of the config")
+    if size != BASE_VOCAB or tok.token_to_id("<|im_start|>") != 1 or tok.token_to_id("<|im_end|>") != 2:
+        raise SystemExit(f"{tokenizer_json}: not SmolLM2's tokenizer ({size} ids, expected {BASE_VOCAB})")
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ADDED_TOKENS])
+    for i, t in enumerate(ADDED_TOKENS):
+        assert tok.token_to_id(t) == BASE_VOCAB + i, (t, tok.token_to_id(t))
+    assert tok.get_vocab_size(with_added_tokens=True) == VOCAB
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<|im_start|>",
         eos_token="<end_of_utterance>",
         unk_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=IMAGE_TOKENS[:1] + IMAGE_TOKENS[1:],
+        pad_token="<|im_end|>",
+        additional_special_tokens=IMAGE_TOKENS,
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
@@ -72,13 +78,15 @@ def build_tokenizer(tokenizer_json: Path) -> PreTrainedTokenizerFast:
 
 def build(name: str, text: dict, tokenizer_json: Path, out: Path, seed: int) -> None:
     t0 = time.time()
-    out.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")  # renamed to `out` once complete and checked
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     tokenizer = build_tokenizer(tokenizer_json)
     image_processor = Idefics3ImageProcessorPil(
         do_image_splitting=True,
         size={"longest_edge": 4 * VISION["image_size"]},
         max_image_size={"longest_edge": VISION["image_size"]},
-        resample=1,
+        resample=1,  # LANCZOS
     )
     image_seq_len = (VISION["image_size"] // VISION["patch_size"]) ** 2 // 16
     processor = Idefics3Processor(image_processor, tokenizer, image_seq_len=image_seq_len, chat_template=CHAT_TEMPLATE)
@@ -89,26 +97,37 @@ def build(name: str, text: dict, tokenizer_json: Path, out: Path, seed: int) -> 
                     eos_token_id=tokenizer.eos_token_id)
     config = Idefics3Config(vision_config=VISION, text_config=text_cfg, scale_factor=4,
                             image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False)
+    assert (config.image_token_id, text_cfg["eos_token_id"], text_cfg["pad_token_id"]) == (49190, 49279, 2)
     torch.manual_seed(seed)
     model = Idefics3ForConditionalGeneration(config).eval()
     redraw_weights(model, torch.Generator().manual_seed(seed))
     model.to(torch.bfloat16)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    (out / "generation_config.json").unlink(missing_ok=True)
+    model.save_pretrained(tmp)  # config.json, model.safetensors, generation_config.json
+    processor.save_pretrained(tmp)  # tokenizer.json, tokenizer_config.json, processor_config.json, chat_template.jinja
+    params = sum(p.numel() for p in model.parameters())
+    del model
+    t_gen = time.time() - t0
 
-    # The processor's own count for a 512×512 photo: 4×4 tiles + the global view, 64 tokens each.
+    # Reload what was written: the tokenizer has the config's vocabulary with SmolVLM's ids, and the
+    # processor counts 4x4 tiles + the global view of a 512x512 photo, 64 tokens each.
     from PIL import Image
+    processor = Idefics3Processor.from_pretrained(tmp)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tmp)
+    assert len(tokenizer) == VOCAB, len(tokenizer)
+    assert tokenizer.encode("<image><end_of_utterance>", add_special_tokens=False) == [49190, 49279]
+    assert tokenizer.decode(tokenizer.encode("What is in this image? 2024")) == "What is in this image? 2024"
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe this image."}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     ids = processor(text=prompt, images=[Image.new("RGB", (512, 512), (90, 140, 200))])["input_ids"][0]
     image_tokens = sum(1 for i in ids if i == config.image_token_id)
     assert image_tokens == 17 * image_seq_len, image_tokens
-    params = sum(p.numel() for p in model.parameters())
     info = {"name": name, "parameters": params, "image_tokens_512px": image_tokens, "prompt_tokens_512px": len(ids),
             "seed": seed, "torch": torch.__version__, "transformers": __import__("transformers").__version__}
-    (out / "bench_model.json").write_text(json.dumps(info, indent=1) + "\n")
-    print(f"{name}: {params / 1e6:.1f} M parameters, {image_tokens} image tokens for 512x512, {time.time() - t0:.0f} s -> {out}")
+    (tmp / "bench_model.json").write_text(json.dumps(info, indent=1) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    print(f"{name}: {params / 1e6:.1f} M parameters, {image_tokens} image tokens for 512x512 "
+          f"({len(ids)} prompt tokens); made in {t_gen:.0f} s, checked in {time.time() - t0 - t_gen:.0f} s -> {out}")
 
 
 def main() -> None:
@@ -123,7 +142,7 @@ def main() -> None:
         if name not in MODELS:
             raise SystemExit(f"unknown model {name!r}; known: {', '.join(MODELS)}")
         out = args.out / name / "hf"
-        if (out / "model.safetensors").exists():
+        if (out / "bench_model.json").exists():
             print(f"{name}: {out} exists")
             continue
         build(name, MODELS[name], args.tokenizer, out, args.seed)
