@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { test } from 'node:test';
 import * as bench from '../../web/dist/bench.js';
 import { VERSION } from '../../web/dist/index.js';
-import { aggregateLongTasks, buildReport, compareReports, parseReport, runFromUsage, settingsFromQuery } from '../../www/bench/report.js';
+import { aggregateLongTasks, buildReport, compareReports, formatLimit, formatSig, parseReport, runFromUsage, settingsFromQuery } from '../../www/bench/report.js';
 
 const usage = (decode, extra = {}) => ({
   promptTokens: 90,
@@ -98,6 +98,62 @@ test('query settings clamp and default', () => {
   assert.equal(q.autorun, true);
   assert.equal(settingsFromQuery('').splitting, null);
   assert.equal(settingsFromQuery('').warmup, 1);
+});
+
+test('roofline: implied bandwidth from bytes per token and decode rate; fraction of the copy kernel', () => {
+  assert.deepEqual(bench.roofline(80e6, 12.5, 4), { weight_bytes_per_token: 80e6, implied_gbps: 1, copy_gbps: 4, fraction_of_copy: 0.25 });
+  assert.equal(bench.roofline(80e6, 12.5, 0).fraction_of_copy, 0, 'no kernel bench: 0, not Infinity');
+});
+
+test('summarize: stats per metric, drift of decode, highest peak memory', () => {
+  const runs = [4, 6, 5, 7].map((d, i) => runFromUsage(usage(d, { peakGpuBytes: 100 + i }), null));
+  const s = bench.summarize(runs);
+  assert.deepEqual(s.decode_tokens_per_s, bench.stat([4, 6, 5, 7]));
+  assert.equal(s.decode_tokens_per_s.median, 5.5);
+  assert.ok(Math.abs(s.decode_drift - (6 / 5 - 1)) < 1e-12);
+  assert.equal(s.encode_ms.median, 400);
+  assert.equal(s.encode_ms.cv, 0);
+  assert.equal(s.peak_gpu_bytes, 103);
+  assert.deepEqual(bench.summarize([]).decode_tokens_per_s, { median: 0, min: 0, max: 0, cv: 0 });
+});
+
+test('a run without a prefill (all reused) has rate 0, not NaN; a text run has no image time', () => {
+  const r = runFromUsage(usage(4, { reusedTokens: 90, imageTokens: 0, timings: { imageMs: 0, prepareMs: 2, encodeMs: 0, prefillMs: 0, firstTokenMs: 5, decodeMs: 10, decodeTokensPerSecond: 4 } }), null);
+  assert.equal(r.prefill_tokens_per_s, 0);
+  assert.equal(r.image_ms, 2);
+  assert.equal(r.encode_ms, 0);
+  assert.equal(r.long_tasks, null);
+});
+
+test('the comparison marks better and worse by direction and survives a zero', () => {
+  const runs = [runFromUsage(usage(4), null)];
+  const settings = { prompt: 'p', image_width: 0, image_height: 0, image_splitting: false, max_new_tokens: 8, runs: 1, warmup_runs: 0 };
+  const a = buildReport(bench, { info, settings, load: { cold_ms: 100, warm_ms: 50 }, runs, kernels: [], userAgent: null, created: 'x', version: 'v' });
+  assert.equal(a.roofline.copy_gbps, 0, 'no kernel rows: copy not measured');
+  const b = structuredClone(a);
+  b.load.cold_ms = 200;
+  b.summary.ttft_ms.median = 2 * a.summary.ttft_ms.median;
+  b.roofline.implied_gbps = 0;
+  const rows = Object.fromEntries(compareReports(a, b).map((r) => [r.label, r]));
+  assert.equal(rows['cold load'].ratio, 0.5);
+  assert.equal(rows['cold load'].better, true, 'a shorter load is better');
+  assert.equal(rows['first token (median)'].better, true);
+  assert.equal(rows['decode tok/s (median)'].ratio, 1);
+  assert.equal(rows['decode tok/s (median)'].better, null);
+  assert.ok(Number.isNaN(rows['implied bandwidth'].ratio));
+  assert.equal(rows['implied bandwidth'].better, null);
+});
+
+test('limits and figures format for people', () => {
+  assert.equal(formatLimit('maxBufferSize', 2 ** 30), '1 GiB');
+  assert.equal(formatLimit('maxStorageBufferBindingSize', 134217728), '128 MiB');
+  assert.equal(formatLimit('maxComputeWorkgroupStorageSize', 16384), '16 KiB');
+  assert.equal(formatLimit('maxComputeInvocationsPerWorkgroup', 256), '256');
+  assert.equal(formatSig(0.0003145518), '0.000315');
+  assert.equal(formatSig(1.16), '1.16');
+  assert.equal(formatSig(123.456), '123');
+  assert.equal(formatSig(0), '0');
+  assert.equal(formatSig(NaN), '–');
 });
 
 test('the package version constant is the package.json version', () => {

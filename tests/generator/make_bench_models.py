@@ -35,6 +35,7 @@ import torch
 from tokenizers import AddedToken, Tokenizer
 from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor, PreTrainedTokenizerFast
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+from transformers.utils import logging as transformers_logging
 
 from make_fixtures import CHAT_TEMPLATE, redraw_weights
 
@@ -138,6 +139,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     torch.set_num_threads(2)
+    transformers_logging.disable_progress_bar()
     for name in args.models.split(","):
         if name not in MODELS:
             raise SystemExit(f"unknown model {name!r}; known: {', '.join(MODELS)}")

@@ -4,7 +4,7 @@
 // ?model=URL&runs=N&tokens=N&warmup=N&image=0|1&size=PX&splitting=0|1&kernels=0|1&autorun=1
 import { loadPresets } from '/demo/presets.js';
 import { decodeChart, stageChart } from './charts.js';
-import { aggregateLongTasks, buildReport, compareReports, formatBytes, parseReport, runFromUsage, settingsFromQuery } from './report.js';
+import { aggregateLongTasks, buildReport, compareReports, formatBytes, formatLimit, formatSig, parseReport, runFromUsage, settingsFromQuery } from './report.js';
 
 const $ = (id) => document.getElementById(id);
 const PROMPT = 'Describe this image in detail.';
@@ -75,6 +75,7 @@ async function runBench() {
   const url = new URL(s.url, location.href).href;
   const longTasks = [];
   let observer;
+  let vlm;
   try {
     observer = new PerformanceObserver((list) => longTasks.push(...list.getEntries()));
     observer.observe({ type: 'longtask', buffered: false });
@@ -85,11 +86,13 @@ async function runBench() {
     progress('Cold load: network → OPFS → GPU…');
     await pkg.WebVLM.cache.delete(url).catch(() => false);
     let t = performance.now();
-    let vlm = await pkg.WebVLM.load(url, {
+    vlm = await pkg.WebVLM.load(url, {
       onProgress: (p) => progress(`Cold load: ${p.phase} ${formatBytes(p.loaded)} / ${formatBytes(p.total)}`),
     });
     const coldMs = performance.now() - t;
-    await vlm.dispose();
+    const cold = vlm;
+    vlm = undefined;
+    await cold.dispose();
     progress('Warm load: OPFS → GPU…');
     t = performance.now();
     vlm = await pkg.WebVLM.load(url);
@@ -111,6 +114,8 @@ async function runBench() {
         last = c;
       }
       const end = performance.now();
+      // Entries not yet delivered to the callback (it runs as a later task).
+      if (observer) longTasks.push(...observer.takeRecords());
       const lt = observer ? aggregateLongTasks(longTasks.filter((e) => e.startTime >= start && e.startTime < end)) : null;
       const run = runFromUsage(last.usage, lt);
       if (i >= s.warmup) runs.push(run);
@@ -120,7 +125,9 @@ async function runBench() {
       progress('Kernel micro-benchmark (q4 matvec vs copy)…');
       kernels = await vlm.benchKernels({ repeats: 3 });
     }
-    await vlm.dispose();
+    const done = vlm;
+    vlm = undefined;
+    await done.dispose();
     report = buildReport(pkg, {
       info,
       settings: {
@@ -146,6 +153,8 @@ async function runBench() {
     showError(e);
   } finally {
     observer?.disconnect();
+    // A failed run must not keep its worker and GPU memory.
+    if (vlm) await vlm.dispose().catch(() => {});
   }
 }
 
@@ -164,7 +173,7 @@ function render(r, other) {
   dl.textContent = `${d.vendor || '?'} · ${d.architecture || '?'}${d.description ? ` · ${d.description}` : ''} (${d.backend})`;
   const feats = document.createElement('p');
   const has = (f) => (d.features.includes(f) ? 'yes' : 'no');
-  feats.textContent = `shader-f16: ${has('shader-f16')} · subgroups: ${has('subgroups')} · ${keyLimits.map((k) => `${k} ${k.endsWith('Size') ? formatBytes(d.limits[k]) : d.limits[k]}`).join(' · ')}`;
+  feats.textContent = `shader-f16: ${has('shader-f16')} · subgroups: ${has('subgroups')} · ${keyLimits.filter((k) => k in d.limits).map((k) => `${k} ${formatLimit(k, d.limits[k])}`).join(' · ')}`;
   const all = document.createElement('details');
   all.innerHTML = '<summary>All features and limits</summary>';
   const pre = document.createElement('pre');
@@ -177,14 +186,14 @@ function render(r, other) {
   $('summary').innerHTML =
     `<p>${r.model.model_type} ${r.model.quant} · ${formatBytes(r.model.file_bytes)} · cold load ${fmt(r.load.cold_ms, 0)} ms · warm load ${fmt(r.load.warm_ms, 0)} ms · ` +
     `${r.runs.length} runs of ${r.settings.max_new_tokens} tokens${r.settings.image_width ? `, ${r.settings.image_width}×${r.settings.image_height} image${r.settings.image_splitting ? ' (tiled)' : ' (one tile)'}` : ''}</p>` +
-    `<table class="results"><tr><th>metric</th><th>median</th><th>min</th><th>max</th><th>CV</th><th></th></tr>` +
+    `<div class="table-wrap"><table class="results"><tr><th>metric</th><th>median</th><th>min</th><th>max</th><th>CV</th><th></th></tr>` +
     stat('decode', s.decode_tokens_per_s, 'tok/s') +
     stat('prefill', s.prefill_tokens_per_s, 'tok/s') +
     stat('first token', s.ttft_ms, 'ms', 0) +
     stat('image encode', s.encode_ms, 'ms', 0) +
-    `</table><p>Decode drift (second half vs first): ${fmt(s.decode_drift * 100, 1)}% · peak GPU memory ${formatBytes(s.peak_gpu_bytes)}</p>` +
-    `<p>Roofline: ${formatBytes(r.roofline.weight_bytes_per_token)} of weights per token × ${fmt(s.decode_tokens_per_s.median)} tok/s = ${fmt(r.roofline.implied_gbps, 3)} GB/s` +
-    (r.roofline.copy_gbps > 0 ? `; copy kernel ${fmt(r.roofline.copy_gbps)} GB/s (${fmt(r.roofline.fraction_of_copy * 100, 1)}%)` : '') + '</p>';
+    `</table></div><p>Decode drift (second half vs first): ${fmt(s.decode_drift * 100, 1)}% · peak GPU memory ${formatBytes(s.peak_gpu_bytes)}</p>` +
+    `<p>Roofline: ${formatBytes(r.roofline.weight_bytes_per_token)} of weights per token × ${fmt(s.decode_tokens_per_s.median)} tok/s = ${formatSig(r.roofline.implied_gbps)} GB/s` +
+    (r.roofline.copy_gbps > 0 ? `; copy kernel ${formatSig(r.roofline.copy_gbps)} GB/s (${formatSig(r.roofline.fraction_of_copy * 100)}% of it)` : '; copy kernel not measured') + '</p>';
 
   const charts = $('charts');
   charts.innerHTML = '';
@@ -213,11 +222,12 @@ function render(r, other) {
 function renderCompare(other) {
   const rows = compareReports(report, other);
   const cls = (b) => (b === null ? '' : b ? 'better' : 'worse');
+  const value = (v, unit) => (unit === 'B' ? formatBytes(v) : `${formatSig(v, 4)}${unit ? ` ${unit}` : ''}`);
   $('compare').innerHTML =
     `<p>Compared with ${other.device?.description || other.device?.architecture || 'a saved run'} (${other.runtime}, ${other.model?.model_type} ${other.model?.quant}, ${other.created ?? ''})</p>` +
-    '<table class="results" id="compare-table"><tr><th>metric</th><th>this</th><th>saved</th><th>this / saved</th></tr>' +
-    rows.map((r) => `<tr><td>${r.label}</td><td>${fmt(r.a)}</td><td>${fmt(r.b)}</td><td class="${cls(r.better)}" data-ratio="${r.ratio}">${fmt(r.ratio)}×</td></tr>`).join('') +
-    '</table>';
+    '<div class="table-wrap"><table class="results" id="compare-table"><tr><th>metric</th><th>this</th><th>saved</th><th>this / saved</th></tr>' +
+    rows.map((r) => `<tr><td>${r.label}</td><td>${value(r.a, r.unit)}</td><td>${value(r.b, r.unit)}</td><td class="${cls(r.better)}" data-ratio="${r.ratio}">${fmt(r.ratio)}×</td></tr>`).join('') +
+    '</table></div>';
   render(report, other);
 }
 
@@ -232,7 +242,11 @@ async function main() {
   const q = settingsFromQuery(location.search);
   const presets = await loadPresets(new URL('/', location.href));
   for (const p of presets) $('model').append(new Option(p.name, p.url));
-  $('model-url').value = q.model;
+  // A linked model that is one of the presets selects it; any other goes into the URL field.
+  const linked = q.model ? new URL(q.model, location.href).href : '';
+  const preset = presets.find((p) => p.url === linked);
+  if (preset) $('model').value = preset.url;
+  $('model-url').value = preset ? '' : q.model;
   $('runs').value = q.runs;
   $('tokens').value = q.tokens;
   $('warmup').value = q.warmup;

@@ -130,6 +130,27 @@ export function settingsFromQuery(search) {
   };
 }
 
+/** A GPU limit: power-of-two sizes in KiB / MiB / GiB, counts as they are. */
+export function formatLimit(name, n) {
+  if (!Number.isFinite(n)) return '–';
+  if (!/Size$/.test(name)) return String(n);
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+/** A number with `sig` significant digits (no exponent for the usual range), '–' when not finite. */
+export function formatSig(v, sig = 3) {
+  if (!Number.isFinite(v)) return '–';
+  if (v === 0) return '0';
+  const digits = Math.max(0, sig - 1 - Math.floor(Math.log10(Math.abs(v))));
+  return v.toFixed(Math.min(digits, 12));
+}
+
 export function formatBytes(n) {
   if (!Number.isFinite(n)) return '–';
   const units = ['B', 'KB', 'MB', 'GB'];
