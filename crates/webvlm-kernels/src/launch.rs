@@ -18,7 +18,7 @@ use crate::variants::DeviceCaps;
 
 /// A dispatch of `count` workgroups, folded into two dimensions when one is not enough.
 /// The kernels recover the linear index as `x + y·num_workgroups.x` and bound-check it.
-fn linear_count(count: u64, caps: &DeviceCaps, what: &'static str) -> Result<CubeCount> {
+pub(crate) fn linear_count(count: u64, caps: &DeviceCaps, what: &'static str) -> Result<CubeCount> {
     let max = u64::from(caps.max_workgroups.max(1));
     let x = count.clamp(1, max);
     let y = count.div_ceil(x).max(1);

@@ -108,7 +108,8 @@ pub fn quant_matmul_with(x: Tensor<2>, w: &DeviceQuantMatrix, options: &KernelOp
 
 /// An uninitialised contiguous f32 tensor on `like`'s device; every element is written by
 /// the launches that follow.
-fn empty_f32(like: &CubeTensor, shape: [usize; 2]) -> CubeTensor {
-    let handle = like.client.empty(shape[0] * shape[1] * DType::F32.size());
+pub(crate) fn empty_f32<const D: usize>(like: &CubeTensor, shape: [usize; D]) -> CubeTensor {
+    // At least one element: the allocator rejects empty buffers.
+    let handle = like.client.empty(shape.iter().product::<usize>().max(1) * DType::F32.size());
     CubeTensor::new_contiguous(like.client.clone(), like.device.clone(), shape.into(), handle, DType::F32)
 }

@@ -15,6 +15,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 
 use crate::device_matrix::wgpu_device;
+use crate::empty_f32;
 use crate::error::{KernelError, Result};
 use crate::params::{EltParams, NormParams, RopeParams, SoftmaxParams, info_words};
 use crate::shaders::{FusedOp, Kernel};
@@ -32,21 +33,9 @@ fn on_wgpu<const D: usize>(t: &Tensor<D>) -> Option<CubeTensor> {
     t.clone().try_into_primitive::<CubeBackend>().ok().map(into_contiguous)
 }
 
-fn empty_like(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
-    let n: usize = shape.iter().product();
-    let handle = like.client.empty(n.max(1) * DType::F32.size());
-    CubeTensor::new_contiguous(like.client.clone(), like.device.clone(), shape.into(), handle, DType::F32)
-}
-
-/// `count` workgroups, folded into two dimensions past the per-dimension limit.
+/// `count` workgroups on `like`'s device, folded into two dimensions past the per-dimension limit.
 fn groups(count: usize, like: &CubeTensor) -> Result<CubeCount> {
-    let max = DeviceCaps::of(&like.client).max_workgroups.max(1) as usize;
-    let x = count.clamp(1, max);
-    let y = count.div_ceil(x).max(1);
-    if y > max {
-        return Err(KernelError::TooManyWorkgroups { what: "fused op", count: count as u64, limit: max as u32 });
-    }
-    Ok(CubeCount::Static(x as u32, y as u32, 1))
+    crate::launch::linear_count(count as u64, &DeviceCaps::of(&like.client), "fused op")
 }
 
 fn run(op: FusedOp, count: CubeCount, inputs: &[&CubeTensor], output: &CubeTensor, info: Vec<u64>) {
@@ -66,7 +55,7 @@ pub fn rms_norm(x: Tensor<2>, w: &Tensor<1>, eps: f64) -> Result<Tensor<2>> {
     if rows == 0 {
         return Ok(x);
     }
-    let y = empty_like(&xc, vec![rows, cols]);
+    let y = empty_f32(&xc, [rows, cols]);
     let params = NormParams { rows: rows as u32, cols: cols as u32, eps: eps as f32, _pad: 0 };
     run(FusedOp::RmsNorm, groups(rows, &xc)?, &[&xc, &wc], &y, info_words(&params));
     Ok(Tensor::from_primitive::<CubeBackend>(y))
@@ -96,7 +85,7 @@ pub fn rope(x: Tensor<2>, heads: usize, cos: &Tensor<2>, sin: &Tensor<2>, start:
         let rotated = Tensor::cat(vec![x2.neg(), x1], 2);
         return Ok(x * c + rotated * s);
     };
-    let y = empty_like(&xc, vec![heads, n, hd]);
+    let y = empty_f32(&xc, [heads, n, hd]);
     let total = heads * n * hd / 2;
     if total > 0 {
         let params = RopeParams { n: n as u32, heads: heads as u32, hd: hd as u32, start: start as u32, total: total as u32, _pad: [0; 3] };
@@ -132,7 +121,7 @@ pub fn attention_softmax(scores: Tensor<3>, scale: f64, mask: Mask) -> Result<Te
     if b * r == 0 || t == 0 {
         return Ok(scores);
     }
-    let y = empty_like(&sc, vec![b, r, t]);
+    let y = empty_f32(&sc, [b, r, t]);
     let (n, start, causal) = match mask {
         Mask::None => (1, 0, 0),
         Mask::Causal { n, start } => (n.max(1), start, 1),
@@ -165,7 +154,7 @@ pub fn swiglu(g: Tensor<2>, u: Tensor<2>) -> Result<Tensor<2>> {
         return Err(KernelError::Device(format!("swiglu: gate {dims:?} and up {:?} differ", u.dims())));
     }
     let len = dims[0] * dims[1];
-    let y = empty_like(&gc, dims.to_vec());
+    let y = empty_f32(&gc, dims);
     if len > 0 {
         let params = EltParams { len: len as u32, _pad: [0; 3] };
         run(FusedOp::SwiGlu, groups(len.div_ceil(FUSED_WG as usize), &gc)?, &[&gc, &uc], &y, info_words(&params));
