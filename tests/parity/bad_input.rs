@@ -97,13 +97,42 @@ fn wrong_shape_is_named_with_both_shapes() {
 }
 
 #[test]
-fn tensors_of_another_model_are_refused() {
+fn tensors_of_another_family_are_refused_by_name() {
+    // A LLaVA decoder tensor in a SmolVLM checkpoint.
     let f = edit_weights(|e| {
         e.push(("model.language_model.layers.0.mlp.gate_proj.weight".into(), Dtype::F32, vec![2], vec![0u8; 8]))
     });
     let err = load(&f).unwrap_err();
+    assert!(matches!(err, ModelError::MixedFamily { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("model.language_model.layers.0.mlp.gate_proj.weight") && msg.contains("LLaVA") && msg.contains("SmolVLM"), "{msg}");
+    // The same tensor in the legacy (transformers 4) spelling is caught under its canonical name.
+    let f = edit_weights(|e| e.push(("multi_modal_projector.linear_1.weight".into(), Dtype::F32, vec![2], vec![0u8; 8])));
+    let err = load(&f).unwrap_err();
+    assert!(err.to_string().contains("model.multi_modal_projector.linear_1.weight"), "{err}");
+    // A tensor no family knows is still reported as unused.
+    let f = edit_weights(|e| e.push(("model.text_model.layers.0.extra.weight".into(), Dtype::F32, vec![2], vec![0u8; 8])));
+    let err = load(&f).unwrap_err();
     assert!(matches!(err, ModelError::UnusedTensors { .. }), "{err}");
-    assert!(err.to_string().contains("model.language_model.layers.0.mlp.gate_proj.weight"), "{err}");
+    assert!(err.to_string().contains("model.text_model.layers.0.extra.weight"), "{err}");
+}
+
+#[test]
+fn a_decoder_of_another_kind_is_refused_by_name() {
+    // config.json says Phi, the weights are a gated-MLP (Llama/Qwen2) decoder.
+    let dir = fixture("qwen2-tiny").join("model");
+    let mut f: HashMap<String, Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    let cfg = String::from_utf8(f["config.json"].clone()).unwrap().replace("\"qwen2\"", "\"phi\"").replace("Qwen2ForCausalLM", "PhiForCausalLM");
+    f.insert("config.json".into(), cfg.into_bytes());
+    let err = load(&f).unwrap_err();
+    assert!(matches!(err, ModelError::MixedFamily { .. }), "{err}");
+    assert!(err.to_string().contains("mlp.gate_proj"), "{err}");
 }
 
 #[test]
@@ -113,7 +142,19 @@ fn unsupported_model_type_lists_what_is_supported() {
     f.insert("config.json".into(), cfg.into_bytes());
     let err = load(&f).unwrap_err();
     assert!(matches!(err, ModelError::UnsupportedModel { .. }), "{err}");
-    assert!(err.to_string().contains("qwen2_vl") && err.to_string().contains("idefics3"), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("qwen2_vl") && ["idefics3", "llava", "llama", "qwen2", "phi"].iter().all(|t| msg.contains(t)), "{msg}");
+}
+
+#[test]
+fn unsupported_architecture_lists_what_is_supported() {
+    let mut f = files();
+    let cfg = String::from_utf8(f["config.json"].clone()).unwrap().replace("Idefics3ForConditionalGeneration", "Idefics3ForSequenceClassification");
+    f.insert("config.json".into(), cfg.into_bytes());
+    let err = load(&f).unwrap_err();
+    assert!(matches!(err, ModelError::UnsupportedModel { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("Idefics3ForSequenceClassification") && msg.contains("LlavaForConditionalGeneration") && msg.contains("PhiForCausalLM"), "{msg}");
 }
 
 #[test]

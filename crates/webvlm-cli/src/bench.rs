@@ -96,7 +96,7 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<(), AnyError> {
     let warm_ms = ms(t);
     eprintln!("load: cold {cold_ms:.0} ms, warm {warm_ms:.0} ms");
     let image = image.filter(|_| vlm.model.has_vision());
-    let splitting = args.image_splitting.or(vlm.image_processor.as_ref().map(|p| p.do_image_splitting)).unwrap_or(false);
+    let splitting = args.image_splitting.or(vlm.image_processor.as_ref().map(|p| p.splits_images())).unwrap_or(false);
 
     let opts = GenerationOptions { max_new_tokens: args.max_new_tokens, ignore_eos: true, ..Default::default() };
     let origin = Instant::now();

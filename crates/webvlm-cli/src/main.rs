@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use webvlm_model::device::{Backend, create_device};
 use webvlm_model::weights::inspect;
-use webvlm_model::{DirSource, Idefics3Config, ModelSource, Vlm};
+use webvlm_model::{DirSource, Family, ModelConfig, ModelSource, Vlm};
 use webvlm_runtime::{FinishReason, GenerationOptions, Generator};
 
 #[derive(Parser)]
@@ -252,7 +252,7 @@ fn info(model: PathBuf) -> Result<(), AnyError> {
     let text = source
         .read_string("config.json")?
         .ok_or_else(|| format!("{} has no config.json", model.display()))?;
-    let config = Idefics3Config::from_json(&text)?;
+    let config = ModelConfig::from_json(&text)?;
     let tensors = inspect(&source)?;
     let params: usize = tensors.iter().map(|t| t.shape.iter().product::<usize>()).sum();
     let mut dtypes = std::collections::BTreeMap::<String, (usize, usize)>::new();
@@ -262,18 +262,37 @@ fn info(model: PathBuf) -> Result<(), AnyError> {
         e.1 += t.shape.iter().product::<usize>();
     }
     let (v, t) = (&config.vision_config, &config.text_config);
+    println!("family: {}", config.family.name());
     println!("architecture: {} (model_type {})", config.architectures.join(", "), config.model_type);
+    match config.family {
+        Family::Idefics3 => println!(
+            "vision: SigLIP, {} layers, hidden {}, {} heads, image {} px, patch {} px, {} image tokens per tile (scale_factor {})",
+            v.num_hidden_layers, v.hidden_size, v.num_attention_heads, v.image_size, v.patch_size, config.image_seq_len(), config.scale_factor
+        ),
+        Family::Llava => println!(
+            "vision: CLIP, {} layers, hidden {}, {} heads, image {} px, patch {} px, {} image tokens (feature layer {}, strategy {}), projector {}",
+            v.num_hidden_layers,
+            v.hidden_size,
+            v.num_attention_heads,
+            v.image_size,
+            v.patch_size,
+            config.image_seq_len(),
+            config.vision_feature_layer,
+            config.vision_feature_select_strategy,
+            config.projector_hidden_act
+        ),
+        _ => println!("vision: none (text-only)"),
+    }
     println!(
-        "vision: {} layers, hidden {}, {} heads, image {} px, patch {} px, {} image tokens per tile (scale_factor {})",
-        v.num_hidden_layers, v.hidden_size, v.num_attention_heads, v.image_size, v.patch_size, config.image_seq_len(), config.scale_factor
-    );
-    println!(
-        "text: {} layers, hidden {}, {} heads / {} kv heads, head_dim {}, ffn {}, vocab {}, context {}, rope_theta {}, tied embeddings: {}",
+        "text: {} ({:?} layout), {} layers, hidden {}, {} heads / {} kv heads, head_dim {} (rotary {}), ffn {}, vocab {}, context {}, rope_theta {}, tied embeddings: {}",
+        t.model_type,
+        t.decoder,
         t.num_hidden_layers,
         t.hidden_size,
         t.num_attention_heads,
         t.num_key_value_heads(),
         t.head_dim(),
+        t.rotary_dim(),
         t.intermediate_size,
         t.vocab_size,
         t.max_position_embeddings,

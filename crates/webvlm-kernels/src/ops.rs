@@ -62,33 +62,36 @@ pub fn rms_norm(x: Tensor<2>, w: &Tensor<1>, eps: f64) -> Result<Tensor<2>> {
 }
 
 /// Rotary embedding (rotate_half convention) of a projection's output, transposed to heads
-/// first: row `p` of `x` sits at position `start + p`; `cos`/`sin` are `[positions, hd]`.
+/// first: row `p` of `x` sits at position `start + p`; `cos`/`sin` are `[positions, rot]` and
+/// rotate the first `rot ≤ hd` values of each head (partial rotary), the rest passing through.
 ///
 /// # Shapes
 /// `x: [n, heads·hd]` → `[heads, n, hd]`
 pub fn rope(x: Tensor<2>, heads: usize, cos: &Tensor<2>, sin: &Tensor<2>, start: usize) -> Result<Tensor<3>> {
     let [n, width] = x.dims();
     let hd = width / heads.max(1);
-    let [positions, table_hd] = cos.dims();
-    if hd * heads != width || table_hd != hd || hd % 2 != 0 || start + n > positions {
+    let [positions, rot] = cos.dims();
+    if hd * heads != width || rot > hd || rot % 2 != 0 || start + n > positions {
         return Err(KernelError::Device(format!(
-            "rope: {n}×{width} input as {heads} heads at positions {start}.. with a {positions}×{table_hd} table"
+            "rope: {n}×{width} input as {heads} heads at positions {start}.. with a {positions}×{rot} table"
         )));
     }
     let (Some(xc), Some(cc), Some(sc)) = (on_wgpu(&x), on_wgpu(cos), on_wgpu(sin)) else {
         let x: Tensor<3> = x.reshape([n, heads, hd]).swap_dims(0, 1);
-        let c = cos.clone().slice([start..start + n, 0..hd]).unsqueeze::<3>();
-        let s = sin.clone().slice([start..start + n, 0..hd]).unsqueeze::<3>();
-        let half = hd / 2;
+        let c = cos.clone().slice([start..start + n, 0..rot]).unsqueeze::<3>();
+        let s = sin.clone().slice([start..start + n, 0..rot]).unsqueeze::<3>();
+        let half = rot / 2;
+        let xr = x.clone().slice_dim(2, 0..rot);
         let x1 = x.clone().slice_dim(2, 0..half);
-        let x2 = x.clone().slice_dim(2, half..hd);
+        let x2 = x.clone().slice_dim(2, half..rot);
         let rotated = Tensor::cat(vec![x2.neg(), x1], 2);
-        return Ok(x * c + rotated * s);
+        let y = xr * c + rotated * s;
+        return Ok(if rot == hd { y } else { Tensor::cat(vec![y, x.slice_dim(2, rot..hd)], 2) });
     };
     let y = empty_f32(&xc, [heads, n, hd]);
-    let total = heads * n * hd / 2;
+    let total = heads * n * (hd - rot / 2);
     if total > 0 {
-        let params = RopeParams { n: n as u32, heads: heads as u32, hd: hd as u32, start: start as u32, total: total as u32, _pad: [0; 3] };
+        let params = RopeParams { n: n as u32, heads: heads as u32, hd: hd as u32, start: start as u32, total: total as u32, rot: rot as u32, _pad: [0; 2] };
         run(FusedOp::Rope, groups(total.div_ceil(FUSED_WG as usize), &xc)?, &[&xc, &cc, &sc], &y, info_words(&params));
     }
     Ok(Tensor::from_primitive::<CubeBackend>(y))

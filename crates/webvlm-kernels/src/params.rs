@@ -65,9 +65,11 @@ pub struct RopeParams {
     pub heads: u32,
     pub hd: u32,
     pub start: u32,
-    /// heads · n · hd/2 invocations.
+    /// heads · n · (hd − rot/2) invocations.
     pub total: u32,
-    pub _pad: [u32; 3],
+    /// Rotated leading width of each head (the tables' width).
+    pub rot: u32,
+    pub _pad: [u32; 2],
 }
 
 /// `SoftmaxParams` of `softmax.wgsl`.

@@ -48,17 +48,22 @@ fn rms_norm_matches_the_cpu_reference() {
 fn rope_matches_the_cpu_reference_and_transposes_heads() {
     let mut rng = Lcg::new(2);
     let positions = 24;
-    for (n, heads, hd, start) in [(1, 1, 2, 0), (1, 9, 64, 17), (5, 3, 64, 7), (4, 2, 8, 20)] {
+    // rot < hd is partial rotary (Phi): the tail of each head passes through unchanged.
+    for (n, heads, hd, rot, start) in [(1, 1, 2, 2, 0), (1, 9, 64, 64, 17), (5, 3, 64, 64, 7), (4, 2, 8, 8, 20), (3, 4, 16, 8, 5), (2, 2, 80, 32, 1)] {
         let x = rng.normals(n * heads * hd);
-        let angles: Vec<f32> = (0..positions * hd).map(|i| (i / hd) as f32 * 0.37 + (i % (hd / 2)) as f32 * 0.11).collect();
+        let angles: Vec<f32> = (0..positions * rot).map(|i| (i / rot) as f32 * 0.37 + (i % (rot / 2)) as f32 * 0.11).collect();
         let cos: Vec<f32> = angles.iter().map(|a| a.cos()).collect();
         let sin: Vec<f32> = angles.iter().map(|a| a.sin()).collect();
         let run = |d: &Device| {
-            let y = rope(t(&x, [n, heads * hd], d), heads, &t(&cos, [positions, hd], d), &t(&sin, [positions, hd], d), start).unwrap();
+            let y = rope(t(&x, [n, heads * hd], d), heads, &t(&cos, [positions, rot], d), &t(&sin, [positions, rot], d), start).unwrap();
             assert_eq!(y.dims(), [heads, n, hd]);
             values(y)
         };
-        close(&run(&gpu().device), &run(&cpu()), &format!("rope n={n} heads={heads} hd={hd} start={start}"));
+        let (got, want) = (run(&gpu().device), run(&cpu()));
+        close(&got, &want, &format!("rope n={n} heads={heads} hd={hd} rot={rot} start={start}"));
+        for (h, p, j) in (0..heads).flat_map(|h| (0..n).flat_map(move |p| (rot..hd).map(move |j| (h, p, j)))) {
+            assert_eq!(got[(h * n + p) * hd + j], x[p * heads * hd + h * hd + j], "rope tail h={h} p={p} j={j}");
+        }
     }
 }
 
@@ -68,6 +73,8 @@ fn rope_refuses_positions_past_the_table() {
     let table = Tensor::<2>::zeros([4, 8], d);
     assert!(rope(Tensor::zeros([2, 16], d), 2, &table, &table, 3).is_err());
     assert!(rope(Tensor::zeros([2, 15], d), 2, &table, &table, 0).is_err());
+    let wide = Tensor::<2>::zeros([4, 10], d);
+    assert!(rope(Tensor::zeros([2, 16], d), 2, &wide, &wide, 0).is_err(), "a table wider than the head");
 }
 
 #[test]

@@ -1,54 +1,216 @@
-//! `config.json` of an Idefics3 / SmolVLM checkpoint, as written by `transformers`.
+//! `config.json` of every supported checkpoint, as written by `transformers`, read into one
+//! [`ModelConfig`]: a vision tower (absent for text-only models), a connector and a decoder.
 //!
-//! Defaults match `Idefics3Config`, `Idefics3VisionConfig` and `LlamaConfig` in transformers 5.23
-//! (`models/idefics3/configuration_idefics3.py`, `models/llama/configuration_llama.py`). Both the
-//! classic `rope_theta` field and the transformers-5 `rope_parameters` object are read.
+//! Each family's missing fields take the defaults of its transformers config classes (5.23):
+//! `ModelConfig` / `Idefics3VisionConfig`, `LlavaConfig` / `CLIPVisionConfig`, and the
+//! decoders' `LlamaConfig`, `Qwen2Config`, `PhiConfig`. Both the classic `rope_theta` field and
+//! the transformers-5 `rope_parameters` object are read.
 
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::error::{ModelError, Result};
 
 const FILE: &str = "config.json";
 
-/// `model_type` values this runtime implements with the Idefics3 graph. `llama` is a text-only
-/// checkpoint (`LlamaForCausalLM`: SmolLM2, the text backbone of SmolVLM), which runs as the same
-/// graph without vision tower and connector.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["idefics3", "smolvlm", "llama"];
+/// A model family: one graph layout and one set of checkpoint names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// SmolVLM / Idefics3: SigLIP tower, pixel-shuffle connector, Llama decoder.
+    Idefics3,
+    /// LLaVA-1.5 (and MobileVLM-style LLaVA checkpoints): CLIP tower, 2-layer MLP projector.
+    Llava,
+    /// Text-only Llama decoders (SmolLM2, Llama 2/3 without rope scaling).
+    Llama,
+    /// Text-only Qwen2 / Qwen2.5 decoders (q/k/v bias).
+    Qwen2,
+    /// Text-only Phi-2 (parallel attention + MLP, partial rotary, LayerNorm, GELU).
+    Phi,
+}
 
-/// Top level of an Idefics3 / SmolVLM `config.json`.
+/// Every family, in the order they are documented.
+pub const FAMILIES: &[Family] = &[Family::Idefics3, Family::Llava, Family::Llama, Family::Qwen2, Family::Phi];
+
+impl Family {
+    /// The family a top-level `model_type` selects.
+    pub fn from_model_type(model_type: &str) -> Option<Self> {
+        FAMILIES.iter().copied().find(|f| f.model_types().contains(&model_type))
+    }
+
+    /// `model_type` values of this family.
+    pub fn model_types(self) -> &'static [&'static str] {
+        match self {
+            Self::Idefics3 => &["idefics3", "smolvlm"],
+            Self::Llava => &["llava"],
+            Self::Llama => &["llama"],
+            Self::Qwen2 => &["qwen2"],
+            Self::Phi => &["phi"],
+        }
+    }
+
+    /// The transformers classes whose checkpoints this family loads.
+    pub fn architectures(self) -> &'static [&'static str] {
+        match self {
+            Self::Idefics3 => &["Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"],
+            Self::Llava => &["LlavaForConditionalGeneration"],
+            Self::Llama => &["LlamaForCausalLM"],
+            Self::Qwen2 => &["Qwen2ForCausalLM"],
+            Self::Phi => &["PhiForCausalLM"],
+        }
+    }
+
+    /// A human name for `webvlm info` and error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Idefics3 => "SmolVLM / Idefics3",
+            Self::Llava => "LLaVA",
+            Self::Llama => "Llama",
+            Self::Qwen2 => "Qwen2",
+            Self::Phi => "Phi",
+        }
+    }
+
+    /// Whether the family has a vision tower.
+    pub fn has_vision(self) -> bool {
+        matches!(self, Self::Idefics3 | Self::Llava)
+    }
+
+    /// The decoder of a text-only family.
+    fn text_decoder(self) -> Option<DecoderKind> {
+        match self {
+            Self::Llama => Some(DecoderKind::Llama),
+            Self::Qwen2 => Some(DecoderKind::Qwen2),
+            Self::Phi => Some(DecoderKind::Phi),
+            Self::Idefics3 | Self::Llava => None,
+        }
+    }
+}
+
+/// `model_type` values this runtime implements, comma-separated (for error messages).
+pub fn supported_model_types() -> String {
+    FAMILIES.iter().flat_map(|f| f.model_types()).copied().collect::<Vec<_>>().join(", ")
+}
+
+/// Architecture classes this runtime implements, comma-separated (for error messages).
+pub fn supported_architectures() -> String {
+    FAMILIES.iter().flat_map(|f| f.architectures()).copied().collect::<Vec<_>>().join(", ")
+}
+
+/// The decoder layout: which projections carry biases, which norm and MLP, how blocks combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecoderKind {
+    /// `LlamaDecoderLayer`: RMSNorm, SwiGLU, biases only with `attention_bias` / `mlp_bias`.
+    #[default]
+    Llama,
+    /// `Qwen2DecoderLayer`: Llama with bias on q/k/v (not o).
+    Qwen2,
+    /// `PhiDecoderLayer`: one LayerNorm feeding attention and MLP in parallel, partial rotary,
+    /// GELU MLP (fc1/fc2), biases everywhere, `final_layernorm`, lm_head with bias.
+    Phi,
+}
+
+impl DecoderKind {
+    fn from_model_type(model_type: &str) -> Option<Self> {
+        match model_type {
+            "llama" => Some(Self::Llama),
+            "qwen2" => Some(Self::Qwen2),
+            "phi" => Some(Self::Phi),
+            _ => None,
+        }
+    }
+
+    /// Defaults of the transformers config class for fields a checkpoint may omit.
+    fn defaults(self) -> Value {
+        match self {
+            Self::Llama => json!({
+                "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                "num_attention_heads": 32, "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "hidden_act": "silu",
+            }),
+            Self::Qwen2 => json!({
+                "vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
+                "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 32768,
+                "rms_norm_eps": 1e-6, "hidden_act": "silu",
+            }),
+            Self::Phi => json!({
+                "vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
+                "num_attention_heads": 32, "max_position_embeddings": 2048, "layer_norm_eps": 1e-5,
+                "hidden_act": "gelu_new", "partial_rotary_factor": 0.5,
+            }),
+        }
+    }
+}
+
+/// The vision tower layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VisionKind {
+    /// Idefics3's SigLIP: patch conv with bias, no class token, `post_layernorm` applied.
+    #[default]
+    Siglip,
+    /// CLIP (LLaVA): bias-free patch conv, class token, `pre_layrnorm`; LLaVA takes a hidden
+    /// state before `post_layernorm`.
+    Clip,
+}
+
+/// Which vision tokens LLaVA hands to the projector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureSelect {
+    /// Drop the class token (`"default"`).
+    Patches,
+    /// Keep it (`"full"`).
+    Full,
+}
+
+/// A model's `config.json`, normalised: text-only checkpoints (whose config *is* the decoder's)
+/// get their fields moved under `text_config`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Idefics3Config {
-    /// Architecture family; must be one of [`SUPPORTED_MODEL_TYPES`].
+pub struct ModelConfig {
+    /// As written; one of [`Family::model_types`].
     pub model_type: String,
     /// Class names, e.g. `["Idefics3ForConditionalGeneration"]`.
     #[serde(default)]
     pub architectures: Vec<String>,
-    /// The SigLIP-style vision tower (unused by a text-only model).
+    /// The vision tower (unused by a text-only model).
     #[serde(default)]
     pub vision_config: VisionConfig,
-    /// The Llama-style text decoder.
+    /// The decoder.
     pub text_config: TextConfig,
-    /// Pixel-shuffle factor of the connector: each side of the patch grid shrinks by it.
+    /// Idefics3: pixel-shuffle factor of the connector (each side of the patch grid shrinks by it).
     #[serde(default = "default_scale_factor")]
     pub scale_factor: usize,
-    /// Token id of `<image>`, whose embeddings are replaced by image features.
-    #[serde(default = "default_image_token_id")]
+    /// Token id of the image placeholder, whose embeddings are replaced by image features.
+    #[serde(default = "default_image_token_id", alias = "image_token_index")]
     pub image_token_id: u32,
     /// Whether `lm_head` shares the token embedding matrix.
     #[serde(default)]
     pub tie_word_embeddings: bool,
-    /// A text-only checkpoint (`model_type` `llama`): no vision tower, no connector.
+    /// LLaVA: which hidden state of the tower feeds the projector (negative: from the end;
+    /// `hidden_states[0]` is the embedding output).
+    #[serde(default = "default_feature_layer")]
+    pub vision_feature_layer: Value,
+    /// LLaVA: `"default"` (drop the class token) or `"full"`.
+    #[serde(default = "default_select_strategy")]
+    pub vision_feature_select_strategy: String,
+    /// LLaVA: the projector's activation.
+    #[serde(default = "default_projector_act")]
+    pub projector_hidden_act: String,
+    /// LLaVA: whether the projector's linears carry biases.
+    #[serde(default = "default_true")]
+    pub multimodal_projector_bias: bool,
+    /// The family `model_type` selects.
+    #[serde(skip, default = "default_family")]
+    pub family: Family,
+    /// A text-only checkpoint: no vision tower, no connector.
     #[serde(skip)]
     pub text_only: bool,
 }
 
 impl Default for VisionConfig {
     fn default() -> Self {
-        serde_json::from_value(serde_json::json!({})).expect("every VisionConfig field has a default")
+        serde_json::from_value(json!({})).expect("every VisionConfig field has a default")
     }
 }
 
-/// `vision_config` (Idefics3VisionConfig).
+/// `vision_config` (Idefics3VisionConfig or CLIPVisionConfig).
 #[derive(Debug, Clone, Deserialize)]
 pub struct VisionConfig {
     /// Width of the vision transformer.
@@ -72,25 +234,28 @@ pub struct VisionConfig {
     /// Side of a square patch, in pixels.
     #[serde(default = "d_patch_size")]
     pub patch_size: usize,
-    /// MLP activation: `gelu_pytorch_tanh` (SigLIP) or `gelu` (erf).
+    /// MLP activation: `gelu_pytorch_tanh` (SigLIP), `quick_gelu` (CLIP) or `gelu` (erf).
     #[serde(default = "d_vision_act")]
     pub hidden_act: String,
     /// LayerNorm epsilon.
     #[serde(default = "d_ln_eps")]
     pub layer_norm_eps: f64,
+    /// The tower's layout, from the family.
+    #[serde(skip)]
+    pub kind: VisionKind,
 }
 
-/// `text_config` (LlamaConfig).
+/// `text_config` (LlamaConfig, Qwen2Config or PhiConfig).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TextConfig {
-    /// Expected `llama` (the decoder family).
+    /// `llama`, `qwen2` or `phi`.
     #[serde(default = "d_text_type")]
     pub model_type: String,
     /// Vocabulary size (rows of the embedding and of lm_head).
     pub vocab_size: usize,
     /// Width of the decoder.
     pub hidden_size: usize,
-    /// Width of the SwiGLU MLP.
+    /// Width of the MLP.
     pub intermediate_size: usize,
     /// Number of decoder layers.
     pub num_hidden_layers: usize,
@@ -102,9 +267,15 @@ pub struct TextConfig {
     /// Per-head width; defaults to hidden_size / num_attention_heads.
     #[serde(default)]
     pub head_dim: Option<usize>,
-    /// RMSNorm epsilon.
+    /// RMSNorm epsilon (Llama, Qwen2).
     #[serde(default = "d_rms_eps")]
     pub rms_norm_eps: f64,
+    /// LayerNorm epsilon (Phi).
+    #[serde(default = "d_ln_eps_text")]
+    pub layer_norm_eps: f64,
+    /// Fraction of each head's width that is rotated (Phi); the rest passes through.
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f64>,
     /// Classic RoPE base (transformers 4.x).
     #[serde(default)]
     pub rope_theta: Option<f64>,
@@ -117,24 +288,33 @@ pub struct TextConfig {
     /// Context window in tokens.
     #[serde(default = "d_max_pos")]
     pub max_position_embeddings: usize,
-    /// MLP activation; the Llama decoder uses `silu`.
+    /// MLP activation: `silu` for the gated MLP (Llama, Qwen2), a GELU for Phi.
     #[serde(default = "d_text_act")]
     pub hidden_act: String,
-    /// Bias on q/k/v/o projections.
+    /// Llama: bias on q/k/v/o projections.
     #[serde(default)]
     pub attention_bias: bool,
-    /// Bias on the MLP projections.
+    /// Llama: bias on the MLP projections.
     #[serde(default)]
     pub mlp_bias: bool,
+    /// Phi: LayerNorm on queries and keys (not implemented; refused).
+    #[serde(default)]
+    pub qk_layernorm: bool,
+    /// Qwen2: sliding-window attention (not implemented; refused when on).
+    #[serde(default)]
+    pub use_sliding_window: bool,
     /// Tie lm_head to the embeddings (some checkpoints put it here rather than at the top).
     #[serde(default)]
     pub tie_word_embeddings: Option<bool>,
     /// End-of-sequence id(s): an int or a list.
     #[serde(default)]
-    pub eos_token_id: Option<serde_json::Value>,
+    pub eos_token_id: Option<Value>,
     /// Beginning-of-sequence id.
     #[serde(default)]
-    pub bos_token_id: Option<serde_json::Value>,
+    pub bos_token_id: Option<Value>,
+    /// The decoder's layout, from `model_type`.
+    #[serde(skip)]
+    pub decoder: DecoderKind,
 }
 
 /// RoPE description (`rope_parameters` in transformers 5, `rope_scaling` before).
@@ -146,13 +326,31 @@ pub struct RopeParameters {
     /// `default` is the only type implemented.
     #[serde(default, alias = "type")]
     pub rope_type: Option<String>,
+    /// Phi in transformers 5 keeps its partial rotary factor here.
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f64>,
 }
 
+fn default_family() -> Family {
+    Family::Idefics3
+}
 fn default_scale_factor() -> usize {
     2
 }
 fn default_image_token_id() -> u32 {
     128257
+}
+fn default_feature_layer() -> Value {
+    json!(-2)
+}
+fn default_select_strategy() -> String {
+    "default".into()
+}
+fn default_projector_act() -> String {
+    "gelu".into()
+}
+fn default_true() -> bool {
+    true
 }
 fn d_vision_hidden() -> usize {
     1152
@@ -181,6 +379,9 @@ fn d_vision_act() -> String {
 fn d_ln_eps() -> f64 {
     1e-6
 }
+fn d_ln_eps_text() -> f64 {
+    1e-5
+}
 fn d_text_type() -> String {
     "llama".into()
 }
@@ -194,59 +395,114 @@ fn d_text_act() -> String {
     "silu".into()
 }
 
-/// Vision MLP activation.
+/// An activation function, by its transformers name (`ACT2FN`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VisionActivation {
-    /// tanh approximation (`gelu_pytorch_tanh`).
+pub enum Activation {
+    /// tanh approximation (`gelu_pytorch_tanh`, `gelu_new`, `gelu_fast`).
     GeluTanh,
-    /// exact erf GELU.
+    /// exact erf GELU (`gelu`).
     Gelu,
+    /// `x·sigmoid(1.702x)` (`quick_gelu`, CLIP).
+    QuickGelu,
+    /// `x·sigmoid(x)` (`silu`).
+    Silu,
 }
 
-impl Idefics3Config {
+impl Activation {
+    /// Parse `what`'s activation name.
+    pub fn parse(name: &str, what: &str) -> Result<Self> {
+        match name {
+            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Self::GeluTanh),
+            "gelu" => Ok(Self::Gelu),
+            "quick_gelu" => Ok(Self::QuickGelu),
+            "silu" | "swish" => Ok(Self::Silu),
+            other => Err(ModelError::config(
+                FILE,
+                format!("{what} `{other}` is not supported (gelu, gelu_new, gelu_pytorch_tanh, quick_gelu, silu)"),
+            )),
+        }
+    }
+}
+
+/// Fill `fields` missing from `target` (an object; `null` counts as missing).
+fn merge_defaults(target: &mut Value, defaults: Value) {
+    if !target.is_object() {
+        *target = json!({});
+    }
+    if let (Some(t), Value::Object(d)) = (target.as_object_mut(), defaults) {
+        for (k, v) in d {
+            if t.get(&k).is_none_or(Value::is_null) {
+                t.insert(k, v);
+            }
+        }
+    }
+}
+
+impl ModelConfig {
     /// Parse and validate `config.json`.
     pub fn from_json(text: &str) -> Result<Self> {
-        let raw: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ModelError::config(FILE, e.to_string()))?;
-        let model_type = raw.get("model_type").and_then(|v| v.as_str()).unwrap_or("<missing>");
-        if !SUPPORTED_MODEL_TYPES.contains(&model_type) {
+        let raw: Value = serde_json::from_str(text).map_err(|e| ModelError::config(FILE, e.to_string()))?;
+        let model_type = raw.get("model_type").and_then(Value::as_str).unwrap_or("<missing>");
+        let family = Family::from_model_type(model_type).ok_or_else(|| ModelError::UnsupportedModel {
+            found: format!("model_type `{model_type}`"),
+            supported: format!("model_type {}", supported_model_types()),
+        })?;
+        let architectures: Vec<String> = raw
+            .get("architectures")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+        if !architectures.is_empty() && !architectures.iter().any(|a| family.architectures().contains(&a.as_str())) {
             return Err(ModelError::UnsupportedModel {
-                found: model_type.to_string(),
-                supported: SUPPORTED_MODEL_TYPES.join(", "),
+                found: format!("architectures {architectures:?} (model_type `{model_type}`)"),
+                supported: format!("architectures {}", supported_architectures()),
             });
         }
-        let text_only = model_type == "llama";
-        let raw = if text_only {
-            // A Llama config.json is the text config itself.
-            serde_json::json!({
-                "model_type": "llama",
-                "architectures": raw.get("architectures").cloned().unwrap_or(serde_json::json!([])),
-                "tie_word_embeddings": raw.get("tie_word_embeddings").cloned().unwrap_or(serde_json::json!(false)),
-                "text_config": raw,
-            })
-        } else {
-            raw
+        let normalised = match family.text_decoder() {
+            // A text-only config.json is the decoder's config itself.
+            Some(kind) => {
+                let mut text = raw.clone();
+                merge_defaults(&mut text, kind.defaults());
+                json!({
+                    "model_type": model_type,
+                    "architectures": architectures,
+                    "tie_word_embeddings": raw.get("tie_word_embeddings").cloned().unwrap_or(json!(false)),
+                    "text_config": text,
+                })
+            }
+            None if family == Family::Llava => llava_with_defaults(raw)?,
+            None => raw,
         };
         let mut config: Self =
-            serde_json::from_value(raw).map_err(|e| ModelError::config(FILE, e.to_string()))?;
-        config.text_only = text_only;
+            serde_json::from_value(normalised).map_err(|e| ModelError::config(FILE, e.to_string()))?;
+        config.family = family;
+        config.text_only = !family.has_vision();
+        config.vision_config.kind = if family == Family::Llava { VisionKind::Clip } else { VisionKind::Siglip };
+        let text_type = config.text_config.model_type.as_str();
+        let allowed: &[&str] = match family {
+            Family::Idefics3 => &["llama"],
+            Family::Llava => &["llama", "qwen2", "phi"],
+            _ => family.model_types(),
+        };
+        config.text_config.decoder = match DecoderKind::from_model_type(text_type) {
+            Some(kind) if allowed.contains(&text_type) => kind,
+            _ => {
+                return Err(ModelError::UnsupportedModel {
+                    found: format!("text_config.model_type `{text_type}` in a {} model", family.name()),
+                    supported: allowed.join(", "),
+                });
+            }
+        };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<()> {
-        let v = &self.vision_config;
-        let t = &self.text_config;
-        let bad = |m: String| Err(ModelError::config(FILE, m));
-        if t.model_type != "llama" {
-            return Err(ModelError::UnsupportedModel {
-                found: format!("text_config.model_type = {}", t.model_type),
-                supported: "llama".into(),
-            });
-        }
         if self.text_only {
             return self.validate_text();
         }
+        let v = &self.vision_config;
+        let bad = |m: String| Err(ModelError::config(FILE, m));
         if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
             return bad(format!(
                 "vision_config.image_size {} is not a multiple of patch_size {}",
@@ -259,9 +515,19 @@ impl Idefics3Config {
                 v.hidden_size, v.num_attention_heads
             ));
         }
-        let side = v.image_size / v.patch_size;
-        if self.scale_factor == 0 || side % self.scale_factor != 0 {
-            return bad(format!("scale_factor {} does not divide the patch grid side {side}", self.scale_factor));
+        match self.family {
+            Family::Idefics3 => {
+                let side = self.patches_per_side();
+                if self.scale_factor == 0 || side % self.scale_factor != 0 {
+                    return bad(format!("scale_factor {} does not divide the patch grid side {side}", self.scale_factor));
+                }
+            }
+            Family::Llava => {
+                self.feature_layer()?;
+                self.feature_select()?;
+                self.projector_activation()?;
+            }
+            _ => {}
         }
         self.vision_activation()?;
         self.validate_text()
@@ -270,31 +536,80 @@ impl Idefics3Config {
     fn validate_text(&self) -> Result<()> {
         let t = &self.text_config;
         let bad = |m: String| Err(ModelError::config(FILE, m));
-        if t.hidden_act != "silu" {
-            return bad(format!("text_config.hidden_act `{}` is not supported (only silu)", t.hidden_act));
+        let act = Activation::parse(&t.hidden_act, "text_config.hidden_act")?;
+        match t.decoder {
+            DecoderKind::Llama | DecoderKind::Qwen2 if act != Activation::Silu => {
+                return bad(format!("text_config.hidden_act `{}` is not supported by the gated MLP (only silu)", t.hidden_act));
+            }
+            DecoderKind::Phi if act == Activation::Silu => {
+                return bad(format!("text_config.hidden_act `{}` is not supported by Phi's MLP (a GELU)", t.hidden_act));
+            }
+            _ => {}
         }
-        if t.num_attention_heads == 0 || t.num_attention_heads % t.num_key_value_heads() != 0 {
+        if t.num_attention_heads == 0 || t.num_key_value_heads() == 0 || t.num_attention_heads % t.num_key_value_heads() != 0 {
             return bad(format!(
                 "text_config.num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 t.num_attention_heads,
                 t.num_key_value_heads()
             ));
         }
-        if t.head_dim() % 2 != 0 {
-            return bad(format!("text_config.head_dim {} must be even for RoPE", t.head_dim()));
+        let rot = t.rotary_dim();
+        if rot == 0 || rot % 2 != 0 || rot > t.head_dim() {
+            return bad(format!(
+                "text_config: the rotary width {rot} (head_dim {} × partial_rotary_factor) must be even and at most head_dim",
+                t.head_dim()
+            ));
+        }
+        if t.qk_layernorm {
+            return bad("text_config.qk_layernorm is not supported".into());
+        }
+        if t.use_sliding_window {
+            return bad("text_config.use_sliding_window is not supported (full attention only)".into());
         }
         t.rope_theta()?;
         Ok(())
     }
 
     /// The vision MLP activation.
-    pub fn vision_activation(&self) -> Result<VisionActivation> {
-        match self.vision_config.hidden_act.as_str() {
-            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(VisionActivation::GeluTanh),
-            "gelu" => Ok(VisionActivation::Gelu),
+    pub fn vision_activation(&self) -> Result<Activation> {
+        Activation::parse(&self.vision_config.hidden_act, "vision_config.hidden_act")
+    }
+
+    /// LLaVA's projector activation.
+    pub fn projector_activation(&self) -> Result<Activation> {
+        Activation::parse(&self.projector_hidden_act, "projector_hidden_act")
+    }
+
+    /// LLaVA: index into the tower's hidden states (0 = embeddings, i = after layer i), which is
+    /// also how many layers have to run.
+    pub fn feature_layer(&self) -> Result<usize> {
+        let layers = self.vision_config.num_hidden_layers as i64;
+        let bad = || {
+            ModelError::config(
+                FILE,
+                format!(
+                    "vision_feature_layer {} is not supported: one integer in -{}..={layers} (a list of layers is not implemented)",
+                    self.vision_feature_layer,
+                    layers + 1
+                ),
+            )
+        };
+        let layer = self.vision_feature_layer.as_i64().ok_or_else(bad)?;
+        let index = if layer < 0 { layers + 1 + layer } else { layer };
+        if !(0..=layers).contains(&index) {
+            return Err(bad());
+        }
+        Ok(index as usize)
+    }
+
+    /// LLaVA: which vision tokens the projector sees.
+    pub fn feature_select(&self) -> Result<FeatureSelect> {
+        match self.vision_feature_select_strategy.as_str() {
+            "default" => Ok(FeatureSelect::Patches),
+            "full" => Ok(FeatureSelect::Full),
             other => Err(ModelError::config(
                 FILE,
-                format!("vision_config.hidden_act `{other}` is not supported (gelu_pytorch_tanh, gelu)"),
+                format!("vision_feature_select_strategy `{other}` is not supported (default, full)"),
             )),
         }
     }
@@ -304,19 +619,64 @@ impl Idefics3Config {
         self.vision_config.image_size / self.vision_config.patch_size
     }
 
-    /// `<image>` tokens per tile after the pixel shuffle (0 for a text-only model).
+    /// Image tokens per tile (0 for a text-only model): after Idefics3's pixel shuffle, or
+    /// LLaVA's patches (plus the class token with the `full` strategy).
     pub fn image_seq_len(&self) -> usize {
-        if self.text_only {
-            return 0;
+        let side = self.patches_per_side();
+        match self.family {
+            Family::Idefics3 => (side / self.scale_factor.max(1)).pow(2),
+            Family::Llava => side * side + usize::from(self.feature_select().ok() == Some(FeatureSelect::Full)),
+            _ => 0,
         }
-        let side = self.patches_per_side() / self.scale_factor;
-        side * side
     }
 
     /// Whether lm_head may be taken from the token embeddings.
     pub fn tied_embeddings(&self) -> bool {
         self.tie_word_embeddings || self.text_config.tie_word_embeddings.unwrap_or(false)
     }
+}
+
+/// A LLaVA config with `LlavaConfig`'s defaults: a CLIP ViT-L/14-336 tower when
+/// `vision_config` is absent, `CLIPVisionConfig`'s defaults for fields it omits, and the
+/// decoder's config class defaults for `text_config`.
+fn llava_with_defaults(mut raw: Value) -> Result<Value> {
+    let clip = json!({
+        "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+        "num_channels": 3, "image_size": 224, "patch_size": 32, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
+    });
+    let vision = match raw.get("vision_config") {
+        None | Some(Value::Null) => json!({
+            "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
+            "image_size": 336, "patch_size": 14,
+        }),
+        Some(v) => v.clone(),
+    };
+    let vision_type = vision.get("model_type").and_then(Value::as_str).unwrap_or("clip_vision_model");
+    if vision_type != "clip_vision_model" {
+        return Err(ModelError::UnsupportedModel {
+            found: format!("vision_config.model_type `{vision_type}` in a LLaVA model"),
+            supported: "clip_vision_model".into(),
+        });
+    }
+    let mut vision = vision;
+    merge_defaults(&mut vision, clip);
+    let mut text = raw.get("text_config").cloned().unwrap_or(Value::Null);
+    merge_defaults(&mut text, json!({ "model_type": "llama" }));
+    let text_type = text["model_type"].as_str().unwrap_or("llama").to_string();
+    if let Some(kind) = DecoderKind::from_model_type(&text_type) {
+        merge_defaults(&mut text, kind.defaults());
+    }
+    raw["vision_config"] = vision;
+    raw["text_config"] = text;
+    if raw.get("image_token_id").is_none_or(Value::is_null) && raw.get("image_token_index").is_none_or(Value::is_null) {
+        raw["image_token_id"] = json!(32000);
+    }
+    if let Some(index) = raw.as_object_mut().and_then(|o| o.remove("image_token_index")) {
+        if raw.get("image_token_id").is_none_or(Value::is_null) {
+            raw["image_token_id"] = index;
+        }
+    }
+    Ok(raw)
 }
 
 impl TextConfig {
@@ -326,6 +686,25 @@ impl TextConfig {
 
     pub fn head_dim(&self) -> usize {
         self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Leading width of each head that RoPE rotates (`int(head_dim · partial_rotary_factor)`).
+    pub fn rotary_dim(&self) -> usize {
+        let factor = self
+            .rope_parameters
+            .as_ref()
+            .and_then(|p| p.partial_rotary_factor)
+            .or(self.partial_rotary_factor)
+            .unwrap_or(1.0);
+        (self.head_dim() as f64 * factor) as usize
+    }
+
+    /// The epsilon of the decoder's norms (RMSNorm, or LayerNorm for Phi).
+    pub fn norm_eps(&self) -> f64 {
+        match self.decoder {
+            DecoderKind::Phi => self.layer_norm_eps,
+            DecoderKind::Llama | DecoderKind::Qwen2 => self.rms_norm_eps,
+        }
     }
 
     /// The RoPE base, from whichever of the two config forms is present.
@@ -355,15 +734,12 @@ impl TextConfig {
     /// All end-of-sequence ids named by the config.
     pub fn eos_token_ids(&self) -> Vec<u32> {
         match &self.eos_token_id {
-            Some(serde_json::Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-            Some(serde_json::Value::Array(list)) => {
-                list.iter().filter_map(|v| v.as_u64()).map(|v| v as u32).collect()
-            }
+            Some(Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
             _ => Vec::new(),
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,9 +755,9 @@ mod tests {
 
     #[test]
     fn reads_both_rope_forms() {
-        let classic = Idefics3Config::from_json(&with_rope(r#","rope_theta":123456.0"#)).unwrap();
+        let classic = ModelConfig::from_json(&with_rope(r#","rope_theta":123456.0"#)).unwrap();
         assert_eq!(classic.text_config.rope_theta().unwrap(), 123456.0);
-        let v5 = Idefics3Config::from_json(&with_rope(
+        let v5 = ModelConfig::from_json(&with_rope(
             r#","rope_parameters":{"rope_theta":777.0,"rope_type":"default"}"#,
         ))
         .unwrap();
@@ -392,17 +768,17 @@ mod tests {
 
     #[test]
     fn rejects_unknown_rope_type_and_model_type() {
-        let e = Idefics3Config::from_json(&with_rope(r#","rope_scaling":{"rope_type":"llama3","factor":8.0}"#))
+        let e = ModelConfig::from_json(&with_rope(r#","rope_scaling":{"rope_type":"llama3","factor":8.0}"#))
             .unwrap_err();
         assert!(e.to_string().contains("llama3"), "{e}");
-        let e = Idefics3Config::from_json(&BASE.replace("idefics3", "qwen2_vl").replace("ROPE", "")).unwrap_err();
+        let e = ModelConfig::from_json(&BASE.replace("idefics3", "qwen2_vl").replace("ROPE", "")).unwrap_err();
         assert!(matches!(e, ModelError::UnsupportedModel { .. }), "{e}");
         assert!(e.to_string().contains("qwen2_vl") && e.to_string().contains("idefics3"));
     }
 
     #[test]
     fn rejects_inconsistent_shapes() {
-        let e = Idefics3Config::from_json(&with_rope("").replace(r#""patch_size":8"#, r#""patch_size":5"#))
+        let e = ModelConfig::from_json(&with_rope("").replace(r#""patch_size":8"#, r#""patch_size":5"#))
             .unwrap_err();
         assert!(e.to_string().contains("patch_size"), "{e}");
     }

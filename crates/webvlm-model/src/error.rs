@@ -19,7 +19,7 @@ pub enum ModelError {
     Config { file: String, message: String },
 
     /// The checkpoint is of an architecture this runtime does not implement.
-    #[error("unsupported model_type `{found}`; supported: {supported}")]
+    #[error("unsupported {found}; supported: {supported}")]
     UnsupportedModel { found: String, supported: String },
 
     /// A tensor the architecture needs is not in the checkpoint.
@@ -62,6 +62,10 @@ pub enum ModelError {
     /// something this architecture does not know (e.g. a checkpoint of another family).
     #[error("the checkpoint holds {count} tensor(s) this architecture does not use, e.g. `{example}`")]
     UnusedTensors { count: usize, example: String },
+
+    /// The checkpoint holds a tensor of another family than its config names.
+    #[error("tensor `{tensor}` belongs to {found}, but config.json describes {expected}: the checkpoint mixes families")]
+    MixedFamily { tensor: String, found: String, expected: String },
 
     /// A safetensors file is corrupt or truncated.
     #[error("safetensors file `{file}` is invalid: {message}")]

@@ -1,6 +1,7 @@
 //! webvlm's model core: architectures, weights, preprocessing and prompts.
 //!
-//! The first family is SmolVLM / Idefics3 (`Idefics3ForConditionalGeneration` in transformers).
+//! Families: SmolVLM / Idefics3, LLaVA-1.5, and the text-only Llama, Qwen2 and Phi decoders
+//! (see [`config::Family`]); one implementation of each component serves them all.
 //! Everything here runs on burn tensors whose [`burn::tensor::Device`] decides the backend at run
 //! time: wgpu (Vulkan, Metal, WebGPU) or burn's ndarray CPU backend, used as a reference.
 //! No function blocks on the GPU except the explicit `*_sync` readbacks natively; the browser
@@ -14,7 +15,7 @@
 pub mod config;
 pub mod device;
 pub mod error;
-pub mod idefics3;
+pub mod model;
 pub mod nn;
 pub mod preprocess;
 pub mod prompt;
@@ -25,9 +26,9 @@ pub mod vision;
 pub mod vlm;
 pub mod weights;
 
-pub use config::Idefics3Config;
+pub use config::{Family, ModelConfig};
 pub use error::{ModelError, Result};
-pub use idefics3::{Idefics3, TileFeatures};
+pub use model::{Model, TileFeatures};
 pub use preprocess::RgbImage;
 pub use source::{DirSource, MemorySource, ModelSource};
 pub use tokenizer::Tokenizer;

@@ -1,7 +1,7 @@
 //! Prompt construction: the model's Jinja chat template (rendered with minijinja, configured like
 //! transformers' sandbox: `trim_blocks`, `lstrip_blocks`, Python string methods), then the
-//! Idefics3 expansion of each `<image>` into tile markers and `image_seq_len` image tokens
-//! (`Idefics3Processor.replace_image_token` in transformers).
+//! expansion of each `<image>`: Idefics3's tile markers and `image_seq_len` image tokens
+//! (`Idefics3Processor.replace_image_token`), or LLaVA's plain repetition.
 
 use minijinja::{Environment, Error as JinjaError, ErrorKind, context};
 use serde::{Deserialize, Serialize};
@@ -131,16 +131,23 @@ pub fn expand_image(rows: usize, cols: usize, image_seq_len: usize) -> String {
     out
 }
 
-/// Replace the `<image>` placeholders of a rendered prompt, in order, by their expansions.
-/// The number of placeholders must equal the number of images.
+/// Replace the `<image>` placeholders of a rendered prompt, in order, by their Idefics3
+/// expansions. The number of placeholders must equal the number of images.
 pub fn expand_images(prompt: &str, images: &[(usize, usize)], image_seq_len: usize) -> Result<String> {
-    let parts: Vec<&str> = prompt.split(IMAGE_TOKEN).collect();
-    if parts.len() - 1 != images.len() {
-        return Err(ModelError::ImageTokenMismatch { tokens: parts.len() - 1, features: images.len() });
+    let expansions: Vec<String> = images.iter().map(|&(rows, cols)| expand_image(rows, cols, image_seq_len)).collect();
+    expand_placeholders(prompt, IMAGE_TOKEN, &expansions)
+}
+
+/// Replace each `placeholder` of a rendered prompt, in order, by one of `expansions` (LLaVA
+/// repeats its image token once per image feature: `"<image>" * num_image_tokens`).
+pub fn expand_placeholders(prompt: &str, placeholder: &str, expansions: &[String]) -> Result<String> {
+    let parts: Vec<&str> = prompt.split(placeholder).collect();
+    if parts.len() - 1 != expansions.len() {
+        return Err(ModelError::ImageTokenMismatch { tokens: parts.len() - 1, features: expansions.len() });
     }
     let mut out = String::from(parts[0]);
-    for (part, &(rows, cols)) in parts[1..].iter().zip(images) {
-        out.push_str(&expand_image(rows, cols, image_seq_len));
+    for (part, expansion) in parts[1..].iter().zip(expansions) {
+        out.push_str(expansion);
         out.push_str(part);
     }
     Ok(out)

@@ -47,6 +47,11 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The token string of `id` (e.g. a config's image token id).
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

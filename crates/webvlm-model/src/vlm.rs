@@ -4,12 +4,14 @@
 
 use burn::tensor::{Device, Tensor};
 
-use crate::config::Idefics3Config;
+use crate::config::{Family, ModelConfig};
 use crate::error::{ModelError, Result};
-use crate::idefics3::Idefics3;
+use crate::model::Model;
 use crate::preprocess::RgbImage;
+use crate::preprocess::PreprocessError;
+use crate::preprocess::clip::ClipProcessorConfig;
 use crate::preprocess::idefics3::{ImageProcessorConfig, ProcessedImage};
-use crate::prompt::{ChatTemplate, END_OF_UTTERANCE, Message, expand_images};
+use crate::prompt::{ChatTemplate, END_OF_UTTERANCE, IMAGE_TOKEN, Message, expand_images, expand_placeholders};
 use crate::source::{GgufMetadataSource, ModelSource};
 use crate::tokenizer::Tokenizer;
 use crate::weights::{LoadOptions, WeightStore};
@@ -26,15 +28,44 @@ pub struct PreparedPrompt {
     pub image: Option<ProcessedImage>,
 }
 
+/// A family's image processor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageProcessor {
+    /// SmolVLM: tiles plus a global image.
+    Idefics3(ImageProcessorConfig),
+    /// LLaVA: one center-cropped image.
+    Clip(ClipProcessorConfig),
+}
+
+impl ImageProcessor {
+    /// Whether images are cut into tiles (only Idefics3 can).
+    pub fn splits_images(&self) -> bool {
+        matches!(self, Self::Idefics3(p) if p.do_image_splitting)
+    }
+
+    /// Preprocess one image; `splitting` overrides Idefics3's `do_image_splitting`.
+    pub fn preprocess(&self, image: &RgbImage, splitting: Option<bool>) -> Result<ProcessedImage, PreprocessError> {
+        match self {
+            Self::Idefics3(p) => match splitting {
+                Some(split) if split != p.do_image_splitting => {
+                    ImageProcessorConfig { do_image_splitting: split, ..p.clone() }.preprocess(image)
+                }
+                _ => p.preprocess(image),
+            },
+            Self::Clip(p) => p.preprocess(image),
+        }
+    }
+}
+
 /// Model + tokenizer + template + image processor.
 #[derive(Debug)]
 pub struct Vlm {
-    pub model: Idefics3,
+    pub model: Model,
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
     /// `None` for a text-only model.
-    pub image_processor: Option<ImageProcessorConfig>,
-    /// `<image>` tokens per tile.
+    pub image_processor: Option<ImageProcessor>,
+    /// Image tokens per tile.
     pub image_seq_len: usize,
     /// Ids that end a reply (config EOS, tokenizer EOS, `<end_of_utterance>`).
     pub stop_ids: Vec<u32>,
@@ -58,7 +89,7 @@ impl Vlm {
             file: "config.json".into(),
             why: format!("{} is not a Hugging Face, packed or GGUF model directory", source.describe()),
         })?;
-        let config = Idefics3Config::from_json(&config_text)?;
+        let config = ModelConfig::from_json(&config_text)?;
 
         let tokenizer_json = source.read("tokenizer.json")?.ok_or_else(|| ModelError::MissingFile {
             file: "tokenizer.json".into(),
@@ -80,20 +111,20 @@ impl Vlm {
                 Some(t) => serde_json::from_str(&t).map_err(|e| ModelError::config("processor_config.json", e.to_string()))?,
                 None => serde_json::Value::Null,
             };
-            let image_seq_len = match processor.get("image_seq_len").and_then(|v| v.as_u64()) {
-                Some(n) => n as usize,
-                None => config.image_seq_len(),
-            };
-            if image_seq_len != config.image_seq_len() {
-                return Err(ModelError::config(
-                    "processor_config.json",
-                    format!(
-                        "image_seq_len {image_seq_len} does not match the model's {} ((image_size/patch_size)^2 / scale_factor^2)",
-                        config.image_seq_len()
-                    ),
-                ));
+            let image_seq_len = config.image_seq_len();
+            if config.family == Family::Idefics3 {
+                if let Some(n) = processor.get("image_seq_len").and_then(|v| v.as_u64()) {
+                    if n as usize != image_seq_len {
+                        return Err(ModelError::config(
+                            "processor_config.json",
+                            format!(
+                                "image_seq_len {n} does not match the model's {image_seq_len} ((image_size/patch_size)^2 / scale_factor^2)"
+                            ),
+                        ));
+                    }
+                }
             }
-            (Some(image_processor_config(source, &processor)?), image_seq_len)
+            (Some(image_processor_config(source, &processor, &config)?), image_seq_len)
         };
 
         let mut stop_ids = config.text_config.eos_token_ids();
@@ -116,11 +147,11 @@ impl Vlm {
 
         let options = LoadOptions { quant, tied_lm_head: config.tied_embeddings() };
         let store = WeightStore::load(source, device, options)?;
-        let model = Idefics3::load(store, &config)?;
+        let model = Model::load(store, &config)?;
         Ok(Self { model, tokenizer, template, image_processor, image_seq_len, stop_ids })
     }
 
-    pub fn config(&self) -> &Idefics3Config {
+    pub fn config(&self) -> &ModelConfig {
         self.model.config()
     }
 
@@ -139,17 +170,23 @@ impl Vlm {
     /// `image_splitting` is given (one tile instead of many: faster, less detail).
     pub fn prepare_chat_with(&self, messages: &[Message], image: Option<&RgbImage>, image_splitting: Option<bool>) -> Result<PreparedPrompt> {
         let rendered = self.template.render(messages, true)?;
-        let processor = self.image_processor.as_ref().map(|p| match image_splitting {
-            Some(split) if split != p.do_image_splitting => std::borrow::Cow::Owned(ImageProcessorConfig { do_image_splitting: split, ..p.clone() }),
-            _ => std::borrow::Cow::Borrowed(p),
-        });
-        let processed = match (image, &processor) {
-            (Some(img), Some(processor)) => Some(processor.preprocess(img)?),
+        let processed = match (image, &self.image_processor) {
+            (Some(img), Some(processor)) => Some(processor.preprocess(img, image_splitting)?),
             (Some(_), None) => return Err(ModelError::NoVision { model_type: self.config().model_type.clone() }),
             (None, _) => None,
         };
-        let layout: Vec<(usize, usize)> = processed.iter().map(|p| (p.rows, p.cols)).collect();
-        let expanded = expand_images(&rendered, &layout, self.image_seq_len)?;
+        let expanded = match self.config().family {
+            Family::Idefics3 => {
+                let layout: Vec<(usize, usize)> = processed.iter().map(|p| (p.rows, p.cols)).collect();
+                expand_images(&rendered, &layout, self.image_seq_len)?
+            }
+            _ if self.model.has_vision() => {
+                let token = self.tokenizer.id_to_token(self.config().image_token_id).unwrap_or_else(|| IMAGE_TOKEN.to_string());
+                let expansions: Vec<String> = processed.iter().map(|p| token.repeat(self.image_seq_len * p.num_tiles)).collect();
+                expand_placeholders(&rendered, &token, &expansions)?
+            }
+            _ => rendered.clone(),
+        };
         let input_ids = self.tokenizer.encode(&expanded)?;
         let context = self.model.context_length();
         if input_ids.len() >= context {
@@ -208,8 +245,9 @@ fn chat_template(source: &dyn ModelSource, tok_cfg: &serde_json::Value) -> Resul
 }
 
 /// Image processor settings: `preprocessor_config.json` (transformers 4) or the
-/// `image_processor` object inside `processor_config.json` (transformers 5).
-fn image_processor_config(source: &dyn ModelSource, processor: &serde_json::Value) -> Result<ImageProcessorConfig> {
+/// `image_processor` object inside `processor_config.json` (transformers 5), read as the
+/// family's processor.
+fn image_processor_config(source: &dyn ModelSource, processor: &serde_json::Value, config: &ModelConfig) -> Result<ImageProcessor> {
     let (file, value) = if let Some(t) = source.read_string("preprocessor_config.json")? {
         let v: serde_json::Value =
             serde_json::from_str(&t).map_err(|e| ModelError::config("preprocessor_config.json", e.to_string()))?;
@@ -222,5 +260,13 @@ fn image_processor_config(source: &dyn ModelSource, processor: &serde_json::Valu
             why: "no image processor settings (nor an `image_processor` in processor_config.json)".into(),
         });
     };
-    serde_json::from_value(value).map_err(|e| ModelError::config(file, e.to_string()))
+    let bad = |e: String| ModelError::config(file, e);
+    Ok(match config.family {
+        Family::Llava => {
+            let p: ClipProcessorConfig = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+            p.validate()?;
+            ImageProcessor::Clip(p)
+        }
+        _ => ImageProcessor::Idefics3(serde_json::from_value(value).map_err(|e| bad(e.to_string()))?),
+    })
 }

@@ -142,7 +142,7 @@ impl Session {
             image_seq_len: vlm.image_seq_len,
             vocab_size: cfg.text_config.vocab_size,
             decode_weight_bytes: vlm.model.decoder().decode_weight_bytes(),
-            image_splitting: vlm.image_processor.as_ref().is_some_and(|p| p.do_image_splitting),
+            image_splitting: vlm.image_processor.as_ref().is_some_and(|p| p.splits_images()),
         };
         inner.vlm = Some(Rc::new(vlm));
         to_js(&info)

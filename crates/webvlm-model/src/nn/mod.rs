@@ -1,12 +1,14 @@
-//! Building blocks shared by the vision tower and the decoder.
+//! Building blocks shared by the vision towers, connectors and decoders.
 
 mod embedding;
+mod feed_forward;
 mod linear;
 mod norm;
 
 pub use embedding::Embedding;
+pub use feed_forward::{FeedForward, activate};
 pub use linear::Linear;
-pub use norm::{LayerNorm, RmsNorm};
+pub use norm::{LayerNorm, Norm, RmsNorm};
 
 use burn::tensor::Tensor;
 

@@ -1,4 +1,5 @@
-//! LayerNorm (vision tower) and RMSNorm (decoder), computed in f32 as transformers does.
+//! LayerNorm (vision towers, Phi) and RMSNorm (Llama-style decoders), computed in f32 as
+//! transformers does.
 
 use burn::tensor::Tensor;
 
@@ -19,6 +20,10 @@ impl LayerNorm {
     pub fn load(vb: &mut WeightReader, name: &str, dim: usize, eps: f64) -> Result<Self> {
         let mut vb = vb.pp(name);
         Ok(Self { weight: vb.take("weight", [dim])?, bias: vb.take("bias", [dim])?, eps })
+    }
+
+    pub fn weight_bytes(&self) -> u64 {
+        super::tensor_bytes(&self.weight) + super::tensor_bytes(&self.bias)
     }
 
     /// # Shapes
@@ -56,5 +61,35 @@ impl RmsNorm {
         let y = webvlm_kernels::ops::rms_norm(x.reshape([rows, cols]), &self.weight, self.eps)
             .map_err(|e| crate::error::ModelError::Kernel { name: "rms_norm".into(), message: e.to_string() })?;
         Ok(y.reshape(dims))
+    }
+}
+
+/// A decoder's norm: RMSNorm (Llama, Qwen2) or LayerNorm with bias (Phi).
+#[derive(Clone, Debug)]
+pub enum Norm {
+    Rms(RmsNorm),
+    Layer(LayerNorm),
+}
+
+impl Norm {
+    /// `rms` picks RMSNorm (weight only) over LayerNorm (weight and bias).
+    pub fn load(vb: &mut WeightReader, name: &str, dim: usize, eps: f64, rms: bool) -> Result<Self> {
+        Ok(if rms { Self::Rms(RmsNorm::load(vb, name, dim, eps)?) } else { Self::Layer(LayerNorm::load(vb, name, dim, eps)?) })
+    }
+
+    pub fn weight_bytes(&self) -> u64 {
+        match self {
+            Self::Rms(n) => n.weight_bytes(),
+            Self::Layer(n) => n.weight_bytes(),
+        }
+    }
+
+    /// # Shapes
+    /// `x: [.., dim]` → same
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
+        match self {
+            Self::Rms(n) => n.forward(x),
+            Self::Layer(n) => Ok(n.forward(x)),
+        }
     }
 }

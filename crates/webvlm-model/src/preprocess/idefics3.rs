@@ -112,7 +112,7 @@ impl Default for ImageProcessorConfig {
 }
 
 /// Accepts `0.5` or `[0.5, 0.5, 0.5]`, as transformers does for `image_mean` / `image_std`.
-fn per_channel<'de, D: Deserializer<'de>>(de: D) -> Result<[f64; 3], D::Error> {
+pub(crate) fn per_channel<'de, D: Deserializer<'de>>(de: D) -> Result<[f64; 3], D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrThree {
@@ -290,23 +290,7 @@ impl ImageProcessorConfig {
     /// so a table gives exactly the values NumPy computes, with NumPy's dtypes at every step:
     /// f64 product cast to f32, then f32 subtract and divide with mean/std cast to f32.
     fn value_table(&self) -> [[f32; 256]; 3] {
-        let mut lut = [[0f32; 256]; 3];
-        for (c, table) in lut.iter_mut().enumerate() {
-            let mean = self.image_mean[c] as f32;
-            let std = self.image_std[c] as f32;
-            for (v, out) in table.iter_mut().enumerate() {
-                let mut x = if self.do_rescale {
-                    (v as f64 * self.rescale_factor) as f32
-                } else {
-                    v as f32
-                };
-                if self.do_normalize {
-                    x = (x - mean) / std;
-                }
-                *out = x;
-            }
-        }
-        lut
+        super::value_table(self.do_rescale.then_some(self.rescale_factor), self.do_normalize.then_some((self.image_mean, self.image_std)))
     }
 }
 

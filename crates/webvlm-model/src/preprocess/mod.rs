@@ -5,6 +5,8 @@
 //!
 //! * [`resample`] reproduces Pillow's `Image.resize` for 8-bit RGB (libImaging `Resample.c`
 //!   and, for NEAREST, `Geometry.c`), which is what transformers' PIL backend calls;
+//! * [`clip`] reproduces transformers' `CLIPImageProcessor` (LLaVA-1.5): shortest-edge resize,
+//!   center crop, rescale, normalise;
 //! * [`idefics3`] reproduces transformers' `Idefics3ImageProcessorPil`
 //!   (`models/idefics3/image_processing_pil_idefics3.py`, backend `PilBackend` in
 //!   `image_processing_backends.py`, helpers in `image_transforms.py`).
@@ -14,8 +16,29 @@
 //! Nothing here touches the filesystem or spawns threads, so it builds for
 //! `wasm32-unknown-unknown` unchanged.
 
+pub mod clip;
 pub mod idefics3;
 pub mod resample;
+
+/// The output value of every (channel, byte) pair. Rescale and normalise are element-wise, so a
+/// table gives exactly the values NumPy computes, with NumPy's dtypes at every step: the f64
+/// product `byte · rescale` cast to f32, then f32 subtract and divide with mean/std cast to f32.
+pub(crate) fn value_table(rescale: Option<f64>, normalize: Option<([f64; 3], [f64; 3])>) -> [[f32; 256]; 3] {
+    let mut lut = [[0f32; 256]; 3];
+    for (c, table) in lut.iter_mut().enumerate() {
+        for (v, out) in table.iter_mut().enumerate() {
+            let mut x = match rescale {
+                Some(factor) => (v as f64 * factor) as f32,
+                None => v as f32,
+            };
+            if let Some((mean, std)) = normalize {
+                x = (x - mean[c] as f32) / std[c] as f32;
+            }
+            *out = x;
+        }
+    }
+    lut
+}
 
 /// Largest accepted width or height of an input image.
 ///

@@ -1,16 +1,17 @@
-//! Causal grouped-query self-attention with RoPE and a KV cache.
+//! Causal grouped-query self-attention with RoPE and a KV cache (Llama, Qwen2 and Phi differ
+//! only in which projections carry a bias and in the output projection's name).
 
 use burn::tensor::Tensor;
 use webvlm_kernels::ops::{Mask, attention_softmax};
 
 use super::kv_cache::KvCache;
 use super::rope::Rope;
-use crate::config::TextConfig;
+use crate::config::{DecoderKind, TextConfig};
 use crate::error::Result;
 use crate::nn::Linear;
 use crate::weights::WeightReader;
 
-/// `LlamaAttention`.
+/// `LlamaAttention`, `Qwen2Attention`, `PhiAttention`.
 #[derive(Clone, Debug)]
 pub struct Attention {
     q: Linear,
@@ -25,12 +26,16 @@ pub struct Attention {
 impl Attention {
     pub fn load(vb: &mut WeightReader, cfg: &TextConfig) -> Result<Self> {
         let (h, kvh, hd, d) = (cfg.num_attention_heads, cfg.num_key_value_heads(), cfg.head_dim(), cfg.hidden_size);
-        let bias = cfg.attention_bias;
+        let (qkv_bias, o_bias, o_name) = match cfg.decoder {
+            DecoderKind::Llama => (cfg.attention_bias, cfg.attention_bias, "o_proj"),
+            DecoderKind::Qwen2 => (true, false, "o_proj"),
+            DecoderKind::Phi => (true, true, "dense"),
+        };
         Ok(Self {
-            q: Linear::load(vb, "q_proj", d, h * hd, bias)?,
-            k: Linear::load(vb, "k_proj", d, kvh * hd, bias)?,
-            v: Linear::load(vb, "v_proj", d, kvh * hd, bias)?,
-            o: Linear::load(vb, "o_proj", h * hd, d, bias)?,
+            q: Linear::load(vb, "q_proj", d, h * hd, qkv_bias)?,
+            k: Linear::load(vb, "k_proj", d, kvh * hd, qkv_bias)?,
+            v: Linear::load(vb, "v_proj", d, kvh * hd, qkv_bias)?,
+            o: Linear::load(vb, o_name, h * hd, d, o_bias)?,
             heads: h,
             kv_heads: kvh,
             head_dim: hd,

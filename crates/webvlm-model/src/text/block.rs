@@ -1,4 +1,5 @@
-//! One decoder layer: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+//! One decoder layer: `x + attn(norm(x))`, then `x + mlp(norm(x))`; or, for Phi, attention
+//! and MLP side by side on one norm: `x + attn(norm(x)) + mlp(norm(x))`.
 
 use burn::tensor::Tensor;
 
@@ -6,39 +7,51 @@ use super::attention::Attention;
 use super::kv_cache::KvCache;
 use super::mlp::Mlp;
 use super::rope::Rope;
-use crate::config::TextConfig;
+use crate::config::{DecoderKind, TextConfig};
 use crate::error::Result;
-use crate::nn::RmsNorm;
+use crate::nn::Norm;
 use crate::weights::WeightReader;
 
-/// `LlamaDecoderLayer`.
+/// `LlamaDecoderLayer`, `Qwen2DecoderLayer`, `PhiDecoderLayer`.
 #[derive(Clone, Debug)]
 pub struct DecoderLayer {
-    input_norm: RmsNorm,
+    input_norm: Norm,
     attn: Attention,
-    post_attn_norm: RmsNorm,
+    /// `None` for the parallel (Phi) layout.
+    post_attn_norm: Option<Norm>,
     mlp: Mlp,
 }
 
 impl DecoderLayer {
     pub fn load(vb: &mut WeightReader, cfg: &TextConfig) -> Result<Self> {
+        let (d, eps) = (cfg.hidden_size, cfg.norm_eps());
+        let parallel = cfg.decoder == DecoderKind::Phi;
+        let rms = !parallel;
         Ok(Self {
-            input_norm: RmsNorm::load(vb, "input_layernorm", cfg.hidden_size, cfg.rms_norm_eps)?,
+            input_norm: Norm::load(vb, "input_layernorm", d, eps, rms)?,
             attn: Attention::load(&mut vb.pp("self_attn"), cfg)?,
-            post_attn_norm: RmsNorm::load(vb, "post_attention_layernorm", cfg.hidden_size, cfg.rms_norm_eps)?,
+            post_attn_norm: if parallel { None } else { Some(Norm::load(vb, "post_attention_layernorm", d, eps, rms)?) },
             mlp: Mlp::load(&mut vb.pp("mlp"), cfg)?,
         })
     }
 
     /// Weight bytes one token reads in this layer.
     pub fn weight_bytes(&self) -> u64 {
-        self.input_norm.weight_bytes() + self.attn.weight_bytes() + self.post_attn_norm.weight_bytes() + self.mlp.weight_bytes()
+        self.input_norm.weight_bytes()
+            + self.attn.weight_bytes()
+            + self.post_attn_norm.as_ref().map_or(0, Norm::weight_bytes)
+            + self.mlp.weight_bytes()
     }
 
     /// # Shapes
     /// `x: [n, hidden]` → same
     pub fn forward(&self, x: Tensor<2>, rope: &Rope, cache: &mut KvCache, layer: usize) -> Result<Tensor<2>> {
+        let Some(post_attn_norm) = &self.post_attn_norm else {
+            let h = self.input_norm.forward(x.clone())?;
+            let attn = self.attn.forward(h.clone(), rope, cache, layer)?;
+            return Ok(attn + self.mlp.forward(h)? + x);
+        };
         let x = x.clone() + self.attn.forward(self.input_norm.forward(x)?, rope, cache, layer)?;
-        Ok(x.clone() + self.mlp.forward(self.post_attn_norm.forward(x)?)?)
+        Ok(x.clone() + self.mlp.forward(post_attn_norm.forward(x)?)?)
     }
 }

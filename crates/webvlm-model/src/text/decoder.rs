@@ -5,17 +5,17 @@ use burn::tensor::Tensor;
 use super::block::DecoderLayer;
 use super::kv_cache::KvCache;
 use super::rope::Rope;
-use crate::config::TextConfig;
+use crate::config::{DecoderKind, TextConfig};
 use crate::error::{ModelError, Result};
-use crate::nn::{Embedding, Linear, RmsNorm};
+use crate::nn::{Embedding, Linear, Norm};
 use crate::weights::WeightReader;
 
-/// `LlamaModel` + `lm_head`.
+/// `LlamaModel` / `Qwen2Model` / `PhiModel` + `lm_head`.
 #[derive(Clone, Debug)]
 pub struct TextDecoder {
     embed: Embedding,
     layers: Vec<DecoderLayer>,
-    norm: RmsNorm,
+    norm: Norm,
     lm_head: Linear,
     rope: Rope,
     cfg: TextConfig,
@@ -30,15 +30,17 @@ impl TextDecoder {
         for i in 0..cfg.num_hidden_layers {
             layers.push(DecoderLayer::load(&mut vb.pp(format!("layers.{i}")), cfg)?);
         }
-        let norm = RmsNorm::load(vb, "norm", cfg.hidden_size, cfg.rms_norm_eps)?;
+        let phi = cfg.decoder == DecoderKind::Phi;
+        let norm_name = if phi { "final_layernorm" } else { "norm" };
+        let norm = Norm::load(vb, norm_name, cfg.hidden_size, cfg.norm_eps(), !phi)?;
         let lm_head = if head.contains("lm_head.weight") {
-            Linear::load(head, "lm_head", cfg.hidden_size, cfg.vocab_size, false)?
+            Linear::load(head, "lm_head", cfg.hidden_size, cfg.vocab_size, phi)?
         } else if tied {
             Linear::from_weight(embed.weight(), None)
         } else {
             return Err(ModelError::MissingTensor { name: head.full("lm_head.weight") });
         };
-        let rope = Rope::new(cfg.head_dim(), cfg.rope_theta()?, cfg.max_position_embeddings, &vb.device());
+        let rope = Rope::new(cfg.rotary_dim(), cfg.rope_theta()?, cfg.max_position_embeddings, &vb.device());
         Ok(Self { embed, layers, norm, lm_head, rope, cfg: cfg.clone() })
     }
 

@@ -1,24 +1,29 @@
-//! SwiGLU MLP: `down(silu(gate(x)) * up(x))`.
+//! The decoder MLP: SwiGLU `down(silu(gate(x)) * up(x))` (Llama, Qwen2) or Phi's
+//! `fc2(gelu(fc1(x)))`.
 
 use burn::tensor::Tensor;
 
-use crate::config::TextConfig;
-use crate::error::Result;
-use crate::nn::Linear;
+use crate::config::{Activation, DecoderKind, TextConfig};
+use crate::error::{ModelError, Result};
+use crate::nn::{FeedForward, Linear};
 use crate::weights::WeightReader;
 
-/// `LlamaMLP`.
+/// `LlamaMLP` / `Qwen2MLP` (gated) or `PhiMLP` (plain).
 #[derive(Clone, Debug)]
-pub struct Mlp {
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+pub enum Mlp {
+    Gated { gate: Linear, up: Linear, down: Linear },
+    Plain(FeedForward),
 }
 
 impl Mlp {
     pub fn load(vb: &mut WeightReader, cfg: &TextConfig) -> Result<Self> {
-        let (d, i, b) = (cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias);
-        Ok(Self {
+        let (d, i) = (cfg.hidden_size, cfg.intermediate_size);
+        if cfg.decoder == DecoderKind::Phi {
+            let act = Activation::parse(&cfg.hidden_act, "text_config.hidden_act")?;
+            return Ok(Self::Plain(FeedForward::load(vb, ("fc1", "fc2"), (d, i, d), true, act)?));
+        }
+        let b = cfg.mlp_bias;
+        Ok(Self::Gated {
             gate: Linear::load(vb, "gate_proj", d, i, b)?,
             up: Linear::load(vb, "up_proj", d, i, b)?,
             down: Linear::load(vb, "down_proj", i, d, b)?,
@@ -26,14 +31,22 @@ impl Mlp {
     }
 
     pub fn weight_bytes(&self) -> u64 {
-        self.gate.weight_bytes() + self.up.weight_bytes() + self.down.weight_bytes()
+        match self {
+            Self::Gated { gate, up, down } => gate.weight_bytes() + up.weight_bytes() + down.weight_bytes(),
+            Self::Plain(ff) => ff.weight_bytes(),
+        }
     }
 
     /// # Shapes
     /// `x: [n, hidden]` → same
     pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
-        let gated = webvlm_kernels::ops::swiglu(self.gate.forward(x.clone())?, self.up.forward(x)?)
-            .map_err(|e| crate::error::ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?;
-        self.down.forward(gated)
+        match self {
+            Self::Gated { gate, up, down } => {
+                let gated = webvlm_kernels::ops::swiglu(gate.forward(x.clone())?, up.forward(x)?)
+                    .map_err(|e| ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?;
+                down.forward(gated)
+            }
+            Self::Plain(ff) => ff.forward(x),
+        }
     }
 }

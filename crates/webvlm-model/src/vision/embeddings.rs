@@ -1,19 +1,22 @@
-//! Patch embedding (a stride-`patch` convolution, done as one matmul over unfolded patches) plus
-//! learned position embeddings.
+//! Patch embedding (a stride-`patch` convolution, done as one matmul over unfolded patches),
+//! CLIP's class token, and learned position embeddings.
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::config::VisionConfig;
+use crate::config::{VisionConfig, VisionKind};
 use crate::error::Result;
 use crate::nn::Linear;
 use crate::weights::WeightReader;
 
-/// `Idefics3VisionEmbeddings`.
+/// `Idefics3VisionEmbeddings` / `CLIPVisionEmbeddings`.
 #[derive(Clone, Debug)]
 pub struct VisionEmbeddings {
-    /// The conv kernel `[hidden, C, p, p]` flattened to a `[hidden, C·p·p]` projection.
+    /// The conv kernel `[hidden, C, p, p]` flattened to a `[hidden, C·p·p]` projection (with
+    /// a bias in SigLIP, without in CLIP).
     patch: Linear,
-    /// `[num_patches, hidden]`
+    /// CLIP's learned class token `[1, hidden]`, prepended to the patches.
+    class: Option<Tensor<2>>,
+    /// `[tokens, hidden]` (tokens = patches, plus one with a class token)
     position: Tensor<2>,
 }
 
@@ -23,21 +26,29 @@ impl VisionEmbeddings {
         let c = cfg.num_channels;
         let d = cfg.hidden_size;
         let n = (cfg.image_size / p).pow(2);
+        let clip = cfg.kind == VisionKind::Clip;
+        let class = if clip { Some(vb.take::<1>("class_embedding", [d])?.reshape([1, d])) } else { None };
         let mut pe = vb.pp("patch_embedding");
         let kernel: Tensor<4> = pe.take("weight", [d, c, p, p])?;
-        let bias = pe.take("bias", [d])?;
-        let patch = Linear::from_weight(kernel.reshape([d, c * p * p]), Some(bias));
-        let position = vb.pp("position_embedding").take("weight", [n, d])?;
-        Ok(Self { patch, position })
+        let bias = if clip { None } else { Some(pe.take("bias", [d])?) };
+        let patch = Linear::from_weight(kernel.reshape([d, c * p * p]), bias);
+        let tokens = n + usize::from(clip);
+        let position = vb.pp("position_embedding").take("weight", [tokens, d])?;
+        Ok(Self { patch, class, position })
     }
 
-    /// A full (unpadded) tile: every patch is valid, so position ids are `0..num_patches`
-    /// (what `torch.bucketize` in transformers yields for an all-ones patch mask).
+    /// A full (unpadded) tile: every patch is valid, so position ids are `0..tokens` (what
+    /// `torch.bucketize` in Idefics3 yields for an all-ones patch mask, and CLIP's fixed ids).
     ///
     /// # Shapes
-    /// `patches: [num_patches, C·p·p]` → `[num_patches, hidden]`
+    /// `patches: [num_patches, C·p·p]` → `[tokens, hidden]`
     pub fn forward(&self, patches: Tensor<2>) -> Result<Tensor<2>> {
-        Ok(self.patch.forward(patches)? + self.position.clone())
+        let x = self.patch.forward(patches)?;
+        let x = match &self.class {
+            Some(class) => Tensor::cat(vec![class.clone(), x], 0),
+            None => x,
+        };
+        Ok(x + self.position.clone())
     }
 }
 

@@ -10,7 +10,7 @@ use webvlm_kernels::{QuantMatrix, QuantScheme};
 
 use super::packed::{self, FileEntry, Manifest, PackWriter, sha256_hex};
 use super::{GgufModel, gguf, inspect, is_embedding, quantizable, read_safetensors_into, shard_files};
-use crate::config::Idefics3Config;
+use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::source::{GgufMetadataSource, ModelSource};
 
@@ -52,7 +52,7 @@ pub fn convert(
         file: "config.json".into(),
         why: format!("{} is not a Hugging Face or GGUF model directory", source.describe()),
     })?;
-    let config = Idefics3Config::from_json(&config_text)?;
+    let config = ModelConfig::from_json(&config_text)?;
     if source.read("manifest.json")?.is_some() {
         return Err(ModelError::config("manifest.json", "the model is already in the packed format"));
     }
@@ -113,7 +113,7 @@ pub fn convert(
 /// Safetensors shards, quantising linear weights to `scheme` (and a tied lm_head to a copy).
 fn convert_safetensors(
     source: &dyn ModelSource,
-    config: &Idefics3Config,
+    config: &ModelConfig,
     scheme: QuantScheme,
     writer: &mut PackWriter,
     emit: &mut dyn FnMut(Vec<u8>) -> Result<()>,

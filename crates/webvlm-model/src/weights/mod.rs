@@ -46,10 +46,33 @@ pub fn quantizable(name: &str, shape: &[usize]) -> bool {
     shape.len() == 2 && name.ends_with(".weight") && !name.contains("embed")
 }
 
-/// The tensor lm_head is tied to: the decoder's token embedding, in the Idefics3 layout or in a
-/// text-only (Llama) checkpoint.
+/// The tensor lm_head is tied to: the decoder's token embedding, in the Idefics3 or LLaVA layout
+/// or in a text-only checkpoint.
 pub fn is_embedding(name: &str) -> bool {
-    name == "model.text_model.embed_tokens.weight" || name == "model.embed_tokens.weight"
+    matches!(
+        name,
+        "model.text_model.embed_tokens.weight" | "model.language_model.embed_tokens.weight" | "model.embed_tokens.weight"
+    )
+}
+
+/// Checkpoint name prefixes of transformers 4.x (and of the llava-hf checkpoints on the Hub)
+/// and the transformers-5 prefixes they are read as.
+const LEGACY_PREFIXES: &[(&str, &str)] = &[
+    ("language_model.model.", "model.language_model."),
+    ("language_model.lm_head.", "lm_head."),
+    ("vision_tower.", "model.vision_tower."),
+    ("multi_modal_projector.", "model.multi_modal_projector."),
+];
+
+/// The transformers-5 name of a checkpoint tensor: legacy LLaVA layouts are renamed, so one
+/// loader serves both (what transformers' own key mapping does when it loads them).
+pub fn canonical_name(name: &str) -> String {
+    for (old, new) in LEGACY_PREFIXES {
+        if let Some(rest) = name.strip_prefix(old) {
+            return format!("{new}{rest}");
+        }
+    }
+    name.to_string()
 }
 
 
@@ -166,6 +189,11 @@ impl WeightStore {
         Self { tensors: BTreeMap::new(), device: other.device.clone() }
     }
 
+    /// Names of the tensors still held, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
     /// Number of tensors still held.
     pub fn len(&self) -> usize {
         self.tensors.len()
@@ -268,6 +296,17 @@ impl WeightReader<'_> {
     pub fn take<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Tensor<D>> {
         let full = self.full(name);
         self.store.take(&full, shape)
+    }
+
+    /// Take and drop every tensor under `sub` (weights a checkpoint carries but the graph never
+    /// runs, e.g. the CLIP layers after LLaVA's feature layer); returns how many there were.
+    pub fn discard(&mut self, sub: &str) -> usize {
+        let prefix = format!("{}.", self.full(sub));
+        let names: Vec<String> = self.store.tensors.range(prefix.clone()..).map(|(k, _)| k).take_while(|k| k.starts_with(&prefix)).cloned().collect();
+        for name in &names {
+            self.store.tensors.remove(name);
+        }
+        names.len()
     }
 
     /// Take a linear weight `[out, in]`, dense or quantised.
@@ -386,7 +425,7 @@ pub fn inspect(source: &dyn ModelSource) -> Result<Vec<TensorInfo>> {
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| ModelError::Safetensors { file: file.clone(), message: e.to_string() })?;
         for (name, info) in meta.tensors() {
-            out.push(TensorInfo { name, dtype: format!("{:?}", info.dtype), shape: info.shape.clone() });
+            out.push(TensorInfo { name: canonical_name(&name), dtype: format!("{:?}", info.dtype), shape: info.shape.clone() });
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -5,7 +5,8 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{ModelError, Result};
 
-/// Parse `bytes` (the whole file `file`) and pass every tensor, widened to f32, to `sink`.
+/// Parse `bytes` (the whole file `file`) and pass every tensor, widened to f32 and under its
+/// [`canonical_name`](super::canonical_name), to `sink`.
 /// A truncated or corrupt file is an error naming the file, never a panic.
 pub fn read_safetensors_into(
     file: &str,
@@ -35,7 +36,7 @@ pub fn read_safetensors_into(
                 message: format!("tensor `{name}` holds {} values for shape {shape:?}", values.len()),
             });
         }
-        sink(name.to_string(), shape, values);
+        sink(super::canonical_name(name), shape, values);
     }
     Ok(())
 }

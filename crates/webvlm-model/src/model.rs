@@ -1,21 +1,83 @@
-//! The Idefics3 / SmolVLM graph: vision tower → connector → image features merged into the
-//! token embeddings → decoder. Follows `Idefics3Model` and `Idefics3ForConditionalGeneration` in
-//! transformers' `models/idefics3/modeling_idefics3.py`.
+//! The graph every family shares: vision tower → connector → image features merged into the
+//! token embeddings at the image placeholder tokens → decoder. Follows
+//! `Idefics3ForConditionalGeneration` (`models/idefics3`), `LlavaForConditionalGeneration`
+//! (`models/llava`) and the `*ForCausalLM` decoders in transformers.
 
 use burn::tensor::{Device, Tensor};
 
-use crate::config::Idefics3Config;
+use crate::config::{Family, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::preprocess::idefics3::ProcessedImage;
 use crate::text::{KvCache, TextDecoder};
 use crate::vision::{Connector, VisionTransformer, extract_patches};
 use crate::weights::WeightStore;
 
-/// Checkpoint prefixes of the three components (`Idefics3ForConditionalGeneration` layout,
-/// the same in transformers 4.x and 5.x, and for `SmolVLMForConditionalGeneration`).
-const VISION: &str = "model.vision_model";
-const CONNECTOR: &str = "model.connector";
-const TEXT: &str = "model.text_model";
+/// Checkpoint prefixes of a family's components (vision tower, connector, decoder), in the
+/// transformers-5 layout ([`crate::weights::canonical_name`] maps older layouts onto it).
+struct Layout {
+    vision: &'static str,
+    connector: &'static str,
+    text: &'static str,
+}
+
+fn layout(family: Family) -> Layout {
+    match family {
+        Family::Idefics3 => Layout { vision: "model.vision_model", connector: "model.connector", text: "model.text_model" },
+        Family::Llava => {
+            Layout { vision: "model.vision_tower.vision_model", connector: "model.multi_modal_projector", text: "model.language_model" }
+        }
+        Family::Llama | Family::Qwen2 | Family::Phi => Layout { vision: "", connector: "", text: "model" },
+    }
+}
+
+/// Names that only one family's checkpoints carry, and the family: a tensor with another
+/// family's mark means the checkpoint mixes families (or the config names the wrong one).
+const MARKS: &[(&str, Family)] = &[
+    ("model.vision_model.", Family::Idefics3),
+    ("model.connector.", Family::Idefics3),
+    ("model.text_model.", Family::Idefics3),
+    ("model.vision_tower.", Family::Llava),
+    ("model.multi_modal_projector.", Family::Llava),
+    ("model.language_model.", Family::Llava),
+    (".self_attn.dense.", Family::Phi),
+    ("model.final_layernorm.", Family::Phi),
+    (".mlp.gate_proj.", Family::Llama),
+];
+
+/// Which family a tensor name marks, if any. Phi's and the gated decoders' layer names mark a
+/// decoder kind, not a whole model: they are checked against the decoder the config names.
+fn marked_family(name: &str) -> Option<Family> {
+    MARKS.iter().find(|(mark, _)| if mark.starts_with('.') { name.contains(mark) } else { name.starts_with(mark) }).map(|&(_, f)| f)
+}
+
+/// Refuse a checkpoint whose tensors belong to another family than `config` names, naming the
+/// first such tensor (before any component takes weights, so the error is about the mix and
+/// not about whichever tensor happens to be missing).
+fn check_family(store: &WeightStore, config: &ModelConfig) -> Result<()> {
+    use crate::config::DecoderKind;
+    let gated = config.text_config.decoder != DecoderKind::Phi;
+    for name in store.names() {
+        let Some(found) = marked_family(name) else { continue };
+        let ok = match found {
+            Family::Phi => !gated,
+            Family::Llama => gated,
+            family => family == config.family,
+        };
+        if !ok {
+            let found_name = match found {
+                Family::Phi => "a Phi decoder",
+                Family::Llama => "a Llama/Qwen2 (gated-MLP) decoder",
+                f => f.name(),
+            };
+            return Err(ModelError::MixedFamily {
+                tensor: name.to_string(),
+                found: found_name.into(),
+                expected: format!("{} ({})", config.family.name(), config.model_type),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// Vision tower output and connector output of one tile (named so a debug run can dump them).
 #[derive(Clone, Debug)]
@@ -26,50 +88,56 @@ pub struct TileFeatures {
     pub connector_output: Tensor<2>,
 }
 
-/// Prefix of the decoder in a text-only (`LlamaForCausalLM`) checkpoint.
-const TEXT_ONLY: &str = "model";
-
 /// The whole model, weights on one device. A text-only checkpoint has no vision tower and
 /// connector; everything else is the same graph.
 #[derive(Clone, Debug)]
-pub struct Idefics3 {
+pub struct Model {
     vision: Option<(VisionTransformer, Connector)>,
     text: TextDecoder,
-    config: Idefics3Config,
+    config: ModelConfig,
     device: Device,
 }
 
-impl Idefics3 {
+impl Model {
     /// Build every component from `store`; fails if a tensor is missing, misshapen or unused.
-    pub fn load(mut store: WeightStore, config: &Idefics3Config) -> Result<Self> {
+    pub fn load(mut store: WeightStore, config: &ModelConfig) -> Result<Self> {
         let device = store.device().clone();
+        check_family(&store, config)?;
+        let names = layout(config.family);
         let vision = if config.text_only {
             None
         } else {
             Some((
-                VisionTransformer::load(&mut store.reader(VISION), config)?,
-                Connector::load(&mut store.reader(CONNECTOR), config)?,
+                VisionTransformer::load(&mut store.reader(names.vision), config)?,
+                Connector::load(&mut store.reader(names.connector), config)?,
             ))
         };
-        let text_prefix = if config.text_only { TEXT_ONLY } else { TEXT };
         let text = {
-            // The decoder reads under `model.text_model`, lm_head at the root: two readers of one
-            // store, taken one after the other.
+            // The decoder reads under its prefix, lm_head at the root: two readers of one store,
+            // taken one after the other.
             let mut head_store = WeightStore::empty_like(&store);
             store.move_to("lm_head.weight", &mut head_store);
+            store.move_to("lm_head.bias", &mut head_store);
             let mut head = head_store.reader("");
-            TextDecoder::load(&mut store.reader(text_prefix), &mut head, &config.text_config, config.tied_embeddings())?
+            let text = TextDecoder::load(&mut store.reader(names.text), &mut head, &config.text_config, config.tied_embeddings())?;
+            head_store.finish()?;
+            text
         };
         store.finish()?;
         Ok(Self { vision, text, config: config.clone(), device })
     }
 
-    pub fn config(&self) -> &Idefics3Config {
+    pub fn config(&self) -> &ModelConfig {
         &self.config
     }
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The model family.
+    pub fn family(&self) -> Family {
+        self.config.family
     }
 
     /// Whether the model has a vision tower.
