@@ -63,9 +63,10 @@ export async function openPage(browser, server, context) {
 
 /**
  * Runs `body` in the page with the package imported as `api` and helpers: `image()` gives the
- * fixture PNG as a Blob. Errors come back as `{ error: { name, message } }`.
+ * fixture PNG (`b64`, by default the SmolVLM fixture's) as a Blob. Errors come back as
+ * `{ error: { name, message } }`.
  */
-export async function run(page, body, arg = {}) {
+export async function run(page, body, arg = {}, b64 = IMAGE_B64) {
   return page.evaluate(
     async ({ src, arg, b64 }) => {
       const api = await import('/web/dist/index.js');
@@ -77,7 +78,7 @@ export async function run(page, body, arg = {}) {
         return { error: { name: e?.name, message: e?.message } };
       }
     },
-    { src: body.toString(), arg, b64: IMAGE_B64 },
+    { src: body.toString(), arg, b64 },
   );
 }
 

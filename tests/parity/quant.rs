@@ -227,22 +227,26 @@ fn a_missing_shard_is_named() {
     assert!(err.to_string().contains("weights-00002.bin"), "{err}");
 }
 
-/// The browser tests and the demo serve `tests/fixtures/packed/smolvlm-tiny` (committed so that
-/// neither needs the native CLI built). It must be exactly what the converter writes today.
+/// The browser tests and the demo serve `tests/fixtures/packed/*` (committed so that neither
+/// needs the native CLI built). Each must be exactly what the converter writes today.
 #[test]
-fn the_committed_browser_fixture_is_what_convert_writes() {
-    let files = packed("smolvlm-tiny-single", QuantScheme::F16, 64 << 20);
-    let dir = webvlm_parity::fixtures_dir().join("packed/smolvlm-tiny");
-    let mut on_disk: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    on_disk.sort();
-    let mut written: Vec<String> = files.keys().cloned().collect();
-    written.sort();
-    assert_eq!(written, on_disk);
-    for (name, bytes) in &files {
-        assert!(
-            std::fs::read(dir.join(name)).unwrap() == *bytes,
-            "{name} differs; regenerate with `webvlm convert --model tests/fixtures/smolvlm-tiny-single/model --quant f16 --out tests/fixtures/packed/smolvlm-tiny`"
-        );
+fn the_committed_browser_fixtures_are_what_convert_writes() {
+    for (fixture, packed_name) in
+        [("smolvlm-tiny-single", "smolvlm-tiny"), ("llava-tiny", "llava-tiny"), ("qwen2-tiny", "qwen2-tiny"), ("phi-tiny", "phi-tiny")]
+    {
+        let files = packed(fixture, QuantScheme::F16, 64 << 20);
+        let dir = webvlm_parity::fixtures_dir().join("packed").join(packed_name);
+        let mut on_disk: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        on_disk.sort();
+        let mut written: Vec<String> = files.keys().cloned().collect();
+        written.sort();
+        assert_eq!(written, on_disk, "{packed_name}");
+        for (name, bytes) in &files {
+            assert!(
+                std::fs::read(dir.join(name)).unwrap() == *bytes,
+                "{packed_name}/{name} differs; regenerate with `webvlm convert --model tests/fixtures/{fixture}/model --quant f16 --out tests/fixtures/packed/{packed_name}`"
+            );
+        }
     }
 }

@@ -41,6 +41,10 @@ export interface ModelInfo {
   modelType: string;
   quant: string;
   family: 'vlm' | 'text';
+  /** The model family by name: 'SmolVLM / Idefics3', 'LLaVA', 'Llama', 'Qwen2' or 'Phi'. */
+  familyName: string;
+  /** The transformers class the checkpoint was saved from, e.g. 'LlavaForConditionalGeneration'. */
+  architecture: string;
   contextLength: number;
   imageSeqLen: number;
   vocabSize: number;

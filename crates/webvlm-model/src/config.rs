@@ -782,4 +782,59 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("patch_size"), "{e}");
     }
+
+    #[test]
+    fn llava_1_5_config_as_on_the_hub_gets_transformers_defaults() {
+        // The fields llava-hf/llava-1.5-7b-hf's config.json actually writes.
+        let cfg = ModelConfig::from_json(
+            r#"{"architectures":["LlavaForConditionalGeneration"],"ignore_index":-100,"image_token_index":32000,
+            "model_type":"llava","pad_token_id":32001,"projector_hidden_act":"gelu",
+            "text_config":{"architectures":["LlamaForCausalLM"],"max_position_embeddings":4096,"model_type":"llama",
+              "rms_norm_eps":1e-05,"torch_dtype":"float16","vocab_size":32064},
+            "tie_word_embeddings":false,"torch_dtype":"float16","transformers_version":"4.36.0.dev0",
+            "vision_config":{"hidden_size":1024,"image_size":336,"intermediate_size":4096,"model_type":"clip_vision_model",
+              "num_attention_heads":16,"num_hidden_layers":24,"patch_size":14,"projection_dim":768,"vocab_size":32000},
+            "vision_feature_layer":-2,"vision_feature_select_strategy":"default","vocab_size":32064}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.family, Family::Llava);
+        assert_eq!(cfg.image_token_id, 32000);
+        assert_eq!(cfg.image_seq_len(), 576);
+        assert_eq!(cfg.feature_layer().unwrap(), 23);
+        assert_eq!(cfg.vision_activation().unwrap(), Activation::QuickGelu);
+        assert_eq!(cfg.vision_config.layer_norm_eps, 1e-5);
+        let t = &cfg.text_config;
+        assert_eq!((t.hidden_size, t.num_hidden_layers, t.num_attention_heads, t.intermediate_size), (4096, 32, 32, 11008));
+        assert_eq!((t.vocab_size, t.max_position_embeddings, t.decoder), (32064, 4096, DecoderKind::Llama));
+        let e = ModelConfig::from_json(
+            r#"{"model_type":"llava","vision_feature_layer":[-2,-5],"text_config":{"model_type":"llama"}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("vision_feature_layer"), "{e}");
+    }
+
+    #[test]
+    fn text_only_families_read_their_own_layouts() {
+        let phi = ModelConfig::from_json(
+            r#"{"model_type":"phi","architectures":["PhiForCausalLM"],"hidden_size":2560,"num_attention_heads":32,
+            "num_hidden_layers":32,"intermediate_size":10240,"partial_rotary_factor":0.4,"vocab_size":51200}"#,
+        )
+        .unwrap();
+        assert_eq!((phi.family, phi.text_config.decoder), (Family::Phi, DecoderKind::Phi));
+        assert_eq!((phi.text_config.head_dim(), phi.text_config.rotary_dim()), (80, 32));
+        assert_eq!(phi.text_config.norm_eps(), 1e-5);
+        let qwen = ModelConfig::from_json(
+            r#"{"model_type":"qwen2","architectures":["Qwen2ForCausalLM"],"hidden_size":1536,"num_attention_heads":12,
+            "num_key_value_heads":2,"num_hidden_layers":28,"intermediate_size":8960,"vocab_size":151936,
+            "rope_theta":1000000.0,"tie_word_embeddings":true,"use_sliding_window":false}"#,
+        )
+        .unwrap();
+        assert_eq!((qwen.family, qwen.text_config.decoder, qwen.tied_embeddings()), (Family::Qwen2, DecoderKind::Qwen2, true));
+        assert_eq!(qwen.image_seq_len(), 0);
+        let e = ModelConfig::from_json(r#"{"model_type":"llama","architectures":["LlamaForSequenceClassification"],"vocab_size":4}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("LlamaForSequenceClassification") && e.to_string().contains("LlamaForCausalLM"), "{e}");
+        let e = ModelConfig::from_json(r#"{"model_type":"qwen2","use_sliding_window":true}"#).unwrap_err();
+        assert!(e.to_string().contains("use_sliding_window"), "{e}");
+    }
 }

@@ -68,6 +68,8 @@ pub struct Session {
 struct ModelInfo {
     model_type: String,
     family: &'static str,
+    family_name: &'static str,
+    architecture: String,
     context_length: usize,
     image_seq_len: usize,
     vocab_size: usize,
@@ -138,6 +140,8 @@ impl Session {
         let info = ModelInfo {
             model_type: cfg.model_type.clone(),
             family: if vlm.model.has_vision() { "vlm" } else { "text" },
+            family_name: cfg.family.name(),
+            architecture: cfg.architectures.first().cloned().unwrap_or_else(|| cfg.family.architectures()[0].to_string()),
             context_length: vlm.model.context_length(),
             image_seq_len: vlm.image_seq_len,
             vocab_size: cfg.text_config.vocab_size,

@@ -23,6 +23,8 @@ interface StepOut {
 interface WasmInfo {
   modelType: string;
   family: 'vlm' | 'text';
+  familyName: string;
+  architecture: string;
   contextLength: number;
   imageSeqLen: number;
   vocabSize: number;
@@ -127,6 +129,8 @@ export class WasmEngine implements Engine {
       modelType: info.modelType,
       quant: fetched.manifest.quant,
       family: info.family,
+      familyName: info.familyName,
+      architecture: info.architecture,
       contextLength: info.contextLength,
       imageSeqLen: info.imageSeqLen,
       vocabSize: info.vocabSize,
