@@ -30,7 +30,7 @@ after(async () => {
 describe('model families in the browser', () => {
   for (const c of CASES) {
     test(`${c.fixture}: transformers' greedy tokens and the family name`, T, async () => {
-      const dir = path.join(REPO, 'tests/fixtures', c.fixture);
+      const dir = path.join(process.env.WEBVLM_FIXTURES ?? path.join(REPO, 'tests/fixtures'), c.fixture);
       const goldens = JSON.parse(fs.readFileSync(path.join(dir, 'goldens.json'), 'utf8'));
       const imagePath = path.join(dir, 'image.png');
       const b64 = fs.existsSync(imagePath) ? fs.readFileSync(imagePath).toString('base64') : '';

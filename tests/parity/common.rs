@@ -7,9 +7,10 @@ use serde::Deserialize;
 use webvlm_model::burn::tensor::Device;
 use webvlm_model::device::{Backend, create_device};
 
-/// The committed fixtures (see tests/generator/make_fixtures.py).
+/// The committed fixtures (see tests/generator/make_fixtures.py), or `WEBVLM_FIXTURES` when set
+/// (to try freshly generated fixtures before committing them).
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    std::env::var_os("WEBVLM_FIXTURES").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
 }
 
 pub fn fixture(name: &str) -> PathBuf {

@@ -24,7 +24,7 @@ fn layout(family: Family) -> Layout {
     match family {
         Family::Idefics3 => Layout { vision: "model.vision_model", connector: "model.connector", text: "model.text_model" },
         Family::Llava => {
-            Layout { vision: "model.vision_tower.vision_model", connector: "model.multi_modal_projector", text: "model.language_model" }
+            Layout { vision: "model.vision_tower", connector: "model.multi_modal_projector", text: "model.language_model" }
         }
         Family::Llama | Family::Qwen2 | Family::Phi => Layout { vision: "", connector: "", text: "model" },
     }

@@ -206,7 +206,7 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         self.seen.push(id);
         self.generated.push(id);
         let is_stop = !self.opts.ignore_eos && self.vlm.stop_ids.contains(&id);
-        let text = if is_stop { String::new() } else { self.stream.push(&self.vlm.tokenizer, id)? };
+        let mut text = if is_stop { String::new() } else { self.stream.push(&self.vlm.tokenizer, id)? };
         if is_stop {
             self.finished = Some(FinishReason::Stop);
         } else if self.generated.len() >= self.opts.max_new_tokens {
@@ -217,6 +217,10 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
             let embeds = self.vlm.model.embed(&[id], None)?;
             let logits = self.vlm.model.forward(embeds, &mut self.cache, false)?;
             self.next_logits = Some(read_f32_async(logits).await?);
+        }
+        if self.finished.is_some() {
+            // Bytes held back for a character that will never complete are part of the answer.
+            text.push_str(&self.stream.finish(&self.vlm.tokenizer)?);
         }
         Ok(Some(Step { id, text }))
     }

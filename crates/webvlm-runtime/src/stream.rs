@@ -30,6 +30,16 @@ impl TextStream {
         Ok(delta)
     }
 
+    /// The end of the stream: whatever was held back waiting for the rest of a UTF-8
+    /// character is emitted as decoded (a trailing U+FFFD, as `tokenizer.decode` gives).
+    pub fn finish(&mut self, tokenizer: &Tokenizer) -> Result<String> {
+        let text = tokenizer.decode(&self.ids)?;
+        let delta = text.get(self.emitted.min(text.len())..).unwrap_or("").to_string();
+        self.emitted = text.len();
+        self.text = text;
+        Ok(delta)
+    }
+
     /// Everything decoded so far.
     pub fn text(&self) -> &str {
         &self.text

@@ -1,7 +1,10 @@
 //! The CLIP image processor (LLaVA-1.5).
 //!
-//! Reproduces transformers' PIL-backed `CLIPImageProcessor` for one image:
+//! Reproduces transformers' PIL-backed `CLIPImageProcessor` / `LlavaImageProcessor` for one
+//! image:
 //!
+//! 0. with `do_pad` (LlavaImageProcessor, original LLaVA's "pad" aspect mode): pad to a square
+//!    filled with `int(mean · 255)` per channel, the image centered (`(max − side) // 2`);
 //! 1. resize so the shorter side becomes `size.shortest_edge` (the longer one
 //!    `int(shortest_edge · long / short)`), or to a fixed `height`×`width`;
 //! 2. center crop to `crop_size` (`top = (h − crop_h) // 2`, `left = (w − crop_w) // 2`);
@@ -42,6 +45,8 @@ pub struct ClipProcessorConfig {
     pub image_std: [f64; 3],
     /// Inputs are RGB by construction ([`RgbImage`]); kept for completeness.
     pub do_convert_rgb: bool,
+    /// Pad to a square of the mean colour before resizing (LlavaImageProcessor).
+    pub do_pad: bool,
 }
 
 /// The `size` entry.
@@ -66,6 +71,7 @@ impl Default for ClipProcessorConfig {
             image_mean: CLIP_MEAN,
             image_std: CLIP_STD,
             do_convert_rgb: true,
+            do_pad: false,
         }
     }
 }
@@ -118,6 +124,9 @@ impl ClipProcessorConfig {
         let filter = Filter::from_pil_code(self.resample)
             .ok_or_else(|| PreprocessError::InvalidConfig(format!("resample {} is not supported", self.resample)))?;
         let mut image = std::borrow::Cow::Borrowed(image);
+        if self.do_pad {
+            image = std::borrow::Cow::Owned(pad_to_square(&image, self.image_mean.map(|m| (m * 255.0) as u8)));
+        }
         if self.do_resize {
             let (h, w) = match self.size.shortest_edge {
                 Some(edge) => shortest_edge_size(image.height, image.width, edge),
@@ -154,6 +163,22 @@ impl ClipProcessorConfig {
     }
 }
 
+/// The image centered on a square canvas of `fill`.
+fn pad_to_square(image: &RgbImage, fill: [u8; 3]) -> RgbImage {
+    let (w, h) = (image.width as usize, image.height as usize);
+    if w == h {
+        return image.clone();
+    }
+    let side = w.max(h);
+    let (x0, y0) = if w > h { (0, (side - h) / 2) } else { ((side - w) / 2, 0) };
+    let mut data: Vec<u8> = fill.iter().copied().cycle().take(side * side * 3).collect();
+    for y in 0..h {
+        let dst = ((y0 + y) * side + x0) * 3;
+        data[dst..dst + w * 3].copy_from_slice(&image.data[y * w * 3..(y + 1) * w * 3]);
+    }
+    RgbImage { width: side as u32, height: side as u32, data }
+}
+
 /// `get_resize_output_image_size(.., default_to_square=False)`: the shorter side becomes
 /// `edge`, the longer `int(edge · long / short)`. Returns (h, w).
 fn shortest_edge_size(height: u32, width: u32, edge: u32) -> (u32, u32) {
@@ -185,6 +210,16 @@ mod tests {
         let out = cfg.preprocess(&img).unwrap();
         assert_eq!((out.height, out.width, out.num_tiles), (2, 2, 1));
         assert_eq!(&out.pixel_values[..4], &[8.0, 9.0, 14.0, 15.0]);
+    }
+
+    #[test]
+    fn pads_to_a_square_of_the_mean_colour() {
+        let img = RgbImage::from_rgb(1, 3, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+        let sq = pad_to_square(&img, [10, 20, 30]);
+        assert_eq!((sq.width, sq.height), (3, 3));
+        assert_eq!(&sq.data[..9], &[10, 20, 30, 1, 2, 3, 10, 20, 30]);
+        let fill = CLIP_MEAN.map(|m| (m * 255.0) as u8);
+        assert_eq!(fill, [122, 116, 104]); // int(0.48145466·255) etc., as transformers
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub struct VisionTransformer {
 }
 
 impl VisionTransformer {
-    /// `vb` is rooted at the tower (`model.vision_model`, `model.vision_tower.vision_model`).
+    /// `vb` is rooted at the tower (`model.vision_model`, `model.vision_tower`).
     pub fn load(vb: &mut WeightReader, cfg: &ModelConfig) -> Result<Self> {
         let v = &cfg.vision_config;
         let embeddings = VisionEmbeddings::load(&mut vb.pp("embeddings"), v)?;

@@ -55,11 +55,15 @@ pub fn is_embedding(name: &str) -> bool {
     )
 }
 
-/// Checkpoint name prefixes of transformers 4.x (and of the llava-hf checkpoints on the Hub)
-/// and the transformers-5 prefixes they are read as.
+/// LLaVA checkpoint prefixes as files spell them and the names transformers 5 holds in memory,
+/// which the loader reads: the llava-hf Hub checkpoints (transformers 4:
+/// `vision_tower.vision_model.*`, `language_model.model.*`) and what transformers 5.23's
+/// `save_pretrained` writes (`vision_tower.*`, `language_model.model.*`). First match wins.
 const LEGACY_PREFIXES: &[(&str, &str)] = &[
     ("language_model.model.", "model.language_model."),
     ("language_model.lm_head.", "lm_head."),
+    ("vision_tower.vision_model.", "model.vision_tower."),
+    ("model.vision_tower.vision_model.", "model.vision_tower."),
     ("vision_tower.", "model.vision_tower."),
     ("multi_modal_projector.", "model.multi_modal_projector."),
 ];
