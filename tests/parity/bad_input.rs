@@ -128,7 +128,7 @@ fn a_decoder_of_another_kind_is_refused_by_name() {
             (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
         })
         .collect();
-    let cfg = String::from_utf8(f["config.json"].clone()).unwrap().replace("\"qwen2\"", "\"phi\"").replace("Qwen2ForCausalLM", "PhiForCausalLM");
+    let cfg = String::from_utf8(f["config.json"].clone()).unwrap().replace("\"qwen2\"", "\"phi\"").replace("Qwen2ForCausalLM", "PhiForCausalLM").replace("\"silu\"", "\"gelu_new\"");
     f.insert("config.json".into(), cfg.into_bytes());
     let err = load(&f).unwrap_err();
     assert!(matches!(err, ModelError::MixedFamily { .. }), "{err}");

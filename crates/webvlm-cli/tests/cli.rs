@@ -71,6 +71,31 @@ fn info_names_the_architecture_and_counts_parameters() {
     assert!(text.contains("BF16"), "{text}");
     assert!(text.contains("tied embeddings: true"), "{text}");
     assert!(text.contains("parameters:"), "{text}");
+    assert!(text.contains("family: SmolVLM / Idefics3"), "{text}");
+}
+
+#[test]
+fn info_names_every_family() {
+    for (name, family, arch) in [
+        ("llava-tiny", "family: LLaVA", "LlavaForConditionalGeneration"),
+        ("llava-tiny-legacy", "family: LLaVA", "strategy full"),
+        ("llama-tiny", "family: Llama", "LlamaForCausalLM"),
+        ("qwen2-tiny", "family: Qwen2", "Qwen2ForCausalLM"),
+        ("phi-tiny", "family: Phi", "rotary 8"),
+    ] {
+        let out = webvlm(&["info", "--model", fixture(name).join("model").to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(family) && text.contains(arch), "{name}: {text}");
+    }
+}
+
+#[test]
+fn text_only_families_run_without_an_image() {
+    let out = webvlm(&["run", "--model", fixture("phi-tiny").join("model").to_str().unwrap(), "--prompt", "What is a vision-language model?", "--max-new-tokens", "10", "--ignore-eos", "--json"]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["token_ids"], goldens("phi-tiny")["greedy_tokens"]);
 }
 
 #[test]
