@@ -36,6 +36,9 @@ struct Goldens {
     max_new_tokens: usize,
     #[serde(default)]
     image_tokens: Option<usize>,
+    /// Qwen-VL: each prompt token's (t, h, w) M-RoPE position.
+    #[serde(default)]
+    positions: Option<Vec<[u32; 3]>>,
 }
 
 fn goldens(name: &str) -> Goldens {
@@ -74,7 +77,14 @@ fn check_fixture(name: &str, family: Family, backend: Backend) {
         let count = prompt.input_ids.iter().filter(|&&t| t == image_id).count();
         assert_eq!(Some(count), g.image_tokens, "{name}: image tokens");
         let pv = golden_tensor(name, "pixel_values");
-        assert_eq!(vec![3, processed.height, processed.width], pv.shape, "{name}: pixel_values shape");
+        let shape = match processed.patch_grid {
+            Some((gh, gw)) => vec![gh * gw, processed.pixel_values.len() / (gh * gw)],
+            None => vec![3, processed.height, processed.width],
+        };
+        assert_eq!(shape, pv.shape, "{name}: pixel_values shape");
+        if let Some(want) = &g.positions {
+            assert_eq!(prompt.positions.as_ref(), Some(want), "{name}: M-RoPE positions");
+        }
         assert_close(&format!("{name} pixel_values"), &processed.pixel_values, &pv.values, 1e-6, 0.0);
         let feats = vlm.model.encode_tile(processed, 0).unwrap();
         let vision = golden_tensor(name, "vision_output");
@@ -88,7 +98,7 @@ fn check_fixture(name: &str, family: Family, backend: Backend) {
     let logits = golden_tensor(name, "logits");
     let embeds = vlm.embed_prompt(&prompt).unwrap();
     let mut cache = vlm.model.new_cache(prompt.input_ids.len());
-    let got = read_f32(vlm.model.forward(embeds, &mut cache, true).unwrap()).unwrap();
+    let got = read_f32(vlm.model.forward_at(embeds, &mut cache, prompt.positions.as_deref(), true).unwrap()).unwrap();
     let max_l = assert_close(&format!("{name} logits"), &got, &logits.values, ATOL, RTOL);
 
     let generator = greedy(&vlm, prompt, g.max_new_tokens);
@@ -147,4 +157,6 @@ family_tests! {
     phi: "phi-tiny", Family::Phi;
     llava: "llava-tiny", Family::Llava;
     llava_legacy_layout: "llava-tiny-legacy", Family::Llava;
+    qwen2_vl: "qwen2-vl-tiny", Family::Qwen2Vl;
+    qwen2_5_vl: "qwen2_5-vl-tiny", Family::Qwen25Vl;
 }

@@ -281,6 +281,19 @@ fn info(model: PathBuf) -> Result<(), AnyError> {
             config.vision_feature_select_strategy,
             config.projector_hidden_act
         ),
+        Family::Qwen2Vl | Family::Qwen25Vl => println!(
+            "vision: {} ViT, {} layers, hidden {}, {} heads, patch {} px, {}×{} merge into {} (dynamic resolution){}; M-RoPE sections {:?}",
+            config.family.name(),
+            v.num_hidden_layers,
+            v.hidden_size,
+            v.num_attention_heads,
+            v.patch_size,
+            v.spatial_merge_size,
+            v.spatial_merge_size,
+            v.out_hidden_size,
+            if v.window_size > 0 { format!(", {} px windows, full attention in blocks {:?}", v.window_size, v.fullatt_block_indexes) } else { String::new() },
+            t.mrope_section().unwrap_or_default()
+        ),
         _ => println!("vision: none (text-only)"),
     }
     println!(

@@ -26,10 +26,16 @@ pub enum Family {
     Qwen2,
     /// Text-only Phi-2 (parallel attention + MLP, partial rotary, LayerNorm, GELU).
     Phi,
+    /// Qwen2-VL: ViT over dynamic-resolution patches with 2-D RoPE, 2×2 patch merger, Qwen2
+    /// decoder with M-RoPE.
+    Qwen2Vl,
+    /// Qwen2.5-VL: Qwen2-VL with RMSNorm/SwiGLU vision blocks and windowed attention.
+    Qwen25Vl,
 }
 
 /// Every family, in the order they are documented.
-pub const FAMILIES: &[Family] = &[Family::Idefics3, Family::Llava, Family::Llama, Family::Qwen2, Family::Phi];
+pub const FAMILIES: &[Family] =
+    &[Family::Idefics3, Family::Llava, Family::Qwen2Vl, Family::Qwen25Vl, Family::Llama, Family::Qwen2, Family::Phi];
 
 impl Family {
     /// The family a top-level `model_type` selects.
@@ -45,6 +51,8 @@ impl Family {
             Self::Llama => &["llama"],
             Self::Qwen2 => &["qwen2"],
             Self::Phi => &["phi"],
+            Self::Qwen2Vl => &["qwen2_vl"],
+            Self::Qwen25Vl => &["qwen2_5_vl"],
         }
     }
 
@@ -56,6 +64,8 @@ impl Family {
             Self::Llama => &["LlamaForCausalLM"],
             Self::Qwen2 => &["Qwen2ForCausalLM"],
             Self::Phi => &["PhiForCausalLM"],
+            Self::Qwen2Vl => &["Qwen2VLForConditionalGeneration"],
+            Self::Qwen25Vl => &["Qwen2_5_VLForConditionalGeneration"],
         }
     }
 
@@ -67,12 +77,19 @@ impl Family {
             Self::Llama => "Llama",
             Self::Qwen2 => "Qwen2",
             Self::Phi => "Phi",
+            Self::Qwen2Vl => "Qwen2-VL",
+            Self::Qwen25Vl => "Qwen2.5-VL",
         }
     }
 
     /// Whether the family has a vision tower.
     pub fn has_vision(self) -> bool {
-        matches!(self, Self::Idefics3 | Self::Llava)
+        matches!(self, Self::Idefics3 | Self::Llava | Self::Qwen2Vl | Self::Qwen25Vl)
+    }
+
+    /// Whether the decoder uses multimodal RoPE (t, h, w positions per token).
+    pub fn mrope(self) -> bool {
+        matches!(self, Self::Qwen2Vl | Self::Qwen25Vl)
     }
 
     /// The decoder of a text-only family.
@@ -81,7 +98,7 @@ impl Family {
             Self::Llama => Some(DecoderKind::Llama),
             Self::Qwen2 => Some(DecoderKind::Qwen2),
             Self::Phi => Some(DecoderKind::Phi),
-            Self::Idefics3 | Self::Llava => None,
+            Self::Idefics3 | Self::Llava | Self::Qwen2Vl | Self::Qwen25Vl => None,
         }
     }
 }
@@ -149,6 +166,10 @@ pub enum VisionKind {
     /// CLIP (LLaVA): bias-free patch conv, class token, `pre_layrnorm`; LLaVA takes a hidden
     /// state before `post_layernorm`.
     Clip,
+    /// Qwen2-VL: Conv3d patches, 2-D RoPE, LayerNorm + GELU-MLP blocks, fused qkv.
+    Qwen2Vl,
+    /// Qwen2.5-VL: RMSNorm + SwiGLU blocks, windowed attention outside `fullatt_block_indexes`.
+    Qwen25Vl,
 }
 
 /// Which vision tokens LLaVA hands to the projector.
@@ -240,6 +261,21 @@ pub struct VisionConfig {
     /// LayerNorm epsilon.
     #[serde(default = "d_ln_eps")]
     pub layer_norm_eps: f64,
+    /// Qwen-VL: frames per patch along time (an image is repeated to fill them).
+    #[serde(default = "d_temporal")]
+    pub temporal_patch_size: usize,
+    /// Qwen-VL: side of the patch block the merger folds into one token.
+    #[serde(default = "d_temporal")]
+    pub spatial_merge_size: usize,
+    /// Qwen-VL: width of the merger's output (the decoder's hidden size).
+    #[serde(default)]
+    pub out_hidden_size: usize,
+    /// Qwen2.5-VL: side of an attention window, in pixels.
+    #[serde(default)]
+    pub window_size: usize,
+    /// Qwen2.5-VL: blocks that attend over the whole image instead of windows.
+    #[serde(default)]
+    pub fullatt_block_indexes: Vec<usize>,
     /// The tower's layout, from the family.
     #[serde(skip)]
     pub kind: VisionKind,
@@ -329,6 +365,9 @@ pub struct RopeParameters {
     /// Phi in transformers 5 keeps its partial rotary factor here.
     #[serde(default)]
     pub partial_rotary_factor: Option<f64>,
+    /// Qwen-VL's M-RoPE: how many of the head_dim/2 frequencies follow the t, h and w positions.
+    #[serde(default)]
+    pub mrope_section: Option<Vec<usize>>,
 }
 
 fn default_family() -> Family {
@@ -375,6 +414,9 @@ fn d_patch_size() -> usize {
 }
 fn d_vision_act() -> String {
     "gelu_pytorch_tanh".into()
+}
+fn d_temporal() -> usize {
+    2
 }
 fn d_ln_eps() -> f64 {
     1e-6
@@ -471,17 +513,24 @@ impl ModelConfig {
                 })
             }
             None if family == Family::Llava => llava_with_defaults(raw)?,
+            None if family.mrope() => qwen_vl_normalised(raw, family)?,
             None => raw,
         };
         let mut config: Self =
             serde_json::from_value(normalised).map_err(|e| ModelError::config(FILE, e.to_string()))?;
         config.family = family;
         config.text_only = !family.has_vision();
-        config.vision_config.kind = if family == Family::Llava { VisionKind::Clip } else { VisionKind::Siglip };
+        config.vision_config.kind = match family {
+            Family::Llava => VisionKind::Clip,
+            Family::Qwen2Vl => VisionKind::Qwen2Vl,
+            Family::Qwen25Vl => VisionKind::Qwen25Vl,
+            _ => VisionKind::Siglip,
+        };
         let text_type = config.text_config.model_type.as_str();
         let allowed: &[&str] = match family {
             Family::Idefics3 => &["llama"],
             Family::Llava => &["llama", "qwen2", "phi"],
+            Family::Qwen2Vl | Family::Qwen25Vl => &["qwen2"],
             _ => family.model_types(),
         };
         config.text_config.decoder = match DecoderKind::from_model_type(text_type) {
@@ -526,6 +575,29 @@ impl ModelConfig {
                 self.feature_layer()?;
                 self.feature_select()?;
                 self.projector_activation()?;
+            }
+            Family::Qwen2Vl | Family::Qwen25Vl => {
+                let m = v.spatial_merge_size;
+                if m == 0 || v.temporal_patch_size == 0 || v.out_hidden_size == 0 {
+                    return bad("vision_config: spatial_merge_size, temporal_patch_size and the merger width must be at least 1".into());
+                }
+                let hd = v.hidden_size / v.num_attention_heads;
+                if hd % 4 != 0 {
+                    return bad(format!("vision head_dim {hd} must be a multiple of 4 for the 2-D rotary embedding"));
+                }
+                if self.family == Family::Qwen25Vl && (v.window_size == 0 || v.window_size % (m * v.patch_size) != 0) {
+                    return bad(format!(
+                        "vision_config.window_size {} must be a positive multiple of patch_size × spatial_merge_size",
+                        v.window_size
+                    ));
+                }
+                let section = self.text_config.mrope_section().unwrap_or_default();
+                if section.len() != 3 || section.iter().sum::<usize>() * 2 != self.text_config.head_dim() {
+                    return bad(format!(
+                        "rope mrope_section {section:?} must be three numbers summing to head_dim/2 = {}",
+                        self.text_config.head_dim() / 2
+                    ));
+                }
             }
             _ => {}
         }
@@ -625,6 +697,8 @@ impl ModelConfig {
         let side = self.patches_per_side();
         match self.family {
             Family::Idefics3 => (side / self.scale_factor.max(1)).pow(2),
+            // Dynamic resolution: the count depends on each image (see the image processor).
+            Family::Qwen2Vl | Family::Qwen25Vl => 0,
             Family::Llava => side * side + usize::from(self.feature_select().ok() == Some(FeatureSelect::Full)),
             _ => 0,
         }
@@ -679,6 +753,64 @@ fn llava_with_defaults(mut raw: Value) -> Result<Value> {
     Ok(raw)
 }
 
+/// A Qwen2-VL / Qwen2.5-VL config in the common shape: the decoder's fields (at the top level
+/// in transformers 4 and on the Hub, under `text_config` in transformers 5) become a `qwen2`
+/// text config, and the tower's names (`depth`, `embed_dim`, `num_heads`, ...) the common ones.
+fn qwen_vl_normalised(mut raw: Value, family: Family) -> Result<Value> {
+    let mut text = match raw.get("text_config") {
+        Some(t) if t.is_object() => t.clone(),
+        _ => {
+            let mut t = raw.clone();
+            if let Some(o) = t.as_object_mut() {
+                o.remove("vision_config");
+                o.remove("architectures");
+            }
+            t
+        }
+    };
+    text["model_type"] = json!("qwen2");
+    merge_defaults(&mut text, json!({
+        "vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568, "num_hidden_layers": 80,
+        "num_attention_heads": 64, "num_key_value_heads": 8, "max_position_embeddings": 32768, "rms_norm_eps": 1e-5,
+        "hidden_act": "silu",
+    }));
+    let mut v = raw.get("vision_config").cloned().unwrap_or(json!({}));
+    let qwen2 = family == Family::Qwen2Vl;
+    let defaults = if qwen2 {
+        json!({"depth": 32, "embed_dim": 1280, "hidden_size": 3584, "hidden_act": "quick_gelu", "mlp_ratio": 4,
+               "num_heads": 16, "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2})
+    } else {
+        json!({"depth": 32, "hidden_size": 3584, "hidden_act": "silu", "intermediate_size": 3420, "num_heads": 16,
+               "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+               "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31]})
+    };
+    merge_defaults(&mut v, defaults);
+    let num = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let (width, out, inter) = if qwen2 {
+        (num("embed_dim"), num("hidden_size"), num("embed_dim") * num("mlp_ratio"))
+    } else {
+        (num("hidden_size"), num("out_hidden_size"), num("intermediate_size"))
+    };
+    let mut vision = json!({
+        "hidden_size": width, "out_hidden_size": out, "intermediate_size": inter,
+        "num_hidden_layers": num("depth"), "num_attention_heads": num("num_heads"),
+        "num_channels": v.get("in_channels").or(v.get("in_chans")).cloned().unwrap_or(json!(3)),
+        "patch_size": num("patch_size"), "spatial_merge_size": num("spatial_merge_size"),
+        "temporal_patch_size": num("temporal_patch_size"), "hidden_act": v["hidden_act"].clone(),
+        "layer_norm_eps": 1e-6, "image_size": num("patch_size"),
+    });
+    if !qwen2 {
+        vision["window_size"] = v["window_size"].clone();
+        vision["fullatt_block_indexes"] = v["fullatt_block_indexes"].clone();
+    }
+    raw["vision_config"] = vision;
+    raw["text_config"] = text;
+    if raw.get("image_token_id").is_none_or(Value::is_null) {
+        raw["image_token_id"] = json!(151655);
+    }
+    Ok(raw)
+}
+
 impl TextConfig {
     pub fn num_key_value_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
@@ -707,11 +839,17 @@ impl TextConfig {
         }
     }
 
+    /// Qwen-VL's M-RoPE sections (t, h, w), when the config has them.
+    pub fn mrope_section(&self) -> Option<Vec<usize>> {
+        [&self.rope_parameters, &self.rope_scaling].into_iter().flatten().find_map(|p| p.mrope_section.clone())
+    }
+
     /// The RoPE base, from whichever of the two config forms is present.
     pub fn rope_theta(&self) -> Result<f64> {
         for params in [&self.rope_parameters, &self.rope_scaling].into_iter().flatten() {
             if let Some(kind) = &params.rope_type {
-                if kind != "default" {
+                // `mrope` names Qwen-VL's sectioned RoPE, whose frequencies are the default ones.
+                if kind != "default" && !(kind == "mrope" && params.mrope_section.is_some()) {
                     return Err(ModelError::config(
                         FILE,
                         format!("rope type `{kind}` is not supported (only `default`)"),

@@ -9,7 +9,7 @@ use crate::config::{Family, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::preprocess::idefics3::ProcessedImage;
 use crate::text::{KvCache, TextDecoder};
-use crate::vision::{Connector, VisionTransformer, extract_patches};
+use crate::vision::{Connector, Patches, QwenVision, VisionTransformer, extract_patches};
 use crate::weights::WeightStore;
 
 /// Checkpoint prefixes of a family's components (vision tower, connector, decoder), in the
@@ -26,8 +26,19 @@ fn layout(family: Family) -> Layout {
         Family::Llava => {
             Layout { vision: "model.vision_tower", connector: "model.multi_modal_projector", text: "model.language_model" }
         }
+        // The merger lives inside the tower (`model.visual.merger`).
+        Family::Qwen2Vl | Family::Qwen25Vl => Layout { vision: "model.visual", connector: "", text: "model.language_model" },
         Family::Llama | Family::Qwen2 | Family::Phi => Layout { vision: "", connector: "", text: "model" },
     }
+}
+
+/// A vision tower with what turns its output into decoder tokens.
+#[derive(Clone, Debug)]
+enum Vision {
+    /// Fixed-size tiles: SigLIP or CLIP, then a connector.
+    Tiles { tower: VisionTransformer, connector: Connector },
+    /// Qwen-VL: any size, merger included.
+    Qwen(QwenVision),
 }
 
 /// Names that only one family's checkpoints carry, and the family: a tensor with another
@@ -38,7 +49,7 @@ const MARKS: &[(&str, Family)] = &[
     ("model.text_model.", Family::Idefics3),
     ("model.vision_tower.", Family::Llava),
     ("model.multi_modal_projector.", Family::Llava),
-    ("model.language_model.", Family::Llava),
+    ("model.visual.", Family::Qwen2Vl),
     (".self_attn.dense.", Family::Phi),
     ("model.final_layernorm.", Family::Phi),
     (".mlp.gate_proj.", Family::Llama),
@@ -61,12 +72,14 @@ fn check_family(store: &WeightStore, config: &ModelConfig) -> Result<()> {
         let ok = match found {
             Family::Phi => !gated,
             Family::Llama => gated,
+            Family::Qwen2Vl => config.family.mrope(),
             family => family == config.family,
         };
         if !ok {
             let found_name = match found {
                 Family::Phi => "a Phi decoder",
                 Family::Llama => "a Llama/Qwen2 (gated-MLP) decoder",
+                Family::Qwen2Vl => "Qwen2-VL / Qwen2.5-VL",
                 f => f.name(),
             };
             return Err(ModelError::MixedFamily {
@@ -92,7 +105,7 @@ pub struct TileFeatures {
 /// connector; everything else is the same graph.
 #[derive(Clone, Debug)]
 pub struct Model {
-    vision: Option<(VisionTransformer, Connector)>,
+    vision: Option<Vision>,
     text: TextDecoder,
     config: ModelConfig,
     device: Device,
@@ -103,14 +116,20 @@ impl Model {
     pub fn load(mut store: WeightStore, config: &ModelConfig) -> Result<Self> {
         let device = store.device().clone();
         check_family(&store, config)?;
-        let names = layout(config.family);
+        let mut names = layout(config.family);
+        if config.family.mrope() && !store.contains("model.language_model.embed_tokens.weight") {
+            // Qwen-VL checkpoints on the Hub keep the decoder at `model.*`.
+            names.text = "model";
+        }
         let vision = if config.text_only {
             None
+        } else if config.family.mrope() {
+            Some(Vision::Qwen(QwenVision::load(&mut store.reader(names.vision), config)?))
         } else {
-            Some((
-                VisionTransformer::load(&mut store.reader(names.vision), config)?,
-                Connector::load(&mut store.reader(names.connector), config)?,
-            ))
+            Some(Vision::Tiles {
+                tower: VisionTransformer::load(&mut store.reader(names.vision), config)?,
+                connector: Connector::load(&mut store.reader(names.connector), config)?,
+            })
         };
         let text = {
             // The decoder reads under its prefix, lm_head at the root: two readers of one store,
@@ -151,8 +170,16 @@ impl Model {
 
     /// Encode tile `index` of a preprocessed image.
     pub fn encode_tile(&self, image: &ProcessedImage, index: usize) -> Result<TileFeatures> {
-        let Some((vision, connector)) = &self.vision else {
-            return Err(ModelError::NoVision { model_type: self.config.model_type.clone() });
+        let (vision, connector) = match &self.vision {
+            None => return Err(ModelError::NoVision { model_type: self.config.model_type.clone() }),
+            Some(Vision::Qwen(tower)) => {
+                let Some((grid_h, grid_w)) = image.patch_grid.filter(|_| index == 0) else {
+                    return Err(ModelError::Device(format!("Qwen-VL encodes one patch grid per image, not tile {index}")));
+                };
+                let out = tower.forward(&Patches { rows: &image.pixel_values, grid_h, grid_w })?;
+                return Ok(TileFeatures { vision_output: out.blocks_output, connector_output: out.merged });
+            }
+            Some(Vision::Tiles { tower, connector }) => (tower, connector),
         };
         let v = &self.config.vision_config;
         if image.height != v.image_size || image.width != v.image_size {
@@ -235,6 +262,49 @@ impl Model {
     /// Decoder forward over new positions; see [`TextDecoder::forward`].
     pub fn forward(&self, embeds: Tensor<2>, cache: &mut KvCache, all_logits: bool) -> Result<Tensor<2>> {
         self.text.forward(embeds, cache, all_logits)
+    }
+
+    /// Decoder forward with M-RoPE positions; see [`TextDecoder::forward_at`].
+    pub fn forward_at(&self, embeds: Tensor<2>, cache: &mut KvCache, mrope: Option<&[[u32; 3]]>, all_logits: bool) -> Result<Tensor<2>> {
+        self.text.forward_at(embeds, cache, mrope, all_logits)
+    }
+
+    /// Qwen-VL's `get_rope_index` for one prompt: text tokens advance t = h = w together; the
+    /// image tokens of each run (one per merged patch block, `grids` in order) take
+    /// (start, start + row, start + column); text after an image resumes at
+    /// start + max(rows, columns). `None` for models without M-RoPE.
+    pub fn mrope_positions(&self, ids: &[u32], grids: &[(usize, usize)]) -> Result<Option<Vec<[u32; 3]>>> {
+        if !self.config.family.mrope() {
+            return Ok(None);
+        }
+        let m = self.config.vision_config.spatial_merge_size;
+        let image_id = self.config.image_token_id;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut grids = grids.iter();
+        let mut pos = 0u32;
+        let mut i = 0;
+        while i < ids.len() {
+            if ids[i] != image_id {
+                out.push([pos; 3]);
+                pos += 1;
+                i += 1;
+                continue;
+            }
+            let &(gh, gw) = grids.next().ok_or(ModelError::ImageTokenMismatch { tokens: ids.iter().filter(|&&t| t == image_id).count(), features: 0 })?;
+            let (h, w) = (gh / m, gw / m);
+            let run = ids[i..].iter().take_while(|&&t| t == image_id).count();
+            if run != h * w {
+                return Err(ModelError::ImageTokenMismatch { tokens: run, features: h * w });
+            }
+            for y in 0..h {
+                for x in 0..w {
+                    out.push([pos, pos + y as u32, pos + x as u32]);
+                }
+            }
+            pos += h.max(w) as u32;
+            i += run;
+        }
+        Ok(Some(out))
     }
 
     /// Parameters in the checkpoint's sense (for `webvlm info`).

@@ -11,6 +11,7 @@ use crate::preprocess::RgbImage;
 use crate::preprocess::PreprocessError;
 use crate::preprocess::clip::ClipProcessorConfig;
 use crate::preprocess::idefics3::{ImageProcessorConfig, ProcessedImage};
+use crate::preprocess::qwen2_vl::Qwen2VlProcessorConfig;
 use crate::prompt::{ChatTemplate, END_OF_UTTERANCE, IMAGE_TOKEN, Message, expand_images, expand_placeholders};
 use crate::source::{GgufMetadataSource, ModelSource};
 use crate::tokenizer::Tokenizer;
@@ -26,6 +27,8 @@ pub struct PreparedPrompt {
     pub input_ids: Vec<u32>,
     /// The preprocessed image, when the prompt has one.
     pub image: Option<ProcessedImage>,
+    /// M-RoPE (Qwen-VL): each token's (t, h, w) position; `None` when positions are the indices.
+    pub positions: Option<Vec<[u32; 3]>>,
 }
 
 /// A family's image processor.
@@ -35,6 +38,8 @@ pub enum ImageProcessor {
     Idefics3(ImageProcessorConfig),
     /// LLaVA: one center-cropped image.
     Clip(ClipProcessorConfig),
+    /// Qwen-VL: one image at its own (budgeted) resolution.
+    Qwen2Vl(Qwen2VlProcessorConfig),
 }
 
 impl ImageProcessor {
@@ -53,6 +58,7 @@ impl ImageProcessor {
                 _ => p.preprocess(image),
             },
             Self::Clip(p) => p.preprocess(image),
+            Self::Qwen2Vl(p) => p.preprocess(image),
         }
     }
 }
@@ -182,7 +188,12 @@ impl Vlm {
             }
             _ if self.model.has_vision() => {
                 let token = self.tokenizer.id_to_token(self.config().image_token_id).unwrap_or_else(|| IMAGE_TOKEN.to_string());
-                let expansions: Vec<String> = processed.iter().map(|p| token.repeat(self.image_seq_len * p.num_tiles)).collect();
+                let merge = self.config().vision_config.spatial_merge_size.max(1);
+                let count = |p: &ProcessedImage| match p.patch_grid {
+                    Some((gh, gw)) => gh * gw / (merge * merge),
+                    None => self.image_seq_len * p.num_tiles,
+                };
+                let expansions: Vec<String> = processed.iter().map(|p| token.repeat(count(p))).collect();
                 expand_placeholders(&rendered, &token, &expansions)?
             }
             _ => rendered.clone(),
@@ -192,7 +203,9 @@ impl Vlm {
         if input_ids.len() >= context {
             return Err(ModelError::ContextOverflow { tokens: input_ids.len(), context });
         }
-        Ok(PreparedPrompt { rendered, input_ids, image: processed })
+        let grids: Vec<(usize, usize)> = processed.iter().filter_map(|p| p.patch_grid).collect();
+        let positions = self.model.mrope_positions(&input_ids, &grids)?;
+        Ok(PreparedPrompt { rendered, input_ids, image: processed, positions })
     }
 
     /// Embeddings of a prepared prompt, with the image encoded and merged.
@@ -266,6 +279,18 @@ fn image_processor_config(source: &dyn ModelSource, processor: &serde_json::Valu
             let p: ClipProcessorConfig = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
             p.validate()?;
             ImageProcessor::Clip(p)
+        }
+        Family::Qwen2Vl | Family::Qwen25Vl => {
+            let p: Qwen2VlProcessorConfig = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+            p.validate()?;
+            let v = &config.vision_config;
+            if (p.patch_size, p.merge_size, p.temporal_patch_size) != (v.patch_size, v.spatial_merge_size, v.temporal_patch_size) {
+                return Err(bad(format!(
+                    "patch_size {} / merge_size {} / temporal_patch_size {} differ from the vision tower's {} / {} / {}",
+                    p.patch_size, p.merge_size, p.temporal_patch_size, v.patch_size, v.spatial_merge_size, v.temporal_patch_size
+                )));
+            }
+            ImageProcessor::Qwen2Vl(p)
         }
         _ => ImageProcessor::Idefics3(serde_json::from_value(value).map_err(|e| bad(e.to_string()))?),
     })

@@ -184,7 +184,10 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         } else {
             self.vlm.model.embed(&self.prompt.input_ids[self.reused..], None)?
         };
-        let logits = self.vlm.model.forward(embeds, &mut self.cache, false)?;
+        // M-RoPE positions matter for a prompt with an image; a reused prefix already holds it,
+        // and text after it continues from the cache's next position.
+        let mrope = if self.reused == 0 { self.prompt.positions.as_deref() } else { None };
+        let logits = self.vlm.model.forward_at(embeds, &mut self.cache, mrope, false)?;
         self.next_logits = Some(read_f32_async(logits).await?);
         if self.opts.max_new_tokens == 0 {
             self.finished = Some(FinishReason::Length);

@@ -1,11 +1,13 @@
-//! Two projections around an activation: `fc2(act(fc1(x)))`. The vision towers' MLPs, Phi's
-//! MLP and LLaVA's projector are all this one layer under different names.
+//! Two projections around an activation, `fc2(act(fc1(x)))` (the vision towers' MLPs, Phi's
+//! MLP, LLaVA's projector and Qwen-VL's merger are all this one layer under different names),
+//! and the gated SwiGLU form `down(silu(gate(x)) · up(x))` (Llama-style decoders and
+//! Qwen2.5-VL's vision blocks).
 
 use burn::tensor::{Tensor, activation};
 
 use super::Linear;
 use crate::config::Activation;
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::weights::WeightReader;
 
 /// `act` applied elementwise, as transformers' `ACT2FN[name]`.
@@ -46,5 +48,36 @@ impl FeedForward {
     /// `x: [n, dim]` → `[n, out]`
     pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
         self.fc2.forward(activate(self.fc1.forward(x)?, self.act))
+    }
+}
+
+/// `down(silu(gate(x)) · up(x))`, the gate fused in one kernel on wgpu.
+#[derive(Clone, Debug)]
+pub struct GatedFeedForward {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl GatedFeedForward {
+    /// Load `gate_proj`, `up_proj` (`dim → hidden`) and `down_proj` (`hidden → dim`).
+    pub fn load(vb: &mut WeightReader, dim: usize, hidden: usize, bias: bool) -> Result<Self> {
+        Ok(Self {
+            gate: Linear::load(vb, "gate_proj", dim, hidden, bias)?,
+            up: Linear::load(vb, "up_proj", dim, hidden, bias)?,
+            down: Linear::load(vb, "down_proj", hidden, dim, bias)?,
+        })
+    }
+
+    pub fn weight_bytes(&self) -> u64 {
+        self.gate.weight_bytes() + self.up.weight_bytes() + self.down.weight_bytes()
+    }
+
+    /// # Shapes
+    /// `x: [n, dim]` → same
+    pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        let gated = webvlm_kernels::ops::swiglu(self.gate.forward(x.clone())?, self.up.forward(x)?)
+            .map_err(|e| ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?;
+        self.down.forward(gated)
     }
 }

@@ -6,7 +6,7 @@ mod linear;
 mod norm;
 
 pub use embedding::Embedding;
-pub use feed_forward::{FeedForward, activate};
+pub use feed_forward::{FeedForward, GatedFeedForward, activate};
 pub use linear::Linear;
 pub use norm::{LayerNorm, Norm, RmsNorm};
 

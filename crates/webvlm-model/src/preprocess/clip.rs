@@ -159,7 +159,7 @@ impl ClipProcessorConfig {
                 }
             }
         }
-        Ok(ProcessedImage { pixel_values, num_tiles: 1, height: ch, width: cw, rows: 0, cols: 0, pixel_attention_mask: vec![1; plane] })
+        Ok(ProcessedImage { pixel_values, num_tiles: 1, height: ch, width: cw, rows: 0, cols: 0, pixel_attention_mask: vec![1; plane], patch_grid: None })
     }
 }
 

@@ -145,6 +145,9 @@ pub struct ProcessedImage {
     pub cols: usize,
     /// `[num_tiles, height, width]`: 1 for real pixels, 0 for padding.
     pub pixel_attention_mask: Vec<u8>,
+    /// Qwen-VL: `pixel_values` are flattened patches `[grid_h · grid_w, C·T·p·p]` of a
+    /// `grid_h × grid_w` patch grid (the image is `height × width` pixels, one "tile").
+    pub patch_grid: Option<(usize, usize)>,
 }
 
 impl ImageProcessorConfig {
@@ -283,6 +286,7 @@ impl ImageProcessorConfig {
             rows,
             cols,
             pixel_attention_mask,
+            patch_grid: None,
         }
     }
 

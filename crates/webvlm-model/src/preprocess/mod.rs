@@ -7,6 +7,8 @@
 //!   and, for NEAREST, `Geometry.c`), which is what transformers' PIL backend calls;
 //! * [`clip`] reproduces transformers' `CLIPImageProcessor` (LLaVA-1.5): shortest-edge resize,
 //!   center crop, rescale, normalise;
+//! * [`qwen2_vl`] reproduces `Qwen2VLImageProcessorPil` (Qwen2-VL, Qwen2.5-VL): `smart_resize`
+//!   to a multiple of patch × merge within a pixel budget, then block-major patches;
 //! * [`idefics3`] reproduces transformers' `Idefics3ImageProcessorPil`
 //!   (`models/idefics3/image_processing_pil_idefics3.py`, backend `PilBackend` in
 //!   `image_processing_backends.py`, helpers in `image_transforms.py`).
@@ -18,6 +20,7 @@
 
 pub mod clip;
 pub mod idefics3;
+pub mod qwen2_vl;
 pub mod resample;
 
 /// The output value of every (channel, byte) pair. Rescale and normalise are element-wise, so a

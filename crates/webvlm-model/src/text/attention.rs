@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 use webvlm_kernels::ops::{Mask, attention_softmax};
 
 use super::kv_cache::KvCache;
-use super::rope::Rope;
+use super::rope::RopeAt;
 use crate::config::{DecoderKind, TextConfig};
 use crate::error::Result;
 use crate::nn::Linear;
@@ -54,13 +54,13 @@ impl Attention {
     ///
     /// # Shapes
     /// `x: [n, hidden]` → `[n, hidden]`
-    pub fn forward(&self, x: Tensor<2>, rope: &Rope, cache: &mut KvCache, layer: usize) -> Result<Tensor<2>> {
+    pub fn forward(&self, x: Tensor<2>, rope: &RopeAt, cache: &mut KvCache, layer: usize) -> Result<Tensor<2>> {
         let [n, _] = x.dims();
         let start = cache.len();
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
         let rep = h / kvh;
-        let q = rope.apply(self.q.forward(x.clone())?, h, start)?; // [h, n, hd]
-        let k = rope.apply(self.k.forward(x.clone())?, kvh, start)?;
+        let q = rope.apply(self.q.forward(x.clone())?, h)?; // [h, n, hd]
+        let k = rope.apply(self.k.forward(x.clone())?, kvh)?;
         let v: Tensor<3> = self.v.forward(x)?.reshape([n, kvh, hd]).swap_dims(0, 1);
         let (keys, values) = cache.append(layer, k, v);
 

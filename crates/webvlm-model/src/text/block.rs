@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 use super::attention::Attention;
 use super::kv_cache::KvCache;
 use super::mlp::Mlp;
-use super::rope::Rope;
+use super::rope::RopeAt;
 use crate::config::{DecoderKind, TextConfig};
 use crate::error::Result;
 use crate::nn::Norm;
@@ -45,7 +45,7 @@ impl DecoderLayer {
 
     /// # Shapes
     /// `x: [n, hidden]` → same
-    pub fn forward(&self, x: Tensor<2>, rope: &Rope, cache: &mut KvCache, layer: usize) -> Result<Tensor<2>> {
+    pub fn forward(&self, x: Tensor<2>, rope: &RopeAt, cache: &mut KvCache, layer: usize) -> Result<Tensor<2>> {
         let Some(post_attn_norm) = &self.post_attn_norm else {
             let h = self.input_norm.forward(x.clone())?;
             let attn = self.attn.forward(h.clone(), rope, cache, layer)?;

@@ -4,7 +4,7 @@ use burn::tensor::Tensor;
 
 use super::block::DecoderLayer;
 use super::kv_cache::KvCache;
-use super::rope::Rope;
+use super::rope::{Positions, Rope};
 use crate::config::{DecoderKind, TextConfig};
 use crate::error::{ModelError, Result};
 use crate::nn::{Embedding, Linear, Norm};
@@ -40,7 +40,8 @@ impl TextDecoder {
         } else {
             return Err(ModelError::MissingTensor { name: head.full("lm_head.weight") });
         };
-        let rope = Rope::new(cfg.rotary_dim(), cfg.rope_theta()?, cfg.max_position_embeddings, &vb.device());
+        let mrope = cfg.mrope_section().map(|s| [s[0], s[1], s[2]]);
+        let rope = Rope::new(cfg.rotary_dim(), cfg.rope_theta()?, cfg.max_position_embeddings, mrope, &vb.device());
         Ok(Self { embed, layers, norm, lm_head, rope, cfg: cfg.clone() })
     }
 
@@ -81,15 +82,36 @@ impl TextDecoder {
     /// # Shapes
     /// `embeds: [n, hidden]` → `[1 or n, vocab]`
     pub fn forward(&self, embeds: Tensor<2>, cache: &mut KvCache, all_logits: bool) -> Result<Tensor<2>> {
+        self.forward_at(embeds, cache, None, all_logits)
+    }
+
+    /// [`TextDecoder::forward`] with each token's (t, h, w) position given (M-RoPE over an
+    /// image); without, tokens continue from the cache's next position.
+    pub fn forward_at(&self, embeds: Tensor<2>, cache: &mut KvCache, mrope: Option<&[[u32; 3]]>, all_logits: bool) -> Result<Tensor<2>> {
         let [n, _] = embeds.dims();
         if cache.len() + n > cache.capacity() {
             return Err(ModelError::ContextOverflow { tokens: cache.len() + n, context: cache.capacity() });
         }
+        let positions = match mrope {
+            Some(p) => Positions::Mrope(p),
+            None => Positions::From(cache.next_position()),
+        };
+        if let Positions::From(start) = positions {
+            if start + n > self.cfg.max_position_embeddings {
+                return Err(ModelError::ContextOverflow { tokens: start + n, context: self.cfg.max_position_embeddings });
+            }
+        }
+        let rope = self.rope.at(positions, n)?;
         let mut x = embeds;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x, &self.rope, cache, i)?;
+            x = layer.forward(x, &rope, cache, i)?;
         }
         cache.advance(n);
+        if let Some(p) = mrope {
+            // Text after an image continues from its largest position + 1, not from its index.
+            let next = p.iter().flat_map(|t| t.iter()).copied().max().map_or(0, |m| m as usize + 1);
+            cache.set_next_position(next);
+        }
         let x = if all_logits { x } else { x.slice_dim(0, n - 1..n) };
         self.lm_head.forward(self.norm.forward(x)?)
     }

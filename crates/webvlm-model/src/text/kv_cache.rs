@@ -11,6 +11,9 @@ pub struct KvCache {
     values: Vec<Tensor<3>>,
     len: usize,
     capacity: usize,
+    /// RoPE position of the next token minus `len`: M-RoPE compresses an image's tokens into
+    /// fewer positions, so positions run behind indices after one (0 otherwise).
+    position_lag: usize,
     /// Stands in for a layer's tensor while `append` owns it.
     placeholder: Tensor<3>,
 }
@@ -23,6 +26,7 @@ impl KvCache {
             values: (0..layers).map(|_| empty()).collect(),
             len: 0,
             capacity,
+            position_lag: 0,
             placeholder: Tensor::<3>::zeros([1, 1, 1], device),
         }
     }
@@ -43,11 +47,23 @@ impl KvCache {
     /// Forget everything (a new conversation).
     pub fn clear(&mut self) {
         self.len = 0;
+        self.position_lag = 0;
     }
 
-    /// Drop positions from `len` on (e.g. to rewind a turn).
+    /// Drop positions from `len` on (e.g. to rewind a turn). The caller re-runs what follows
+    /// with its positions, which also resets the lag when they are given.
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+    }
+
+    /// RoPE position of the next token.
+    pub fn next_position(&self) -> usize {
+        self.len - self.position_lag.min(self.len)
+    }
+
+    /// Record the RoPE position of the next token (after M-RoPE positions were used).
+    pub(crate) fn set_next_position(&mut self, next: usize) {
+        self.position_lag = self.len.saturating_sub(next);
     }
 
     /// Make room for `capacity` positions, keeping what is cached. Multi-turn chat grows the

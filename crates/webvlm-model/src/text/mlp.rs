@@ -4,14 +4,14 @@
 use burn::tensor::Tensor;
 
 use crate::config::{Activation, DecoderKind, TextConfig};
-use crate::error::{ModelError, Result};
-use crate::nn::{FeedForward, Linear};
+use crate::error::Result;
+use crate::nn::{FeedForward, GatedFeedForward};
 use crate::weights::WeightReader;
 
 /// `LlamaMLP` / `Qwen2MLP` (gated) or `PhiMLP` (plain).
 #[derive(Clone, Debug)]
 pub enum Mlp {
-    Gated { gate: Linear, up: Linear, down: Linear },
+    Gated(GatedFeedForward),
     Plain(FeedForward),
 }
 
@@ -22,17 +22,12 @@ impl Mlp {
             let act = Activation::parse(&cfg.hidden_act, "text_config.hidden_act")?;
             return Ok(Self::Plain(FeedForward::load(vb, ("fc1", "fc2"), (d, i, d), true, act)?));
         }
-        let b = cfg.mlp_bias;
-        Ok(Self::Gated {
-            gate: Linear::load(vb, "gate_proj", d, i, b)?,
-            up: Linear::load(vb, "up_proj", d, i, b)?,
-            down: Linear::load(vb, "down_proj", i, d, b)?,
-        })
+        Ok(Self::Gated(GatedFeedForward::load(vb, d, i, cfg.mlp_bias)?))
     }
 
     pub fn weight_bytes(&self) -> u64 {
         match self {
-            Self::Gated { gate, up, down } => gate.weight_bytes() + up.weight_bytes() + down.weight_bytes(),
+            Self::Gated(ff) => ff.weight_bytes(),
             Self::Plain(ff) => ff.weight_bytes(),
         }
     }
@@ -41,11 +36,7 @@ impl Mlp {
     /// `x: [n, hidden]` → same
     pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
         match self {
-            Self::Gated { gate, up, down } => {
-                let gated = webvlm_kernels::ops::swiglu(gate.forward(x.clone())?, up.forward(x)?)
-                    .map_err(|e| ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?;
-                down.forward(gated)
-            }
+            Self::Gated(ff) => ff.forward(x),
             Self::Plain(ff) => ff.forward(x),
         }
     }

@@ -7,9 +7,9 @@ mod attention;
 mod block;
 mod decoder;
 mod kv_cache;
-mod mlp;
+pub mod mlp;
 mod rope;
 
 pub use decoder::TextDecoder;
 pub use kv_cache::KvCache;
-pub use rope::Rope;
+pub use rope::{Positions, Rope, RopeAt, inverse_frequencies, rope_tables};

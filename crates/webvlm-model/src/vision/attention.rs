@@ -1,4 +1,8 @@
-//! Bidirectional multi-head self-attention of the vision tower (q/k/v/out with biases).
+//! Bidirectional multi-head self-attention of the vision towers: separate q/k/v/out projections
+//! with biases (SigLIP, CLIP), or Qwen-VL's fused `qkv` and `proj` with a 2-D RoPE; optionally
+//! restricted to segments of the sequence (Qwen2.5-VL's windows).
+
+use std::ops::Range;
 
 use burn::tensor::Tensor;
 use webvlm_kernels::ops::{Mask, attention_softmax};
@@ -6,43 +10,86 @@ use webvlm_kernels::ops::{Mask, attention_softmax};
 use crate::config::VisionConfig;
 use crate::error::Result;
 use crate::nn::Linear;
+use crate::text::RopeAt;
 use crate::weights::WeightReader;
 
-/// `Idefics3VisionAttention`.
+#[derive(Clone, Debug)]
+enum Projections {
+    Separate { q: Linear, k: Linear, v: Linear },
+    Fused(Linear),
+}
+
+/// `Idefics3VisionAttention` / `CLIPAttention` / Qwen-VL's `VisionAttention`.
 #[derive(Clone, Debug)]
 pub struct VisionAttention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv: Projections,
     out: Linear,
     heads: usize,
     head_dim: usize,
 }
 
 impl VisionAttention {
+    /// `q_proj`, `k_proj`, `v_proj`, `out_proj`, all with biases.
     pub fn load(vb: &mut WeightReader, cfg: &VisionConfig) -> Result<Self> {
         let d = cfg.hidden_size;
         Ok(Self {
-            q: Linear::load(vb, "q_proj", d, d, true)?,
-            k: Linear::load(vb, "k_proj", d, d, true)?,
-            v: Linear::load(vb, "v_proj", d, d, true)?,
+            qkv: Projections::Separate {
+                q: Linear::load(vb, "q_proj", d, d, true)?,
+                k: Linear::load(vb, "k_proj", d, d, true)?,
+                v: Linear::load(vb, "v_proj", d, d, true)?,
+            },
             out: Linear::load(vb, "out_proj", d, d, true)?,
             heads: cfg.num_attention_heads,
             head_dim: d / cfg.num_attention_heads,
         })
     }
 
+    /// Qwen-VL: one `qkv` projection (`d → 3d`, q then k then v) and `proj`, with biases.
+    pub fn load_fused(vb: &mut WeightReader, cfg: &VisionConfig) -> Result<Self> {
+        let d = cfg.hidden_size;
+        Ok(Self {
+            qkv: Projections::Fused(Linear::load(vb, "qkv", d, 3 * d, true)?),
+            out: Linear::load(vb, "proj", d, d, true)?,
+            heads: cfg.num_attention_heads,
+            head_dim: d / cfg.num_attention_heads,
+        })
+    }
+
+    /// Every token attends to the tokens of its segment (`segments` tile `0..n`; one segment
+    /// for the whole sequence in SigLIP and CLIP), after RoPE on q and k when given.
+    ///
     /// # Shapes
     /// `x: [n, hidden]` → `[n, hidden]`
-    pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+    pub fn forward(&self, x: Tensor<2>, rope: Option<&RopeAt>, segments: &[Range<usize>]) -> Result<Tensor<2>> {
         let [n, d] = x.dims();
-        let split = |t: Tensor<2>| t.reshape([n, self.heads, self.head_dim]).swap_dims(0, 1);
-        let q = split(self.q.forward(x.clone())?);
-        let k = split(self.k.forward(x.clone())?);
-        let v = split(self.v.forward(x)?);
+        let (q, k, v) = match &self.qkv {
+            Projections::Separate { q, k, v } => (q.forward(x.clone())?, k.forward(x.clone())?, v.forward(x)?),
+            Projections::Fused(qkv) => {
+                let y = qkv.forward(x)?;
+                (y.clone().slice_dim(1, 0..d), y.clone().slice_dim(1, d..2 * d), y.slice_dim(1, 2 * d..3 * d))
+            }
+        };
+        let split = |t: Tensor<2>| -> Tensor<3> { t.reshape([n, self.heads, self.head_dim]).swap_dims(0, 1) };
+        let (q, k) = match rope {
+            Some(rope) => (rope.apply(q, self.heads)?, rope.apply(k, self.heads)?),
+            None => (split(q), split(k)),
+        };
+        let v = split(v); // [heads, n, head_dim]
         let scale = (self.head_dim as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(1, 2));
-        let ctx = attention_softmax(scores, scale, Mask::None).map_err(kernel_error)?.matmul(v); // [heads, n, head_dim]
+        let attend = |q: Tensor<3>, k: Tensor<3>, v: Tensor<3>| -> Result<Tensor<3>> {
+            let scores = q.matmul(k.swap_dims(1, 2));
+            Ok(attention_softmax(scores, scale, Mask::None).map_err(kernel_error)?.matmul(v))
+        };
+        let ctx = if segments.len() <= 1 {
+            attend(q, k, v)?
+        } else {
+            let mut parts = Vec::with_capacity(segments.len());
+            for seg in segments.iter().filter(|s| !s.is_empty()) {
+                let part = |t: &Tensor<3>| t.clone().slice_dim(1, seg.clone());
+                parts.push(attend(part(&q), part(&k), part(&v))?);
+            }
+            Tensor::cat(parts, 1)
+        }; // [heads, n, head_dim]
         self.out.forward(ctx.swap_dims(0, 1).reshape([n, d]))
     }
 }

@@ -34,7 +34,8 @@ impl VisionLayer {
     /// # Shapes
     /// `x: [n, hidden]` → same
     pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
-        let x = x.clone() + self.attn.forward(self.ln1.forward(x))?;
+        let [n, _] = x.dims();
+        let x = x.clone() + self.attn.forward(self.ln1.forward(x), None, &[0..n])?;
         Ok(x.clone() + self.mlp.forward(self.ln2.forward(x))?)
     }
 }

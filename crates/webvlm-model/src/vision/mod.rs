@@ -10,7 +10,9 @@ mod attention;
 mod connector;
 mod embeddings;
 mod encoder;
+mod qwen;
 
 pub use connector::{Connector, pixel_shuffle};
 pub use embeddings::{VisionEmbeddings, extract_patches};
 pub use encoder::{VisionLayer, VisionTransformer};
+pub use qwen::{Patches, QwenFeatures, QwenVision, window_order};

@@ -55,7 +55,7 @@ pub fn is_embedding(name: &str) -> bool {
     )
 }
 
-/// LLaVA checkpoint prefixes as files spell them and the names transformers 5 holds in memory,
+/// LLaVA and Qwen-VL checkpoint prefixes as files spell them and the names transformers 5 holds in memory,
 /// which the loader reads: the llava-hf Hub checkpoints (transformers 4:
 /// `vision_tower.vision_model.*`, `language_model.model.*`) and what transformers 5.23's
 /// `save_pretrained` writes (`vision_tower.*`, `language_model.model.*`). First match wins.
@@ -66,6 +66,8 @@ const LEGACY_PREFIXES: &[(&str, &str)] = &[
     ("model.vision_tower.vision_model.", "model.vision_tower."),
     ("vision_tower.", "model.vision_tower."),
     ("multi_modal_projector.", "model.multi_modal_projector."),
+    // Qwen-VL keeps its tower at `visual.*` on disk, `model.visual.*` in transformers 5.
+    ("visual.", "model.visual."),
 ];
 
 /// The transformers-5 name of a checkpoint tensor: legacy LLaVA layouts are renamed, so one
