@@ -98,14 +98,18 @@ fn wrong_shape_is_named_with_both_shapes() {
 
 #[test]
 fn tensors_of_another_family_are_refused_by_name() {
-    // A LLaVA decoder tensor in a SmolVLM checkpoint.
+    // A LLaVA projector tensor in a SmolVLM checkpoint.
     let f = edit_weights(|e| {
-        e.push(("model.language_model.layers.0.mlp.gate_proj.weight".into(), Dtype::F32, vec![2], vec![0u8; 8]))
+        e.push(("model.multi_modal_projector.linear_2.bias".into(), Dtype::F32, vec![2], vec![0u8; 8]))
     });
     let err = load(&f).unwrap_err();
     assert!(matches!(err, ModelError::MixedFamily { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("model.language_model.layers.0.mlp.gate_proj.weight") && msg.contains("LLaVA") && msg.contains("SmolVLM"), "{msg}");
+    assert!(msg.contains("model.multi_modal_projector.linear_2.bias") && msg.contains("LLaVA") && msg.contains("SmolVLM"), "{msg}");
+    // A Qwen-VL tower tensor, in the Hub's spelling.
+    let f = edit_weights(|e| e.push(("visual.blocks.0.attn.qkv.bias".into(), Dtype::F32, vec![2], vec![0u8; 8])));
+    let err = load(&f).unwrap_err();
+    assert!(err.to_string().contains("model.visual.blocks.0.attn.qkv.bias") && err.to_string().contains("Qwen2-VL"), "{err}");
     // The same tensor in the legacy (transformers 4) spelling is caught under its canonical name.
     let f = edit_weights(|e| e.push(("multi_modal_projector.linear_1.weight".into(), Dtype::F32, vec![2], vec![0u8; 8])));
     let err = load(&f).unwrap_err();
@@ -138,12 +142,12 @@ fn a_decoder_of_another_kind_is_refused_by_name() {
 #[test]
 fn unsupported_model_type_lists_what_is_supported() {
     let mut f = files();
-    let cfg = String::from_utf8(f["config.json"].clone()).unwrap().replace("\"idefics3\"", "\"qwen2_vl\"");
+    let cfg = String::from_utf8(f["config.json"].clone()).unwrap().replace("\"idefics3\"", "\"qwen3_vl\"");
     f.insert("config.json".into(), cfg.into_bytes());
     let err = load(&f).unwrap_err();
     assert!(matches!(err, ModelError::UnsupportedModel { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("qwen2_vl") && ["idefics3", "llava", "llama", "qwen2", "phi"].iter().all(|t| msg.contains(t)), "{msg}");
+    assert!(msg.contains("qwen3_vl") && ["idefics3", "llava", "qwen2_vl", "qwen2_5_vl", "llama", "qwen2", "phi"].iter().all(|t| msg.contains(t)), "{msg}");
 }
 
 #[test]

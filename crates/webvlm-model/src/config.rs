@@ -909,9 +909,9 @@ mod tests {
         let e = ModelConfig::from_json(&with_rope(r#","rope_scaling":{"rope_type":"llama3","factor":8.0}"#))
             .unwrap_err();
         assert!(e.to_string().contains("llama3"), "{e}");
-        let e = ModelConfig::from_json(&BASE.replace("idefics3", "qwen2_vl").replace("ROPE", "")).unwrap_err();
+        let e = ModelConfig::from_json(&BASE.replace("idefics3", "qwen3_vl").replace("ROPE", "")).unwrap_err();
         assert!(matches!(e, ModelError::UnsupportedModel { .. }), "{e}");
-        assert!(e.to_string().contains("qwen2_vl") && e.to_string().contains("idefics3"));
+        assert!(e.to_string().contains("qwen3_vl") && e.to_string().contains("idefics3"));
     }
 
     #[test]
@@ -974,5 +974,41 @@ mod tests {
         assert!(e.to_string().contains("LlamaForSequenceClassification") && e.to_string().contains("LlamaForCausalLM"), "{e}");
         let e = ModelConfig::from_json(r#"{"model_type":"qwen2","use_sliding_window":true}"#).unwrap_err();
         assert!(e.to_string().contains("use_sliding_window"), "{e}");
+    }
+
+    #[test]
+    fn qwen2_vl_config_as_on_the_hub_is_normalised() {
+        // Qwen/Qwen2-VL-2B-Instruct's config.json (transformers 4 layout: decoder at the top).
+        let cfg = ModelConfig::from_json(
+            r#"{"architectures":["Qwen2VLForConditionalGeneration"],"attention_dropout":0.0,"bos_token_id":151643,
+            "eos_token_id":151645,"vision_start_token_id":151652,"vision_end_token_id":151653,"vision_token_id":151654,
+            "image_token_id":151655,"video_token_id":151656,"hidden_act":"silu","hidden_size":1536,"initializer_range":0.02,
+            "intermediate_size":8960,"max_position_embeddings":32768,"max_window_layers":28,"model_type":"qwen2_vl",
+            "num_attention_heads":12,"num_hidden_layers":28,"num_key_value_heads":2,"rms_norm_eps":1e-06,"rope_theta":1000000.0,
+            "sliding_window":32768,"tie_word_embeddings":true,"torch_dtype":"bfloat16","transformers_version":"4.41.2",
+            "use_cache":true,"use_sliding_window":false,
+            "vision_config":{"depth":32,"embed_dim":1280,"mlp_ratio":4,"num_heads":16,"in_chans":3,"hidden_size":1536,
+              "patch_size":14,"spatial_merge_size":2,"spatial_patch_size":14,"temporal_patch_size":2},
+            "rope_scaling":{"type":"mrope","mrope_section":[16,24,24]},"vocab_size":151936}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.family, Family::Qwen2Vl);
+        let (v, t) = (&cfg.vision_config, &cfg.text_config);
+        assert_eq!((v.hidden_size, v.out_hidden_size, v.intermediate_size, v.num_hidden_layers), (1280, 1536, 5120, 32));
+        assert_eq!((v.kind, v.patch_size, v.spatial_merge_size, v.temporal_patch_size), (VisionKind::Qwen2Vl, 14, 2, 2));
+        assert_eq!((t.decoder, t.hidden_size, t.head_dim(), t.num_key_value_heads()), (DecoderKind::Qwen2, 1536, 128, 2));
+        assert_eq!(t.mrope_section(), Some(vec![16, 24, 24]));
+        assert_eq!(t.rope_theta().unwrap(), 1e6);
+        assert!(cfg.tied_embeddings());
+        assert_eq!(cfg.image_token_id, 151655);
+        // Sections must cover head_dim/2.
+        let bad = ModelConfig::from_json(&serde_json::json!({
+            "model_type": "qwen2_5_vl", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1,
+            "intermediate_size": 8, "vocab_size": 10, "rope_scaling": {"type": "mrope", "mrope_section": [2, 2, 2]},
+            "vision_config": {"depth": 1, "hidden_size": 16, "num_heads": 2, "out_hidden_size": 64, "intermediate_size": 8,
+                              "patch_size": 2, "window_size": 8}
+        }).to_string())
+        .unwrap_err();
+        assert!(bad.to_string().contains("mrope_section"), "{bad}");
     }
 }
