@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Real-size SmolVLM-256M / -500M with random weights for benchmarks (random weights run exactly
+# Real-size SmolVLM-256M / -500M and a Qwen2.5-1.5B decoder with random weights for benchmarks (random weights run exactly
 # as fast as trained ones), made offline by transformers (tests/generator/make_bench_models.py;
 # needs a Python with `pip install -r tests/generator/requirements.txt`, given as $PYTHON or
 # found as python3) and packed by `webvlm convert` to q4, q8 and f16. Everything goes to
 # ~/.cache/webvlm/bench (or $WEBVLM_BENCH_DIR): <name>/hf (bf16 Hugging Face layout) and
 # <name>-<quant> (packed). Existing outputs are kept; a packed model older than its checkpoint
 # is redone. Prints the packed directories. Needs target/release/webvlm (built if missing).
-# Usage: scripts/make-bench-models.sh [smolvlm-256m,smolvlm-500m] [q4,q8,f16]
+# Usage: scripts/make-bench-models.sh [smolvlm-256m,smolvlm-500m,qwen2.5-1.5b] [q4,q8,f16]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=${1:-smolvlm-256m,smolvlm-500m}

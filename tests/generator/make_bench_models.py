@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build real-size SmolVLM models with random weights for benchmarking (no hub access).
+"""Build real-size models with random weights for benchmarking (no hub access).
 
 Random weights run exactly as fast as trained ones; only the shapes matter. Each model is
 made by transformers from config objects with the architecture of a released checkpoint, its
@@ -12,6 +12,10 @@ processor settings and a tokenizer with the real SmolLM2 vocabulary:
                 FFN 1536, vocab 49280), untied lm_head.
   smolvlm-500m  SmolVLM-500M-Instruct: the same vision tower, SmolLM2-360M decoder (960, 32
                 layers, 15/5 heads, FFN 2560, vocab 49280), untied lm_head.
+  qwen2.5-1.5b  Qwen2.5-1.5B-Instruct's decoder (Qwen2ForCausalLM: 1536, 28 layers, 12/2 heads,
+                q/k/v bias, FFN 8960, vocab 151936, tied embeddings, rope_theta 1e6), text only;
+                its tokenizer is SmolLM2's (ChatML tokens included) padded with unused special
+                tokens to Qwen's vocabulary size, so every id decodes.
 
 The tokenizer is SmolLM2's (from the GGUF that scripts/fetch-smollm2.sh caches, turned into
 tokenizer.json by `webvlm convert`; pass it as --tokenizer) plus SmolVLM's 128 added tokens at
@@ -33,7 +37,14 @@ from pathlib import Path
 
 import torch
 from tokenizers import AddedToken, Tokenizer
-from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor, PreTrainedTokenizerFast
+from transformers import (
+    Idefics3Config,
+    Idefics3ForConditionalGeneration,
+    Idefics3Processor,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 from transformers.utils import logging as transformers_logging
 
@@ -47,7 +58,15 @@ MODELS = {
                          num_key_value_heads=3, head_dim=64),
     "smolvlm-500m": dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
                          num_key_value_heads=5, head_dim=64),
+    "qwen2.5-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                         num_key_value_heads=2, vocab_size=151936, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                         max_position_embeddings=32768, tie_word_embeddings=True, use_sliding_window=False),
 }
+QWEN_CHAT_TEMPLATE = (
+    "{% for m in messages %}{% if loop.first and m['role'] != 'system' %}<|im_start|>system\nYou are a helpful "
+    "assistant.<|im_end|>\n{% endif %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 BASE_VOCAB = 49152  # SmolLM2's own vocabulary
 # SmolVLM's added tokens in id order, from BASE_VOCAB up to VOCAB - 1 (as in the released tokenizer).
 ADDED_TOKENS = (["<global-img>"] + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
@@ -75,6 +94,38 @@ def build_tokenizer(tokenizer_json: Path) -> PreTrainedTokenizerFast:
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+def build_text_only(name: str, text: dict, tokenizer_json: Path, out: Path, seed: int) -> None:
+    """A Qwen2 decoder at its real size; the tokenizer padded to its vocabulary."""
+    t0 = time.time()
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tok = Tokenizer.from_file(str(tokenizer_json))
+    pad = text["vocab_size"] - tok.get_vocab_size(with_added_tokens=True)
+    tok.add_special_tokens([AddedToken(f"<|unused_{i}|>", special=True) for i in range(pad)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                        pad_token="<|endoftext|>")
+    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
+    assert len(tokenizer) == text["vocab_size"], len(tokenizer)
+    config = Qwen2Config(**text, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config).eval()
+    redraw_weights(model, torch.Generator().manual_seed(seed))
+    model.tie_weights()
+    model.to(torch.bfloat16)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    params = sum(p.numel() for p in model.parameters())
+    del model
+    info = {"name": name, "parameters": params, "seed": seed, "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__}
+    (tmp / "bench_model.json").write_text(json.dumps(info, indent=1) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    print(f"{name}: {params / 1e6:.1f} M parameters; made in {time.time() - t0:.0f} s -> {out}")
 
 
 def build(name: str, text: dict, tokenizer_json: Path, out: Path, seed: int) -> None:
@@ -147,7 +198,8 @@ def main() -> None:
         if (out / "bench_model.json").exists():
             print(f"{name}: {out} exists")
             continue
-        build(name, MODELS[name], args.tokenizer, out, args.seed)
+        maker = build_text_only if name.startswith("qwen") else build
+        maker(name, MODELS[name], args.tokenizer, out, args.seed)
 
 
 if __name__ == "__main__":
