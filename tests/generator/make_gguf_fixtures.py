@@ -30,6 +30,13 @@ one file exercises every decoder path. Outputs, under `--out` (default tests/fix
     smolvlm-tiny-single/text.gguf       GGUF v2 (version field rewritten), tied (no output.weight),
                                         BF16/F16/F32 only (its widths are not multiples of 32)
     smolvlm-tiny-single/mmproj.gguf     GGUF v3
+    qwen2-tiny/model.gguf               the text-only Qwen2 fixture (tests/fixtures/qwen2-tiny) as
+                                        llama.cpp's Qwen2Model writes it: arch `qwen2`, Q/K rows
+                                        NOT permuted, q/k/v biases, BF16 matrices, F32 vectors,
+                                        tokenizer.ggml.pre = qwen2
+    qwen2-tiny/pretokenized.json        ids of sample strings under the qwen2 pre-tokenizer (the
+                                        Hugging Face tokenizers library with Qwen2's split regex
+                                        over the same BPE), which the GGUF tokenizer must match
     valid/align64.gguf                  general.alignment = 64, hand-written
     broken/*.gguf                       one file per failure the reader must name (see BROKEN)
 
@@ -138,7 +145,7 @@ def write(writer: gguf.GGUFWriter, path: Path) -> None:
     writer.close()
 
 
-def add_tokenizer(w: gguf.GGUFWriter, model_dir: Path, text_cfg: dict) -> None:
+def add_tokenizer(w: gguf.GGUFWriter, model_dir: Path, text_cfg: dict, pre: str = "smollm") -> None:
     """tokenizer.ggml.* as the converter's `_set_vocab_gpt2` writes them."""
     tok = json.loads((model_dir / "tokenizer.json").read_text())
     vocab = tok["model"]["vocab"]
@@ -157,7 +164,7 @@ def add_tokenizer(w: gguf.GGUFWriter, model_dir: Path, text_cfg: dict) -> None:
             types.append(gguf.TokenType.CONTROL if i in added else gguf.TokenType.NORMAL)
     merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("smollm")
+    w.add_tokenizer_pre(pre)
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
@@ -217,6 +224,49 @@ def text_gguf(model_dir: Path, hf: dict, types: dict, path: Path, version: int =
         blob[4:8] = struct.pack("<I", version)  # v2 and v3 share one layout (v3 added big-endian)
         path.write_bytes(bytes(blob))
     return plan
+
+
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_SAMPLES = ["What is a vision-language model?", "Numbers 2024 and 42, (ok)!\n\nNew   line", "It's ü-ber's"]
+
+
+def qwen2_gguf(model_dir: Path, hf: dict, out: Path) -> None:
+    """A text-only Qwen2 checkpoint as llama.cpp's `Qwen2Model` converts it."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    n_layer = cfg["num_hidden_layers"]
+    w = gguf.GGUFWriter(None, "qwen2")
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name("qwen2-tiny")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_rope_freq_base(cfg.get("rope_theta") or cfg["rope_parameters"]["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_BF16)
+    tc = dict(cfg, pad_token_id=cfg.get("pad_token_id") or cfg["eos_token_id"])
+    add_tokenizer(w, model_dir, tc, pre="qwen2")
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN2, n_layer)
+    for hf_name in sorted(hf):
+        name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        assert name is not None, hf_name
+        qtype = T.F32 if hf[hf_name].ndim == 1 else T.BF16
+        arr, raw = encode(hf[hf_name], qtype)
+        w.add_tensor(name, arr, raw_dtype=raw)
+    write(w, out / "model.gguf")
+
+    # What the qwen2 pre-tokenizer must give, from the tokenizers library itself.
+    from tokenizers import Regex, Tokenizer, pre_tokenizers
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    samples = {s: tok.encode(s, add_special_tokens=False).ids for s in QWEN2_SAMPLES}
+    (out / "pretokenized.json").write_text(json.dumps(samples, indent=1) + "\n")
 
 
 def mmproj_gguf(model_dir: Path, hf: dict, types: dict, path: Path, legacy_ffn: bool = False) -> dict:
@@ -375,7 +425,14 @@ def valid_align64() -> bytes:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HF_FIXTURES / "gguf")
-    out = ap.parse_args().out
+    ap.add_argument("--only", choices=["smolvlm", "qwen2"], help="write one group of files")
+    args = ap.parse_args()
+    out = args.out
+    if args.only != "smolvlm":
+        qwen2_dir = HF_FIXTURES / "qwen2-tiny" / "model"
+        qwen2_gguf(qwen2_dir, load_hf(qwen2_dir), out / "qwen2-tiny")
+    if args.only == "qwen2":
+        return
 
     split_dir = HF_FIXTURES / "smolvlm-tiny-split" / "model"
     hf = load_hf(split_dir)

@@ -94,8 +94,9 @@ pub fn config_json(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<Json> {
     let rope_theta = finite(&theta_key, text.f64_key(&theta_key)?.unwrap_or(DEFAULT_ROPE_THETA))?;
     let tied = text.tensor("output.weight").is_none();
 
+    let (model_type, class) = if arch == "qwen2" { ("qwen2", "Qwen2ForCausalLM") } else { ("llama", "LlamaForCausalLM") };
     let mut text_config = json!({
-        "model_type": "llama",
+        "model_type": model_type,
         "vocab_size": vocab_size,
         "hidden_size": hidden,
         "intermediate_size": text.require_u64(&k("feed_forward_length"))?,
@@ -128,9 +129,14 @@ pub fn config_json(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<Json> {
     }
 
     let Some(mmproj) = mmproj else {
-        text_config["architectures"] = json!(["LlamaForCausalLM"]);
+        text_config["architectures"] = json!([class]);
         return Ok(text_config);
     };
+    if arch != "llama" {
+        return Err(GgufError::Mismatch {
+            message: format!("an mmproj pairs with a `llama` text model (SmolVLM), not `{arch}`"),
+        });
+    }
     let v = |s: &str| format!("clip.vision.{s}");
     let v_hidden = nonzero(mmproj, &v("embedding_length"))?;
     if let Some(p) = mmproj.u64_key(&v("projection_dim"))?

@@ -62,7 +62,7 @@ pub use types::GgmlType;
 use decode::BlockPlanes;
 
 /// What `general.architecture` may be.
-pub const SUPPORTED_ARCHITECTURES: &str = "llama (text model), clip (mmproj)";
+pub const SUPPORTED_ARCHITECTURES: &str = "llama, qwen2 (text model), clip (mmproj)";
 /// What an mmproj's `clip.projector_type` may be.
 pub const SUPPORTED_PROJECTORS: &str = "idefics3";
 
@@ -145,7 +145,7 @@ impl<'a> GgufFile<'a> {
     /// Which SmolVLM file this is, from `general.architecture` (and the projector type).
     pub fn kind(&self) -> Result<FileKind> {
         match self.architecture()? {
-            "llama" => Ok(FileKind::Text),
+            "llama" | "qwen2" => Ok(FileKind::Text),
             "clip" => {
                 let projector = match self.str_key("clip.projector_type")? {
                     Some(p) => Some(p),
@@ -198,9 +198,12 @@ impl<'a> GgufFile<'a> {
             let mapped = map_name(kind, &t.name)
                 .ok_or_else(|| GgufError::UnknownTensor { name: t.name.clone(), kind: kind.name() })?;
             let mut hf_name = mapped.hf_name;
+            // llama.cpp's converter permutes Q/K rows for its interleaved RoPE only for `llama`;
+            // Qwen2 files keep Hugging Face's row order (NEOX-style RoPE).
+            let permuted = self.architecture()? == "llama";
             let heads = match mapped.role {
-                Role::Query => Some(self.text_heads("attention.head_count")?),
-                Role::Key => Some(match self.u64_key(&self.text_key("attention.head_count_kv")?)? {
+                Role::Query if permuted => Some(self.text_heads("attention.head_count")?),
+                Role::Key if permuted => Some(match self.u64_key(&self.text_key("attention.head_count_kv")?)? {
                     Some(_) => self.text_heads("attention.head_count_kv")?,
                     None => self.text_heads("attention.head_count")?,
                 }),

@@ -13,7 +13,10 @@ use super::error::{GgufError, Result};
 use super::parse::GgufFile;
 
 const SUPPORTED_MODELS: &str = "gpt2 (byte-level BPE)";
-const SUPPORTED_PRE: &str = "default, gpt2, smollm, starcoder, refact";
+const SUPPORTED_PRE: &str = "default, gpt2, smollm, starcoder, refact, qwen2";
+/// llama.cpp's `LLAMA_VOCAB_PRE_TYPE_QWEN2` split (Qwen2's tokenizer.json regex): letters may
+/// take one leading non-letter, digits split one by one.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// llama.cpp's `llama_token_type`.
 const TOKEN_CONTROL: u64 = 3;
@@ -42,6 +45,13 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<Json> {
         "smollm" | "starcoder" | "refact" => json!({
             "type": "Sequence",
             "pretokenizers": [{ "type": "Digits", "individual_digits": true }, byte_level],
+        }),
+        "qwen2" => json!({
+            "type": "Sequence",
+            "pretokenizers": [
+                { "type": "Split", "pattern": { "Regex": QWEN2_SPLIT }, "behavior": "Isolated", "invert": false },
+                { "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false },
+            ],
         }),
         other => {
             return Err(GgufError::UnsupportedTokenizer { what: format!("tokenizer.ggml.pre = {other}"), supported: SUPPORTED_PRE });
