@@ -402,7 +402,7 @@ def broken_files() -> dict[str, bytes]:
         "duplicate_key": raw_gguf(LLAMA + LLAMA, [EMBD]),
         "bad_block_shape": raw_gguf(LLAMA, [q8_odd]),
         "unsupported_type": raw_gguf(LLAMA, [q4k]),
-        "unsupported_arch": raw_gguf([("general.architecture", STRING, "qwen2")], [EMBD]),
+        "unsupported_arch": raw_gguf([("general.architecture", STRING, "gemma2")], [EMBD]),
         "unsupported_projector": raw_gguf(
             [("general.architecture", STRING, "clip"), ("clip.projector_type", STRING, "mlp")],
             [("v.post_ln.weight", [2], T.F32, f32_bytes([1, 2]))],
