@@ -174,6 +174,20 @@ fn bench_model_reports_consistent_metrics_in_the_shared_schema() {
 }
 
 #[test]
+fn bench_runs_every_family() {
+    for (name, with_image) in [("llava-tiny", true), ("qwen2-vl-tiny", true), ("qwen2_5-vl-tiny", true), ("phi-tiny", false)] {
+        let model = fixture(name).join("model");
+        let out = webvlm(&["bench", "--model", model.to_str().unwrap(), "--runs", "1", "--warmup", "0", "--max-new-tokens", "2", "--no-kernels", "--json", "-"]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let run = &r["runs"][0];
+        assert_eq!(run["generated_tokens"], 2, "{name}");
+        assert_eq!(run["image_tokens"].as_u64().unwrap() > 0, with_image, "{name}: {run}");
+        assert!(run["decode_tokens_per_s"].as_f64().unwrap() > 0.0, "{name}");
+    }
+}
+
+#[test]
 fn bench_without_a_model_or_subcommand_is_a_clear_error() {
     let out = webvlm(&["bench"]);
     assert_eq!(out.status.code(), Some(1));
