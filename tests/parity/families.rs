@@ -160,3 +160,36 @@ family_tests! {
     qwen2_vl: "qwen2-vl-tiny", Family::Qwen2Vl;
     qwen2_5_vl: "qwen2_5-vl-tiny", Family::Qwen25Vl;
 }
+
+/// A token embedding larger than one GPU binding (Qwen2.5's 151936 × 1536 is 933 MB in f32) is
+/// held in row blocks; lookups across blocks come back in the ids' order, and asking for it as one
+/// dense matrix (a tied dense lm_head) is a named error.
+fn check_large_embedding(backend: Backend) {
+    use webvlm_model::nn::Embedding;
+    use webvlm_model::weights::{MAX_DENSE_BINDING_BYTES, WeightStore};
+    let dim = 1024;
+    let vocab = MAX_DENSE_BINDING_BYTES / 4 / dim + 1000; // two blocks
+    let values: Vec<f32> = (0..vocab * dim).map(|i| ((i / dim) as f32) + (i % dim) as f32 * 1e-4).collect();
+    let device = device(backend);
+    let mut store = WeightStore::empty(&device);
+    store.insert("embed.weight".into(), vec![vocab, dim], values);
+    let embed = Embedding::load(&mut store.reader(""), "embed", vocab, dim).unwrap();
+    let ids = [5u32, vocab as u32 - 1, 32767, 32768, 5, 0];
+    let rows = read_f32(embed.forward(&ids).unwrap()).unwrap();
+    for (k, &id) in ids.iter().enumerate() {
+        assert_eq!(rows[k * dim], id as f32, "row {k}");
+        assert_eq!(rows[k * dim + 3], id as f32 + 3.0 * 1e-4, "row {k} column 3");
+    }
+    let err = embed.weight().unwrap_err();
+    assert!(matches!(err, webvlm_model::ModelError::TooLarge { .. }) && err.to_string().contains("--quant"), "{err}");
+}
+
+#[test]
+fn large_embedding_in_blocks_on_cpu() {
+    check_large_embedding(Backend::Cpu);
+}
+
+#[test]
+fn large_embedding_in_blocks_on_wgpu() {
+    check_large_embedding(Backend::Wgpu);
+}

@@ -67,6 +67,10 @@ pub enum ModelError {
     #[error("tensor `{tensor}` belongs to {found}, but config.json describes {expected}: the checkpoint mixes families")]
     MixedFamily { tensor: String, found: String, expected: String },
 
+    /// A dense weight is larger than one GPU buffer binding and its layer cannot take it in blocks.
+    #[error("tensor `{name}` is larger than one GPU buffer binding ({limit} bytes) as dense f32: {hint}")]
+    TooLarge { name: String, limit: usize, hint: String },
+
     /// A safetensors file is corrupt or truncated.
     #[error("safetensors file `{file}` is invalid: {message}")]
     Safetensors { file: String, message: String },

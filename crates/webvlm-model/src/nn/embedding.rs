@@ -1,4 +1,5 @@
-//! Token embedding lookup.
+//! Token embedding lookup. A large table (Qwen's 151936 × 1536 is 933 MB in f32) lives in
+//! row blocks that each fit one GPU binding; a lookup selects from the blocks its ids fall in.
 
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -8,35 +9,75 @@ use crate::weights::WeightReader;
 /// `nn.Embedding`.
 #[derive(Clone, Debug)]
 pub struct Embedding {
-    /// `[vocab, dim]`
-    weight: Tensor<2>,
+    /// Row blocks of the `[vocab, dim]` table, all but the last `rows_per_block` rows.
+    blocks: Vec<Tensor<2>>,
+    rows_per_block: usize,
+    vocab: usize,
+    dim: usize,
 }
 
 impl Embedding {
     pub fn load(vb: &mut WeightReader, name: &str, vocab: usize, dim: usize) -> Result<Self> {
-        Ok(Self { weight: vb.pp(name).take("weight", [vocab, dim])? })
+        let blocks = vb.pp(name).take_row_blocks("weight", [vocab, dim])?;
+        let rows_per_block = blocks.first().map_or(vocab, |b| b.dims()[0]).max(1);
+        Ok(Self { blocks, rows_per_block, vocab, dim })
     }
 
-    /// The `[vocab, dim]` matrix (for a tied lm_head).
-    pub fn weight(&self) -> Tensor<2> {
-        self.weight.clone()
+    /// The `[vocab, dim]` matrix as one tensor (for a tied dense lm_head); an error when the
+    /// table is too large for one buffer.
+    pub fn weight(&self) -> Result<Tensor<2>> {
+        match self.blocks.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(ModelError::TooLarge {
+                name: "the tied lm_head (token embedding)".into(),
+                limit: crate::weights::MAX_DENSE_BINDING_BYTES,
+                hint: "quantise the model (webvlm convert --quant q8 or q4), which gives the tied lm_head its own quantised copy".into(),
+            }),
+        }
+    }
+
+    pub fn device(&self) -> burn::tensor::Device {
+        self.blocks[0].device()
     }
 
     /// Bytes one looked-up row reads.
     pub fn row_bytes(&self) -> u64 {
-        let [vocab, _] = self.weight.dims();
-        super::tensor_bytes(&self.weight) / vocab.max(1) as u64
+        (self.dim * self.blocks[0].dtype().size()) as u64
     }
 
     /// # Shapes
     /// `ids: [n]` → `[n, dim]`
     pub fn forward(&self, ids: &[u32]) -> Result<Tensor<2>> {
-        let [vocab, _] = self.weight.dims();
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(ModelError::TokenOutOfRange { id, vocab });
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.vocab) {
+            return Err(ModelError::TokenOutOfRange { id, vocab: self.vocab });
         }
-        let idx: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [ids.len()]), &self.weight.device());
-        Ok(self.weight.clone().select(0, idx))
+        let device = self.device();
+        let index = |v: Vec<i32>| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
+        if self.blocks.len() == 1 {
+            return Ok(self.blocks[0].clone().select(0, index(ids.iter().map(|&i| i as i32).collect())));
+        }
+        // Rows from each block the ids touch, then back into the ids' order.
+        let mut parts = Vec::new();
+        let mut order = vec![0i32; ids.len()];
+        let mut taken = 0;
+        for (b, block) in self.blocks.iter().enumerate() {
+            let start = b * self.rows_per_block;
+            let local: Vec<(usize, i32)> = ids
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| (**id as usize) / self.rows_per_block == b)
+                .map(|(pos, &id)| (pos, (id as usize - start) as i32))
+                .collect();
+            if local.is_empty() {
+                continue;
+            }
+            for (k, (pos, _)) in local.iter().enumerate() {
+                order[*pos] = (taken + k) as i32;
+            }
+            taken += local.len();
+            parts.push(block.clone().select(0, index(local.into_iter().map(|(_, r)| r).collect())));
+        }
+        let gathered = Tensor::cat(parts, 0);
+        Ok(if order.iter().enumerate().all(|(i, &o)| o as usize == i) { gathered } else { gathered.select(0, index(order)) })
     }
 }

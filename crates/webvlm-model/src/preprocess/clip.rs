@@ -105,24 +105,23 @@ impl ClipProcessorConfig {
         if self.do_center_crop && !(side_ok(self.crop_size.0) && side_ok(self.crop_size.1)) {
             return invalid(format!("crop_size {:?} must be in 1..={MAX_INPUT_SIDE}", self.crop_size));
         }
-        if Filter::from_pil_code(self.resample).is_none() {
-            return invalid(format!("resample {} is not a supported Pillow filter", self.resample));
-        }
-        if self.do_normalize && self.image_std.iter().any(|&s| !s.is_finite() || s as f32 == 0.0) {
-            return invalid(format!("image_std {:?} must be finite and non-zero", self.image_std));
-        }
-        if self.do_rescale && !self.rescale_factor.is_finite() {
-            return invalid(format!("rescale_factor {} is not finite", self.rescale_factor));
-        }
-        Ok(())
+        self.values().map(|_| ())
+    }
+
+    /// The shared value settings, checked; the resize filter.
+    fn values(&self) -> Result<Filter, PreprocessError> {
+        super::check_value_settings(
+            self.resample,
+            self.do_rescale.then_some(self.rescale_factor),
+            self.do_normalize.then_some((self.image_mean, self.image_std)),
+        )
     }
 
     /// Resize, crop, rescale and normalise one image into a single tile.
     pub fn preprocess(&self, image: &RgbImage) -> Result<ProcessedImage, PreprocessError> {
         self.validate()?;
         image.validate()?;
-        let filter = Filter::from_pil_code(self.resample)
-            .ok_or_else(|| PreprocessError::InvalidConfig(format!("resample {} is not supported", self.resample)))?;
+        let filter = self.values()?;
         let mut image = std::borrow::Cow::Borrowed(image);
         if self.do_pad {
             image = std::borrow::Cow::Owned(pad_to_square(&image, self.image_mean.map(|m| (m * 255.0) as u8)));

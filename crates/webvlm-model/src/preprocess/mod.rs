@@ -23,6 +23,33 @@ pub mod idefics3;
 pub mod qwen2_vl;
 pub mod resample;
 
+/// Check the settings every processor shares (Pillow filter code, rescale factor, mean and
+/// std) and return the filter.
+pub(crate) fn check_value_settings(
+    resample: u32,
+    rescale: Option<f64>,
+    normalize: Option<([f64; 3], [f64; 3])>,
+) -> Result<resample::Filter, PreprocessError> {
+    let invalid = |m: String| Err(PreprocessError::InvalidConfig(m));
+    if let Some(factor) = rescale.filter(|f| !f.is_finite()) {
+        return invalid(format!("rescale_factor {factor} is not finite"));
+    }
+    if let Some((mean, std)) = normalize {
+        if mean.iter().any(|m| !m.is_finite()) {
+            return invalid(format!("image_mean {mean:?} must be finite"));
+        }
+        // Zero (also after the cast to f32, which is what divides) would give inf/NaN.
+        if std.iter().any(|&s| !s.is_finite() || s as f32 == 0.0) {
+            return invalid(format!("image_std {std:?} must be finite and non-zero"));
+        }
+    }
+    resample::Filter::from_pil_code(resample).ok_or_else(|| {
+        PreprocessError::InvalidConfig(format!(
+            "resample {resample} is not a supported Pillow filter (0 NEAREST, 1 LANCZOS, 2 BILINEAR, 3 BICUBIC, 4 BOX, 5 HAMMING)"
+        ))
+    })
+}
+
 /// The output value of every (channel, byte) pair. Rescale and normalise are element-wise, so a
 /// table gives exactly the values NumPy computes, with NumPy's dtypes at every step: the f64
 /// product `byte · rescale` cast to f32, then f32 subtract and divide with mean/std cast to f32.

@@ -87,21 +87,23 @@ impl Qwen2VlProcessorConfig {
         if min > max || max < factor * factor || max > u64::from(MAX_INPUT_SIDE).pow(2) {
             return invalid(format!("pixel budget {min}..={max} cannot hold one {factor}×{factor} block or exceeds {MAX_INPUT_SIDE}²"));
         }
-        if Filter::from_pil_code(self.resample).is_none() {
-            return invalid(format!("resample {} is not a supported Pillow filter", self.resample));
-        }
-        if self.do_normalize && self.image_std.iter().any(|&s| !s.is_finite() || s as f32 == 0.0) {
-            return invalid(format!("image_std {:?} must be finite and non-zero", self.image_std));
-        }
-        Ok(())
+        self.values().map(|_| ())
+    }
+
+    /// The shared value settings, checked; the resize filter.
+    fn values(&self) -> Result<Filter, PreprocessError> {
+        super::check_value_settings(
+            self.resample,
+            self.do_rescale.then_some(self.rescale_factor),
+            self.do_normalize.then_some((self.image_mean, self.image_std)),
+        )
     }
 
     /// Resize, normalise and patchify one image.
     pub fn preprocess(&self, image: &RgbImage) -> Result<ProcessedImage, PreprocessError> {
         self.validate()?;
         image.validate()?;
-        let filter = Filter::from_pil_code(self.resample)
-            .ok_or_else(|| PreprocessError::InvalidConfig(format!("resample {} is not supported", self.resample)))?;
+        let filter = self.values()?;
         let (p, m, t) = (self.patch_size, self.merge_size, self.temporal_patch_size);
         let mut image = std::borrow::Cow::Borrowed(image);
         if self.do_resize {

@@ -36,7 +36,7 @@ impl TextDecoder {
         let lm_head = if head.contains("lm_head.weight") {
             Linear::load(head, "lm_head", cfg.hidden_size, cfg.vocab_size, phi)?
         } else if tied {
-            Linear::from_weight(embed.weight(), None)
+            Linear::from_weight(embed.weight()?, None)
         } else {
             return Err(ModelError::MissingTensor { name: head.full("lm_head.weight") });
         };
@@ -66,7 +66,7 @@ impl TextDecoder {
             self.cfg.num_key_value_heads(),
             self.cfg.head_dim(),
             capacity,
-            &self.embed.weight().device(),
+            &self.embed.device(),
         )
     }
 

@@ -24,8 +24,15 @@ pub use safetensors_file::read_safetensors_into;
 /// shape) or a block-quantised matrix.
 enum Stored {
     Dense { data: Tensor<1>, shape: Vec<usize> },
+    /// A matrix larger than one GPU binding, cut into row blocks of at most
+    /// [`MAX_DENSE_BINDING_BYTES`] (a 151936×1536 token embedding is 933 MB in f32).
+    Rows { blocks: Vec<Tensor<2>>, shape: Vec<usize> },
     Quant(DeviceQuantMatrix),
 }
+
+/// Largest dense tensor kept as one buffer: WebGPU's default `maxStorageBufferBindingSize`
+/// (128 MiB), which lavapipe, SwiftShader and most phones report.
+pub const MAX_DENSE_BINDING_BYTES: usize = 128 << 20;
 
 /// How to load weights.
 #[derive(Debug, Clone, Copy, Default)]
@@ -171,9 +178,20 @@ impl WeightStore {
         }
     }
 
-    /// Add one tensor (f32 values, row-major).
+    /// Add one tensor (f32 values, row-major). A matrix over [`MAX_DENSE_BINDING_BYTES`] is
+    /// uploaded in row blocks, each its own buffer.
     pub fn insert(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>) {
         let n = values.len();
+        if shape.len() == 2 && n * 4 > MAX_DENSE_BINDING_BYTES && shape[1] > 0 {
+            let cols = shape[1];
+            let rows_per_block = (MAX_DENSE_BINDING_BYTES / 4 / cols).max(1);
+            let blocks = values
+                .chunks(rows_per_block * cols)
+                .map(|c| Tensor::<2>::from_data(TensorData::new(c.to_vec(), [c.len() / cols, cols]), &self.device))
+                .collect();
+            self.tensors.insert(name, Stored::Rows { blocks, shape });
+            return;
+        }
         let data = Tensor::<1>::from_data(TensorData::new(values, [n]), &self.device);
         self.tensors.insert(name, Stored::Dense { data, shape });
     }
@@ -192,7 +210,12 @@ impl WeightStore {
 
     /// An empty store on the same device.
     pub fn empty_like(other: &Self) -> Self {
-        Self { tensors: BTreeMap::new(), device: other.device.clone() }
+        Self::empty(&other.device)
+    }
+
+    /// An empty store on `device` (tensors come from [`WeightStore::insert`]).
+    pub fn empty(device: &Device) -> Self {
+        Self { tensors: BTreeMap::new(), device: device.clone() }
     }
 
     /// Names of the tensors still held, sorted.
@@ -238,6 +261,7 @@ impl WeightStore {
     fn take<const D: usize>(&mut self, name: &str, expected: [usize; D]) -> Result<Tensor<D>> {
         match self.take_any(name, &expected)? {
             Stored::Dense { data, .. } => Ok(data.reshape(expected)),
+            Stored::Rows { .. } => Err(too_large(name)),
             Stored::Quant(m) => Err(ModelError::QuantizedTensor {
                 name: name.to_string(),
                 scheme: m.scheme().name().into(),
@@ -252,13 +276,22 @@ impl WeightStore {
             .remove(name)
             .ok_or_else(|| ModelError::MissingTensor { name: name.to_string() })?;
         let found = match &stored {
-            Stored::Dense { shape, .. } => shape.clone(),
+            Stored::Dense { shape, .. } | Stored::Rows { shape, .. } => shape.clone(),
             Stored::Quant(m) => vec![m.n(), m.k()],
         };
         if found != expected {
             return Err(ModelError::ShapeMismatch { name: name.to_string(), expected: expected.to_vec(), found });
         }
         Ok(stored)
+    }
+}
+
+/// A dense matrix that was uploaded in row blocks asked for as one tensor.
+fn too_large(name: &str) -> ModelError {
+    ModelError::TooLarge {
+        name: name.to_string(),
+        limit: MAX_DENSE_BINDING_BYTES,
+        hint: "quantise the model (webvlm convert --quant q8 or q4), which cuts large matrices into blocks".into(),
     }
 }
 
@@ -304,6 +337,21 @@ impl WeightReader<'_> {
         self.store.take(&full, shape)
     }
 
+    /// Take a `[rows, cols]` matrix as row blocks that each fit one GPU binding (one block
+    /// when it is small; a lookup table such as a token embedding reads it this way).
+    pub fn take_row_blocks(&mut self, name: &str, shape: [usize; 2]) -> Result<Vec<Tensor<2>>> {
+        let full = self.full(name);
+        match self.store.take_any(&full, &shape)? {
+            Stored::Dense { data, .. } => Ok(vec![data.reshape(shape)]),
+            Stored::Rows { blocks, .. } => Ok(blocks),
+            Stored::Quant(m) => Err(ModelError::QuantizedTensor {
+                name: full,
+                scheme: m.scheme().name().into(),
+                component: "a lookup table".into(),
+            }),
+        }
+    }
+
     /// Take and drop every tensor under `sub` (weights a checkpoint carries but the graph never
     /// runs, e.g. the CLIP layers after LLaVA's feature layer); returns how many there were.
     pub fn discard(&mut self, sub: &str) -> usize {
@@ -320,6 +368,7 @@ impl WeightReader<'_> {
         let full = self.full(name);
         Ok(match self.store.take_any(&full, &[out, inp])? {
             Stored::Dense { data, .. } => LinearWeight::Dense(data.reshape([out, inp])),
+            Stored::Rows { .. } => return Err(too_large(&full)),
             Stored::Quant(m) => LinearWeight::Quant(m),
         })
     }
