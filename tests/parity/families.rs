@@ -193,3 +193,36 @@ fn large_embedding_in_blocks_on_cpu() {
 fn large_embedding_in_blocks_on_wgpu() {
     check_large_embedding(Backend::Wgpu);
 }
+
+/// A second turn after an image on Qwen-VL: the reused KV cache keeps M-RoPE's position lag
+/// (text after the image continues from its compressed positions), so the follow-up's logits
+/// and tokens equal a fresh prefill of the whole conversation.
+#[test]
+fn qwen_vl_follow_up_turn_matches_a_fresh_prefill() {
+    use webvlm_model::prompt::Message;
+    let name = "qwen2_5-vl-tiny";
+    let g = goldens(name);
+    let vlm = Vlm::load(&DirSource::new(fixture(name).join("model")).unwrap(), &device(Backend::Wgpu)).unwrap();
+    let image = webvlm_parity::fixture_image(name);
+    let opts = || GenerationOptions { max_new_tokens: 4, ignore_eos: true, ..Default::default() };
+    let first = greedy_with(&vlm, vlm.prepare(&g.prompt, Some(&image)).unwrap(), opts());
+    let reply = first.text().to_string();
+    let conversation = [Message::user(&g.prompt, true), Message::assistant(&reply), Message::user("And the shapes?", false)];
+    let prompt = vlm.prepare_chat(&conversation, Some(&image)).unwrap();
+    let mut reused = first.follow_up(prompt.clone(), opts()).unwrap();
+    assert!(reused.reused_positions() > g.input_ids.len(), "the image turn is reused ({} positions)", reused.reused_positions());
+    pollster::block_on(reused.prefill()).unwrap();
+    let mut fresh = Generator::new(&vlm, prompt, opts()).unwrap();
+    pollster::block_on(fresh.prefill()).unwrap();
+    assert_close("follow-up logits", reused.next_logits().unwrap(), fresh.next_logits().unwrap(), 1e-4, 1e-4);
+    while pollster::block_on(reused.step()).unwrap().is_some() {}
+    while pollster::block_on(fresh.step()).unwrap().is_some() {}
+    assert_eq!(reused.generated(), fresh.generated());
+}
+
+fn greedy_with(vlm: &Vlm, prompt: webvlm_model::PreparedPrompt, opts: GenerationOptions) -> Generator<&Vlm> {
+    let mut generator = Generator::new(vlm, prompt, opts).unwrap();
+    pollster::block_on(generator.prefill()).unwrap();
+    while pollster::block_on(generator.step()).unwrap().is_some() {}
+    generator
+}
