@@ -37,6 +37,10 @@ one file exercises every decoder path. Outputs, under `--out` (default tests/fix
     qwen2-tiny/pretokenized.json        ids of sample strings under the qwen2 pre-tokenizer (the
                                         Hugging Face tokenizers library with Qwen2's split regex
                                         over the same BPE), which the GGUF tokenizer must match
+    phi-tiny/model.gguf                 the text-only Phi fixture (tests/fixtures/phi-tiny) as
+                                        llama.cpp's Phi2Model writes it: arch `phi2`, separate
+                                        q/k/v, rope.dimension_count = the partial rotary width,
+                                        LayerNorm epsilon, F32, tokenizer.ggml.pre = phi-2
     valid/align64.gguf                  general.alignment = 64, hand-written
     broken/*.gguf                       one file per failure the reader must name (see BROKEN)
 
@@ -269,6 +273,34 @@ def qwen2_gguf(model_dir: Path, hf: dict, out: Path) -> None:
     (out / "pretokenized.json").write_text(json.dumps(samples, indent=1) + "\n")
 
 
+def phi2_gguf(model_dir: Path, hf: dict, out: Path) -> None:
+    """A text-only Phi checkpoint as llama.cpp's `Phi2Model` converts it."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    n_layer, n_head = cfg["num_hidden_layers"], cfg["num_attention_heads"]
+    head_dim = cfg["hidden_size"] // n_head
+    factor = cfg.get("partial_rotary_factor") or cfg["rope_parameters"]["partial_rotary_factor"]
+    w = gguf.GGUFWriter(None, "phi2")
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name("phi-tiny")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_block_count(n_layer)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head)
+    w.add_layer_norm_eps(cfg["layer_norm_eps"])
+    w.add_rope_dimension_count(int(factor * head_dim))
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    tc = dict(cfg, pad_token_id=cfg.get("pad_token_id") or cfg["eos_token_id"])
+    add_tokenizer(w, model_dir, tc, pre="phi-2")
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.PHI2, n_layer)
+    for hf_name in sorted(hf):
+        name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        assert name is not None, hf_name
+        w.add_tensor(name, np.ascontiguousarray(hf[hf_name], dtype=np.float32))
+    write(w, out / "model.gguf")
+
+
 def mmproj_gguf(model_dir: Path, hf: dict, types: dict, path: Path, legacy_ffn: bool = False) -> dict:
     """The vision tower + connector file, as SmolVLMModel(MmprojModel) writes it."""
     cfg = json.loads((model_dir / "config.json").read_text())
@@ -425,13 +457,16 @@ def valid_align64() -> bytes:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HF_FIXTURES / "gguf")
-    ap.add_argument("--only", choices=["smolvlm", "qwen2"], help="write one group of files")
+    ap.add_argument("--only", choices=["smolvlm", "qwen2", "phi"], help="write one group of files")
     args = ap.parse_args()
     out = args.out
-    if args.only != "smolvlm":
+    if args.only in (None, "qwen2"):
         qwen2_dir = HF_FIXTURES / "qwen2-tiny" / "model"
         qwen2_gguf(qwen2_dir, load_hf(qwen2_dir), out / "qwen2-tiny")
-    if args.only == "qwen2":
+    if args.only in (None, "phi"):
+        phi_dir = HF_FIXTURES / "phi-tiny" / "model"
+        phi2_gguf(phi_dir, load_hf(phi_dir), out / "phi-tiny")
+    if args.only in ("qwen2", "phi"):
         return
 
     split_dir = HF_FIXTURES / "smolvlm-tiny-split" / "model"

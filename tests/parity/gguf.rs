@@ -84,35 +84,50 @@ fn broken_gguf_files_are_named_errors() {
     }
 }
 
-/// A text-only Qwen2 GGUF (`general.architecture = qwen2`: Q/K rows not permuted, q/k/v biases,
-/// BF16 matrices) alone in a directory: config, tokenizer (pre-tokenizer `qwen2`) and chat
-/// template come from its metadata, and the decoder matches transformers' logits of the
-/// `qwen2-tiny` fixture within 5e-5 with identical greedy tokens.
-#[test]
-fn qwen2_gguf_alone_matches_transformers() {
-    let dir = fixtures_dir().join("gguf/qwen2-tiny");
+/// A text-only GGUF alone in a directory: config, tokenizer and chat template come from its
+/// metadata, and the decoder matches transformers' logits of the HF fixture `name` within
+/// `5e-5 + 1e-4·|x|` with identical greedy tokens.
+fn check_text_gguf(name: &str, family: webvlm_model::Family) -> Vlm {
+    let dir = fixtures_dir().join("gguf").join(name);
     let mut s = MemorySource::new();
     s.insert("model.gguf", std::fs::read(dir.join("model.gguf")).unwrap());
     let vlm = Vlm::load(&s, &device(Backend::Wgpu)).unwrap();
-    assert_eq!(vlm.config().family, webvlm_model::Family::Qwen2);
-    let samples: std::collections::BTreeMap<String, Vec<u32>> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("pretokenized.json")).unwrap()).unwrap();
-    for (text, ids) in &samples {
-        assert_eq!(&vlm.tokenizer.encode_plain(text).unwrap(), ids, "qwen2 pre-tokenizer on {text:?}");
-    }
+    assert_eq!(vlm.config().family, family);
     let text: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("qwen2-tiny").join("goldens.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture(name).join("goldens.json")).unwrap()).unwrap();
     let ids: Vec<u32> = serde_json::from_value(text["input_ids"].clone()).unwrap();
     let prompt = vlm.prepare(text["prompt"].as_str().unwrap(), None).unwrap();
-    assert_eq!(prompt.rendered, text["rendered_prompt"].as_str().unwrap(), "chat template from GGUF metadata");
+    assert_eq!(prompt.rendered, text["rendered_prompt"].as_str().unwrap(), "{name}: chat template from GGUF metadata");
     let prompt = webvlm_model::PreparedPrompt { input_ids: ids.clone(), ..prompt };
     let mut cache = vlm.model.new_cache(ids.len());
     let logits = read_f32(vlm.model.forward(vlm.model.embed(&ids, None).unwrap(), &mut cache, true).unwrap()).unwrap();
-    webvlm_parity::assert_close("qwen2 gguf logits", &logits, &golden_tensor("qwen2-tiny", "logits").values, 5e-5, 1e-4);
+    webvlm_parity::assert_close(&format!("{name} gguf logits"), &logits, &golden_tensor(name, "logits").values, 5e-5, 1e-4);
     let want: Vec<u32> = serde_json::from_value(text["greedy_tokens"].clone()).unwrap();
     let opts = GenerationOptions { max_new_tokens: want.len(), ignore_eos: true, ..Default::default() };
     let mut generator = Generator::new(&vlm, prompt, opts).unwrap();
     pollster::block_on(generator.prefill()).unwrap();
     while pollster::block_on(generator.step()).unwrap().is_some() {}
-    assert_eq!(generator.generated(), want.as_slice());
+    assert_eq!(generator.generated(), want.as_slice(), "{name}: greedy tokens");
+    drop(generator);
+    vlm
+}
+
+/// Qwen2 (`general.architecture = qwen2`: Q/K rows not permuted, q/k/v biases, BF16 matrices,
+/// pre-tokenizer `qwen2`, checked on sample strings against the tokenizers library).
+#[test]
+fn qwen2_gguf_alone_matches_transformers() {
+    let vlm = check_text_gguf("qwen2-tiny", webvlm_model::Family::Qwen2);
+    let dir = fixtures_dir().join("gguf/qwen2-tiny");
+    let samples: std::collections::BTreeMap<String, Vec<u32>> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pretokenized.json")).unwrap()).unwrap();
+    for (text, ids) in &samples {
+        assert_eq!(&vlm.tokenizer.encode_plain(text).unwrap(), ids, "qwen2 pre-tokenizer on {text:?}");
+    }
+}
+
+/// Phi-2 (`general.architecture = phi2`: LayerNorm epsilon, partial rotary from
+/// `rope.dimension_count`, fc1/fc2/dense/final_layernorm under llama.cpp's names, lm_head bias).
+#[test]
+fn phi2_gguf_alone_matches_transformers() {
+    check_text_gguf("phi-tiny", webvlm_model::Family::Phi);
 }

@@ -71,8 +71,11 @@ pub fn config_json(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<Json> {
             why: format!("differs from the key length {head_dim}; webvlm needs one head_dim"),
         });
     }
-    if let Some(r) = text.u64_key(&k("rope.dimension_count"))?
+    let phi = arch == "phi2";
+    let rotary = text.u64_key(&k("rope.dimension_count"))?;
+    if let Some(r) = rotary
         && r != head_dim
+        && !(phi && r > 0 && r <= head_dim && r % 2 == 0)
     {
         return Err(GgufError::BadValue {
             key: k("rope.dimension_count"),
@@ -87,14 +90,19 @@ pub fn config_json(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<Json> {
         (None, None, Some(embd)) => embd.n_rows(),
         (None, None, None) => return Err(GgufError::MissingKey { key: "tokenizer.ggml.tokens".into() }),
     };
-    let rms_key = k("attention.layer_norm_rms_epsilon");
-    let rms_eps =
-        finite(&rms_key, text.f64_key(&rms_key)?.ok_or_else(|| GgufError::MissingKey { key: rms_key.clone() })?)?;
+    // Phi-2 normalises with LayerNorm (`layer_norm_epsilon`), the others with RMSNorm.
+    let eps_key = if phi { k("attention.layer_norm_epsilon") } else { k("attention.layer_norm_rms_epsilon") };
+    let norm_eps =
+        finite(&eps_key, text.f64_key(&eps_key)?.ok_or_else(|| GgufError::MissingKey { key: eps_key.clone() })?)?;
     let theta_key = k("rope.freq_base");
     let rope_theta = finite(&theta_key, text.f64_key(&theta_key)?.unwrap_or(DEFAULT_ROPE_THETA))?;
     let tied = text.tensor("output.weight").is_none();
 
-    let (model_type, class) = if arch == "qwen2" { ("qwen2", "Qwen2ForCausalLM") } else { ("llama", "LlamaForCausalLM") };
+    let (model_type, class) = match arch {
+        "qwen2" => ("qwen2", "Qwen2ForCausalLM"),
+        "phi2" => ("phi", "PhiForCausalLM"),
+        _ => ("llama", "LlamaForCausalLM"),
+    };
     let mut text_config = json!({
         "model_type": model_type,
         "vocab_size": vocab_size,
@@ -104,10 +112,12 @@ pub fn config_json(text: &GgufFile, mmproj: Option<&GgufFile>) -> Result<Json> {
         "num_attention_heads": heads,
         "num_key_value_heads": kv_heads,
         "head_dim": head_dim,
-        "rms_norm_eps": rms_eps,
+        "rms_norm_eps": norm_eps,
+        "layer_norm_eps": norm_eps,
         "rope_theta": rope_theta,
         "max_position_embeddings": text.require_u64(&k("context_length"))?,
-        "hidden_act": "silu",
+        "hidden_act": if phi { "gelu_new" } else { "silu" },
+        "partial_rotary_factor": rotary.unwrap_or(head_dim) as f64 / head_dim as f64,
         "attention_bias": text.tensor("blk.0.attn_q.bias").is_some(),
         "mlp_bias": text.tensor("blk.0.ffn_up.bias").is_some(),
         "tie_word_embeddings": tied,

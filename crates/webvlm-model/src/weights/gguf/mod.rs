@@ -62,7 +62,7 @@ pub use types::GgmlType;
 use decode::BlockPlanes;
 
 /// What `general.architecture` may be.
-pub const SUPPORTED_ARCHITECTURES: &str = "llama, qwen2 (text model), clip (mmproj)";
+pub const SUPPORTED_ARCHITECTURES: &str = "llama, qwen2, phi2 (text model), clip (mmproj)";
 /// What an mmproj's `clip.projector_type` may be.
 pub const SUPPORTED_PROJECTORS: &str = "idefics3";
 
@@ -141,11 +141,27 @@ fn quant_matrix(name: &str, n: usize, k: usize, planes: BlockPlanes) -> Result<Q
     made.map_err(|e| GgufError::Kernel { name: name.to_string(), message: e.to_string() })
 }
 
+/// Phi's Hugging Face names for the tensors the text table maps with Llama's: `ffn_up` /
+/// `ffn_down` are `mlp.fc1` / `mlp.fc2`, `attn_output` is `self_attn.dense`, `output_norm` is
+/// `final_layernorm`.
+fn phi_name(llama_name: &str) -> String {
+    const RENAMES: &[(&str, &str)] = &[
+        (".mlp.up_proj.", ".mlp.fc1."),
+        (".mlp.down_proj.", ".mlp.fc2."),
+        (".self_attn.o_proj.", ".self_attn.dense."),
+        ("model.text_model.norm.", "model.text_model.final_layernorm."),
+    ];
+    RENAMES
+        .iter()
+        .find(|(from, _)| llama_name.contains(from))
+        .map_or_else(|| llama_name.to_string(), |(from, to)| llama_name.replacen(from, to, 1))
+}
+
 impl<'a> GgufFile<'a> {
     /// Which SmolVLM file this is, from `general.architecture` (and the projector type).
     pub fn kind(&self) -> Result<FileKind> {
         match self.architecture()? {
-            "llama" | "qwen2" => Ok(FileKind::Text),
+            "llama" | "qwen2" | "phi2" => Ok(FileKind::Text),
             "clip" => {
                 let projector = match self.str_key("clip.projector_type")? {
                     Some(p) => Some(p),
@@ -198,6 +214,9 @@ impl<'a> GgufFile<'a> {
             let mapped = map_name(kind, &t.name)
                 .ok_or_else(|| GgufError::UnknownTensor { name: t.name.clone(), kind: kind.name() })?;
             let mut hf_name = mapped.hf_name;
+            if kind == FileKind::Text && self.architecture()? == "phi2" {
+                hf_name = phi_name(&hf_name);
+            }
             // llama.cpp's converter permutes Q/K rows for its interleaved RoPE only for `llama`;
             // Qwen2 files keep Hugging Face's row order (NEOX-style RoPE).
             let permuted = self.architecture()? == "llama";

@@ -13,7 +13,7 @@ use super::error::{GgufError, Result};
 use super::parse::GgufFile;
 
 const SUPPORTED_MODELS: &str = "gpt2 (byte-level BPE)";
-const SUPPORTED_PRE: &str = "default, gpt2, smollm, starcoder, refact, qwen2";
+const SUPPORTED_PRE: &str = "default, gpt2, phi-2, smollm, starcoder, refact, qwen2";
 /// llama.cpp's `LLAMA_VOCAB_PRE_TYPE_QWEN2` split (Qwen2's tokenizer.json regex): letters may
 /// take one leading non-letter, digits split one by one.
 const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -41,7 +41,8 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<Json> {
     let pre = file.str_key("tokenizer.ggml.pre")?.unwrap_or("default");
     let byte_level = json!({ "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true });
     let pre_tokenizer = match pre {
-        "default" | "gpt2" => byte_level,
+        // llama.cpp reads `phi-2` with the GPT-2 split.
+        "default" | "gpt2" | "phi-2" => byte_level,
         "smollm" | "starcoder" | "refact" => json!({
             "type": "Sequence",
             "pretokenizers": [{ "type": "Digits", "individual_digits": true }, byte_level],
