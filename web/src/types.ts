@@ -46,6 +46,7 @@ export interface ModelInfo {
   /** The transformers class the checkpoint was saved from, e.g. 'LlavaForConditionalGeneration'. */
   architecture: string;
   contextLength: number;
+  /** Image tokens per tile; 0 for text-only models and for Qwen-VL, whose count follows each image's size. */
   imageSeqLen: number;
   vocabSize: number;
   /** Bytes of weights one decoded token reads (decoder layers, final norm, lm_head, one embedding row). */

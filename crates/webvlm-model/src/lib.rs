@@ -1,7 +1,8 @@
 //! webvlm's model core: architectures, weights, preprocessing and prompts.
 //!
-//! Families: SmolVLM / Idefics3, LLaVA-1.5, and the text-only Llama, Qwen2 and Phi decoders
-//! (see [`config::Family`]); one implementation of each component serves them all.
+//! Families: SmolVLM / Idefics3, LLaVA-1.5, Qwen2-VL, Qwen2.5-VL, and the text-only Llama, Qwen2
+//! and Phi decoders (see [`config::Family`]); one implementation of each component serves them
+//! all.
 //! Everything here runs on burn tensors whose [`burn::tensor::Device`] decides the backend at run
 //! time: wgpu (Vulkan, Metal, WebGPU) or burn's ndarray CPU backend, used as a reference.
 //! No function blocks on the GPU except the explicit `*_sync` readbacks natively; the browser
