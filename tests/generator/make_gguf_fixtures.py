@@ -50,6 +50,7 @@ Run (versions pinned in requirements.txt next to this file, plus gguf==0.19.0):
 
 import argparse
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -344,6 +345,178 @@ def mmproj_gguf(model_dir: Path, hf: dict, types: dict, path: Path, legacy_ffn: 
     return plan
 
 
+def vlm_text_gguf(model_dir: Path, hf: dict, arch: str, path: Path) -> None:
+    """The decoder of a LLaVA (`llama`, Q/K permuted) or Qwen2-VL / Qwen2.5-VL (`qwen2vl`, rope
+    sections) checkpoint, as the converter's LlamaModel / Qwen2VLModel write it: F16 matrices
+    for bf16 checkpoints, F32 for f32 ones (both exact), F32 vectors."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    tc = cfg["text_config"]
+    n_layer, n_head, n_kv = tc["num_hidden_layers"], tc["num_attention_heads"], tc["num_key_value_heads"]
+    rope = tc.get("rope_parameters") or {}
+    w = gguf.GGUFWriter(None, arch)
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name(model_dir.parent.name)
+    w.add_context_length(tc["max_position_embeddings"])
+    w.add_embedding_length(tc["hidden_size"])
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(tc["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_rope_freq_base(tc.get("rope_theta") or rope["rope_theta"])
+    w.add_layer_norm_rms_eps(tc["rms_norm_eps"])
+    if arch == "qwen2vl":
+        w.add_rope_dimension_sections(list(rope["mrope_section"]) + [0])
+    else:
+        w.add_rope_dimension_count(tc["head_dim"])
+    matrix = T.F32 if cfg.get("dtype") == "float32" else T.F16
+    w.add_file_type(gguf.LlamaFileType.ALL_F32 if matrix == T.F32 else gguf.LlamaFileType.MOSTLY_F16)
+    text_cfg = dict(tc, bos_token_id=tc.get("bos_token_id") or 0, pad_token_id=tc.get("pad_token_id") or 0)
+    add_tokenizer(w, model_dir, text_cfg, pre="qwen2" if arch == "qwen2vl" else "gpt2")
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2VL, n_layer)
+    for hf_name in sorted(hf):
+        if hf_name.startswith(("visual.", "vision_tower.", "multi_modal_projector.")):
+            continue
+        conv_name = hf_name.removeprefix("language_model.")  # the converter's LLaVA strip
+        name = tmap.get_name(conv_name, try_suffixes=(".weight", ".bias"))
+        assert name is not None, hf_name
+        data = hf[hf_name]
+        if arch == "llama" and conv_name.endswith("q_proj.weight"):
+            data = permute(data, n_head, n_head)
+        elif arch == "llama" and conv_name.endswith("k_proj.weight"):
+            data = permute(data, n_head, n_kv)
+        arr, raw = encode(data, T.F32 if data.ndim == 1 else matrix)
+        w.add_tensor(name, arr, raw_dtype=raw)
+    write(w, path)
+
+
+def legacy_clip_name(hf_name: str) -> str:
+    """llama.cpp's legacy LLaVA image-encoder names (`convert_image_encoder_to_gguf.py` after
+    `llava_surgery`): `v.` tower, `fc1` written as `ffn_down` and `fc2` as `ffn_up`, the
+    projector's two linears as `mm.0` / `mm.2`."""
+    if hf_name.startswith("multi_modal_projector."):
+        return hf_name.replace("multi_modal_projector.linear_1", "mm.0").replace("multi_modal_projector.linear_2", "mm.2")
+    name = hf_name.replace("vision_tower.", "v.", 1)
+    for old, new in [("embeddings.class_embedding", "class_embd"), ("embeddings.patch_embedding", "patch_embd"),
+                     ("embeddings.position_embedding", "position_embd"), ("pre_layrnorm", "pre_ln"),
+                     ("encoder.layers.", "blk."), ("self_attn.out_proj", "attn_out"), ("self_attn.q_proj", "attn_q"),
+                     ("self_attn.k_proj", "attn_k"), ("self_attn.v_proj", "attn_v"), ("layer_norm1", "ln1"),
+                     ("layer_norm2", "ln2"), ("mlp.fc1", "ffn_down"), ("mlp.fc2", "ffn_up")]:
+        name = name.replace(old, new)
+    return name
+
+
+def llava_mmproj_gguf(model_dir: Path, hf: dict, path: Path) -> None:
+    """LLaVA-1.5's CLIP tower + MLP projector as the legacy converter writes it: projector type
+    `mlp`, the layers after `vision_feature_layer` and `post_layernorm` left out (block_count and
+    `clip.vision.feature_layer` say how many run), `clip.use_gelu` false for quick_gelu, F16
+    matrices and patch conv, F32 vectors."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    vc = cfg["vision_config"]
+    proc = json.loads((model_dir / "processor_config.json").read_text())["image_processor"]
+    layers = vc["num_hidden_layers"]
+    feature = cfg["vision_feature_layer"]
+    feature = feature if feature >= 0 else layers + feature + 1  # hidden_states index, non-negative
+    w = gguf.GGUFWriter(None, "clip")
+    w.add_bool("clip.has_text_encoder", False)
+    w.add_bool("clip.has_vision_encoder", True)
+    w.add_bool("clip.has_llava_projector", True)
+    w.add_file_type(1)
+    w.add_name(model_dir.parent.name)
+    w.add_string("clip.projector_type", "mlp")
+    w.add_uint32("clip.vision.image_size", vc["image_size"])
+    w.add_uint32("clip.vision.patch_size", vc["patch_size"])
+    w.add_uint32("clip.vision.embedding_length", vc["hidden_size"])
+    w.add_uint32("clip.vision.feed_forward_length", vc["intermediate_size"])
+    w.add_uint32("clip.vision.projection_dim", vc["projection_dim"])
+    w.add_uint32("clip.vision.attention.head_count", vc["num_attention_heads"])
+    w.add_float32("clip.vision.attention.layer_norm_epsilon", vc["layer_norm_eps"])
+    w.add_uint32("clip.vision.block_count", feature)
+    w.add_array("clip.vision.feature_layer", [feature])
+    w.add_array("clip.vision.image_mean", proc["image_mean"])
+    w.add_array("clip.vision.image_std", proc["image_std"])
+    w.add_bool("clip.use_gelu", vc["hidden_act"] == "gelu")
+    for hf_name in sorted(hf):
+        if not hf_name.startswith(("vision_tower.", "multi_modal_projector.")) or "post_layernorm" in hf_name:
+            continue
+        m = re.search(r"encoder\.layers\.(\d+)\.", hf_name)
+        if m and int(m.group(1)) >= feature:
+            continue
+        data = hf[hf_name]
+        arr, raw = encode(data, T.F16 if data.ndim >= 2 else T.F32)
+        w.add_tensor(legacy_clip_name(hf_name), arr, raw_dtype=raw)
+    write(w, path)
+
+
+def qwen_vl_mmproj_gguf(model_dir: Path, hf: dict, path: Path, q8: bool = False) -> None:
+    """A Qwen2-VL / Qwen2.5-VL tower + merger as `Qwen2VLVisionModel` writes it: fused qkv split
+    into attn_q/k/v, the Conv3d patch kernel split into `v.patch_embd.weight` (t = 0) and
+    `v.patch_embd.weight.1` (t = 1), the merger as `v.post_ln` / `mm.0` / `mm.2`, projector type
+    `qwen2vl_merger` or `qwen2.5vl_merger` (with `clip.use_silu` and `n_wa_pattern`). On top,
+    `clip.vision.image_{min,max}_pixels` and `window_size` carry the fixture's processor limits
+    and window (keys clip.cpp reads; the converter leaves them to clip.cpp's defaults). With
+    `q8`, every matrix whose rows are whole Q8_0 blocks is Q8_0 and the pixel keys are left out."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    vc = cfg["vision_config"]
+    proc = json.loads((model_dir / "preprocessor_config.json").read_text())
+    qwen25 = cfg["model_type"] == "qwen2_5_vl"
+    embed = vc["hidden_size"] if qwen25 else vc["embed_dim"]
+    matrix = T.F32 if cfg.get("dtype") == "float32" else T.F16
+    w = gguf.GGUFWriter(None, "clip")
+    w.add_type(gguf.GGUFType.MMPROJ)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32 if matrix == T.F32 else gguf.LlamaFileType.MOSTLY_F16)
+    w.add_clip_has_vision_encoder(True)
+    w.add_vision_projection_dim(cfg["text_config"]["hidden_size"])
+    w.add_vision_image_size(vc.get("image_size", 560))
+    w.add_vision_patch_size(vc["patch_size"])
+    w.add_vision_embedding_length(embed)
+    # The converter writes Qwen2-VL's `hidden_size` (the merger's output width) here.
+    w.add_vision_feed_forward_length(vc["intermediate_size"] if qwen25 else vc["hidden_size"])
+    w.add_vision_block_count(vc["depth"])
+    w.add_vision_head_count(vc["num_heads"])
+    w.add_vision_image_mean(proc["image_mean"])
+    w.add_vision_image_std(proc["image_std"])
+    if qwen25:
+        w.add_clip_projector_type(gguf.VisionProjectorType.QWEN25VL)
+        w.add_vision_use_silu(True)
+        full = vc["fullatt_block_indexes"]
+        w.add_vision_n_wa_pattern(full[0] + 1)
+        w.add_vision_window_size(vc["window_size"])
+    else:
+        w.add_clip_projector_type(gguf.VisionProjectorType.QWEN2VL)
+    w.add_vision_attention_layernorm_eps(cfg.get("rms_norm_eps", 1e-6))
+    if not q8:
+        w.add_vision_min_pixels(proc["size"]["shortest_edge"])
+        w.add_uint32("clip.vision.image_max_pixels", proc["size"]["longest_edge"])
+    # Enough block ids for `mm.2` too (the real towers are deeper than the merger index).
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.MMPROJ, max(vc["depth"], 3))
+
+    def add(name: str, data: np.ndarray) -> None:
+        qtype = T.F32 if data.ndim == 1 or ".position_embd." in name else matrix
+        if q8 and data.ndim == 2 and data.shape[1] % 32 == 0:
+            qtype = T.Q8_0
+        arr, raw = encode(data, qtype)
+        w.add_tensor(name, arr, raw_dtype=raw)
+
+    for hf_name in sorted(hf):
+        if not hf_name.startswith("visual."):
+            continue
+        data = hf[hf_name]
+        if ".qkv." in hf_name:
+            c = data.shape[0] // 3
+            for i, part in enumerate("qkv"):
+                add(tmap.get_name(hf_name.replace("qkv", part), try_suffixes=(".weight", ".bias")), data[i * c:(i + 1) * c])
+        elif "patch_embed.proj.weight" in hf_name:
+            assert data.shape[2] == 2, "the converter splits a temporal patch of 2"
+            for t, name in enumerate(["v.patch_embd.weight", "v.patch_embd.weight.1"]):
+                arr, raw = encode(np.ascontiguousarray(data[:, :, t]), matrix)
+                w.add_tensor(name, arr, raw_dtype=raw)
+        else:
+            name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+            assert name is not None, hf_name
+            add(name, data)
+    write(w, path)
+
+
 def expectations(path: Path, plan: dict) -> dict[str, np.ndarray]:
     """gguf-py's dequantisation of every quantised tensor of a written file, in HF order."""
     out = {}
@@ -436,7 +609,7 @@ def broken_files() -> dict[str, bytes]:
         "unsupported_type": raw_gguf(LLAMA, [q4k]),
         "unsupported_arch": raw_gguf([("general.architecture", STRING, "gemma2")], [EMBD]),
         "unsupported_projector": raw_gguf(
-            [("general.architecture", STRING, "clip"), ("clip.projector_type", STRING, "mlp")],
+            [("general.architecture", STRING, "clip"), ("clip.projector_type", STRING, "ldp")],
             [("v.post_ln.weight", [2], T.F32, f32_bytes([1, 2]))],
         ),
         "unknown_tensor": raw_gguf(LLAMA, [EMBD, ("blk.0.attn_qkv.weight", [2, 6], T.F32, f32_bytes(np.ones(12)))]),
@@ -457,16 +630,28 @@ def valid_align64() -> bytes:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HF_FIXTURES / "gguf")
-    ap.add_argument("--only", choices=["smolvlm", "qwen2", "phi"], help="write one group of files")
+    ap.add_argument("--only", choices=["smolvlm", "qwen2", "phi", "vlm"], help="write one group of files")
     args = ap.parse_args()
     out = args.out
+    if args.only in (None, "vlm"):
+        llava_dir = HF_FIXTURES / "llava-tiny" / "model"
+        hf = load_hf(llava_dir)
+        vlm_text_gguf(llava_dir, hf, "llama", out / "llava-tiny" / "text.gguf")
+        llava_mmproj_gguf(llava_dir, hf, out / "llava-tiny" / "mmproj.gguf")
+        for name in ["qwen2-vl-tiny", "qwen2_5-vl-tiny"]:
+            model_dir = HF_FIXTURES / name / "model"
+            hf = load_hf(model_dir)
+            vlm_text_gguf(model_dir, hf, "qwen2vl", out / name / "text.gguf")
+            qwen_vl_mmproj_gguf(model_dir, hf, out / name / "mmproj.gguf")
+        qwen2vl_dir = HF_FIXTURES / "qwen2-vl-tiny" / "model"
+        qwen_vl_mmproj_gguf(qwen2vl_dir, load_hf(qwen2vl_dir), out / "qwen2-vl-tiny" / "mmproj-q8.gguf", q8=True)
     if args.only in (None, "qwen2"):
         qwen2_dir = HF_FIXTURES / "qwen2-tiny" / "model"
         qwen2_gguf(qwen2_dir, load_hf(qwen2_dir), out / "qwen2-tiny")
     if args.only in (None, "phi"):
         phi_dir = HF_FIXTURES / "phi-tiny" / "model"
         phi2_gguf(phi_dir, load_hf(phi_dir), out / "phi-tiny")
-    if args.only in ("qwen2", "phi"):
+    if args.only in ("qwen2", "phi", "vlm"):
         return
 
     split_dir = HF_FIXTURES / "smolvlm-tiny-split" / "model"
@@ -500,7 +685,7 @@ def main() -> None:
             assert size < 1 << 20, f"{f} is {size} bytes"
             total += size
             print(f"{size:>8}  {f.relative_to(out)}")
-    assert total < 2 << 20, f"fixtures total {total} bytes"
+    assert total < 4 << 20, f"fixtures total {total} bytes"
     print(f"{total:>8}  total")
 
 

@@ -131,3 +131,72 @@ fn qwen2_gguf_alone_matches_transformers() {
 fn phi2_gguf_alone_matches_transformers() {
     check_text_gguf("phi-tiny", webvlm_model::Family::Phi);
 }
+
+/// A LLaVA / Qwen-VL text + mmproj GGUF pair alone in a directory (config, tokenizer, chat
+/// template and image processor all from GGUF metadata, plus `extra` files placed next to them)
+/// against transformers' goldens of the HF fixture: prompt ids and M-RoPE positions exactly,
+/// logits at every prompt position within `atol + 1e-4·|x|`, greedy tokens identical when
+/// `tokens_must_match`.
+fn check_vlm_gguf(name: &str, mmproj: &str, extra: &[&str], family: webvlm_model::Family, atol: f32, tokens_must_match: bool) {
+    let dir = fixtures_dir().join("gguf").join(name);
+    let mut s = MemorySource::new();
+    s.insert("text.gguf", std::fs::read(dir.join("text.gguf")).unwrap());
+    s.insert("mmproj.gguf", std::fs::read(dir.join(mmproj)).unwrap());
+    for file in extra {
+        s.insert(*file, std::fs::read(fixture(name).join("model").join(file)).unwrap());
+    }
+    let vlm = Vlm::load(&s, &device(Backend::Wgpu)).unwrap();
+    assert_eq!(vlm.config().family, family, "{name}");
+    let g: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(name).join("goldens.json")).unwrap()).unwrap();
+    let img = webvlm_parity::fixture_image(name);
+    let prompt = vlm.prepare(g["prompt"].as_str().unwrap(), Some(&img)).unwrap();
+    assert_eq!(prompt.rendered, g["rendered_prompt"].as_str().unwrap(), "{name}: chat template from GGUF metadata");
+    let ids: Vec<u32> = serde_json::from_value(g["input_ids"].clone()).unwrap();
+    assert_eq!(prompt.input_ids, ids, "{name}: tokenizer, image tokens and processor from GGUF metadata");
+    if let Some(positions) = g.get("positions").filter(|p| !p.is_null()) {
+        let want: Vec<[u32; 3]> = serde_json::from_value(positions.clone()).unwrap();
+        assert_eq!(prompt.positions.as_ref(), Some(&want), "{name}: M-RoPE positions");
+    }
+    let embeds = vlm.embed_prompt(&prompt).unwrap();
+    let mut cache = vlm.model.new_cache(prompt.input_ids.len());
+    let logits = read_f32(vlm.model.forward_at(embeds, &mut cache, prompt.positions.as_deref(), true).unwrap()).unwrap();
+    let max = webvlm_parity::assert_close(&format!("{name} GGUF ({mmproj}) logits"), &logits, &golden_tensor(name, "logits").values, atol, 1e-4);
+    let want: Vec<u32> = serde_json::from_value(g["greedy_tokens"].clone()).unwrap();
+    let opts = GenerationOptions { max_new_tokens: want.len(), ignore_eos: true, ..Default::default() };
+    let mut generator = Generator::new(&vlm, prompt, opts).unwrap();
+    pollster::block_on(generator.prefill()).unwrap();
+    while pollster::block_on(generator.step()).unwrap().is_some() {}
+    let same = generator.generated() == want.as_slice();
+    println!("{name} GGUF ({mmproj}): |logit diff| max {max:.2e}, greedy {}", if same { "identical" } else { "differs" });
+    if tokens_must_match {
+        assert!(same, "{name}: greedy tokens {:?} vs {want:?}", generator.generated());
+    }
+}
+
+/// LLaVA-1.5 as the legacy llava converter writes it (`mlp` projector, F16 matrices, CLIP
+/// layers after the feature layer left out, fc1/fc2 under swapped names).
+#[test]
+fn llava_gguf_pair_matches_transformers() {
+    check_vlm_gguf("llava-tiny", "mmproj.gguf", &[], webvlm_model::Family::Llava, 5e-5, true);
+}
+
+/// Qwen2-VL: `qwen2vl` decoder with M-RoPE sections, `qwen2vl_merger` mmproj (q/k/v and the
+/// Conv3d frames split by the converter).
+#[test]
+fn qwen2_vl_gguf_pair_matches_transformers() {
+    check_vlm_gguf("qwen2-vl-tiny", "mmproj.gguf", &[], webvlm_model::Family::Qwen2Vl, 5e-5, true);
+}
+
+/// Qwen2.5-VL: windowed attention from `n_wa_pattern` and `window_size`, SwiGLU blocks.
+#[test]
+fn qwen2_5_vl_gguf_pair_matches_transformers() {
+    check_vlm_gguf("qwen2_5-vl-tiny", "mmproj.gguf", &[], webvlm_model::Family::Qwen25Vl, 5e-5, true);
+}
+
+/// Q8_0 vision matrices (the stacked qkv stays quantised) without pixel limits in the file: the
+/// fixture's preprocessor_config.json next to the GGUF files sets them.
+#[test]
+fn quantised_qwen2_vl_mmproj_stays_within_tolerance() {
+    check_vlm_gguf("qwen2-vl-tiny", "mmproj-q8.gguf", &["preprocessor_config.json"], webvlm_model::Family::Qwen2Vl, 0.2, false);
+}

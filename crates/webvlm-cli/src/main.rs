@@ -248,10 +248,12 @@ fn bench_kernels(repeats: usize, filter: Option<String>) -> Result<(), AnyError>
 }
 
 fn info(model: PathBuf) -> Result<(), AnyError> {
-    let source = DirSource::new(&model)?;
+    let dir = DirSource::new(&model)?;
+    // A GGUF directory's config.json is made from the GGUF metadata.
+    let source = webvlm_model::source::GgufMetadataSource::new(&dir)?;
     let text = source
         .read_string("config.json")?
-        .ok_or_else(|| format!("{} has no config.json", model.display()))?;
+        .ok_or_else(|| format!("{} has no config.json (nor GGUF files)", model.display()))?;
     let config = ModelConfig::from_json(&text)?;
     let tensors = inspect(&source)?;
     let params: usize = tensors.iter().map(|t| t.shape.iter().product::<usize>()).sum();

@@ -194,3 +194,36 @@ fn bench_without_a_model_or_subcommand_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--model"), "{err}");
 }
+
+/// A llama.cpp-style LLaVA / Qwen-VL directory (text GGUF + mmproj GGUF, nothing else): `info`
+/// names the family from the GGUF metadata, `convert` packs it keeping the GGUF's own formats,
+/// and `run` on the packed model prints transformers' greedy tokens.
+#[test]
+fn gguf_vlm_pairs_show_convert_and_run() {
+    for (name, family) in [("llava-tiny", "family: LLaVA"), ("qwen2-vl-tiny", "family: Qwen2-VL"), ("qwen2_5-vl-tiny", "family: Qwen2.5-VL")] {
+        let dir = std::env::temp_dir().join(format!("webvlm-cli-gguf-{name}-{}", std::process::id()));
+        let packed = dir.join("packed");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["text.gguf", "mmproj.gguf"] {
+            std::fs::copy(fixture("gguf").join(name).join(file), dir.join(file)).unwrap();
+        }
+        let out = webvlm(&["info", "--model", dir.to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(family) && (text.contains("F16") || text.contains("F32")), "{name}: {text}");
+
+        let out = webvlm(&["convert", "--model", dir.to_str().unwrap(), "--out", packed.to_str().unwrap(), "--quiet"]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let g = goldens(name);
+        let image = fixture(name).join("image.png");
+        let out = webvlm(&[
+            "run", "--model", packed.to_str().unwrap(), "--image", image.to_str().unwrap(), "--prompt",
+            g["prompt"].as_str().unwrap(), "--max-new-tokens", "10", "--ignore-eos", "--json", "--device", "cpu",
+        ]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["token_ids"], g["greedy_tokens"], "{name}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

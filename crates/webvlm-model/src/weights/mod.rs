@@ -393,7 +393,7 @@ impl GgufModel {
             let bytes = source.read(name)?.ok_or_else(|| ModelError::MissingFile { file: name.clone(), why: "listed".into() })?;
             match gguf::GgufFile::parse(&bytes)?.kind()? {
                 gguf::FileKind::Text => text.push(bytes),
-                gguf::FileKind::Mmproj => mmproj.push(bytes),
+                gguf::FileKind::Mmproj(_) => mmproj.push(bytes),
             }
         }
         if text.len() != 1 || mmproj.len() > 1 {
@@ -406,22 +406,48 @@ impl GgufModel {
     }
 
     /// Every tensor of the text file, then of the mmproj, under its Hugging Face name and shape.
-    /// The GGUF name tables follow the Idefics3 layout (`model.text_model.*`); without an mmproj
-    /// the model is a plain Llama, whose decoder lives under `model.*`.
+    /// The GGUF text table names the decoder `model.text_model.*` (Idefics3); it moves to where
+    /// the mmproj's family keeps it (`model.language_model.*` for LLaVA and Qwen-VL), or to
+    /// `model.*` for a text model alone.
     pub fn for_each_tensor(
         &self,
         f: &mut dyn FnMut(String, Vec<usize>, gguf::TensorValue) -> Result<()>,
     ) -> Result<()> {
-        let text_only = self.mmproj.is_none();
+        let text_prefix = self.text_prefix()?;
         for bytes in std::iter::once(&self.text).chain(self.mmproj.as_ref()) {
             let file = gguf::GgufFile::parse(bytes)?;
             for t in file.hf_tensors()? {
                 let t = t?;
-                let name = if text_only { t.name.replacen("model.text_model.", "model.", 1) } else { t.name };
+                let name = t.name.replacen("model.text_model.", text_prefix, 1);
                 f(name, t.shape, t.value)?;
             }
         }
         Ok(())
+    }
+}
+
+impl GgufModel {
+    /// Where the decoder's tensors go: the mmproj family's prefix, or `model.` alone.
+    fn text_prefix(&self) -> Result<&'static str> {
+        Ok(match &self.mmproj {
+            None => "model.",
+            Some(bytes) => match gguf::GgufFile::parse(bytes)?.kind()? {
+                gguf::FileKind::Mmproj(projector) => projector.text_prefix(),
+                gguf::FileKind::Text => "model.text_model.",
+            },
+        })
+    }
+
+    /// Every tensor's Hugging Face name, stored GGUF type and shape, nothing decoded.
+    pub fn tensor_infos(&self) -> Result<Vec<TensorInfo>> {
+        let text_prefix = self.text_prefix()?;
+        let mut out = Vec::new();
+        for bytes in std::iter::once(&self.text).chain(self.mmproj.as_ref()) {
+            for (name, ty, shape) in gguf::GgufFile::parse(bytes)?.hf_tensor_infos()? {
+                out.push(TensorInfo { name: name.replacen("model.text_model.", text_prefix, 1), dtype: ty.to_string(), shape });
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -469,6 +495,11 @@ pub fn inspect(source: &dyn ModelSource) -> Result<Vec<TensorInfo>> {
         for t in manifest.tensors {
             out.push(TensorInfo { name: t.name, dtype: t.dtype, shape: t.shape });
         }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        return Ok(out);
+    }
+    if let Some(model) = GgufModel::find(source)? {
+        let mut out = model.tensor_infos()?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         return Ok(out);
     }

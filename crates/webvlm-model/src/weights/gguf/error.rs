@@ -80,13 +80,17 @@ pub enum GgufError {
     #[error("general.architecture `{found}` is not supported; supported: {supported}")]
     UnsupportedArchitecture { found: String, supported: String },
 
-    /// An mmproj file for another projector than Idefics3's.
+    /// An mmproj file whose projector webvlm does not implement.
     #[error("mmproj projector type `{found}` is not supported; supported: {supported}")]
     UnsupportedProjector { found: String, supported: String },
 
     /// A tensor with no Hugging Face counterpart in this kind of file.
     #[error("tensor `{name}` has no Hugging Face equivalent in a {kind} GGUF file")]
     UnknownTensor { name: String, kind: &'static str },
+
+    /// A tensor the converter split (Qwen-VL's q/k/v, its two patch frames) lacks a part.
+    #[error("`{hf_name}` is split into parts in GGUF; `{given}` found but `{missing}` is missing")]
+    IncompleteTensor { hf_name: String, given: String, missing: String },
 
     /// Two GGUF tensors would become the same Hugging Face tensor.
     #[error("tensors `{first}` and `{second}` both map to `{hf_name}`")]
@@ -111,10 +115,11 @@ pub enum GgufError {
     #[error("{what} needs {bytes} bytes, more than this platform can address")]
     TooLarge { what: String, bytes: u64 },
 
-    /// The text and mmproj files do not describe one model.
+    /// A tokenizer model or pre-tokenizer the GGUF tokenizer reader does not build.
     #[error("tokenizer `{what}` is not supported; supported: {supported}")]
     UnsupportedTokenizer { what: String, supported: &'static str },
 
+    /// The text and mmproj files do not describe one model.
     #[error("the text and mmproj GGUF files disagree: {message}")]
     Mismatch { message: String },
 }

@@ -54,7 +54,7 @@ use webvlm_kernels::QuantMatrix;
 
 pub use config::{chat_template, config_json, preprocessor_config_json};
 pub use error::{GgufError, Result};
-pub use names::{FileKind, MappedName, Role, map_name};
+pub use names::{FileKind, MappedName, Projector, Role, map_name};
 pub use parse::{DEFAULT_ALIGNMENT, GgufFile, TensorInfo, Value};
 pub use tokenizer::{tokenizer_config_json, tokenizer_json};
 pub use types::GgmlType;
@@ -62,9 +62,10 @@ pub use types::GgmlType;
 use decode::BlockPlanes;
 
 /// What `general.architecture` may be.
-pub const SUPPORTED_ARCHITECTURES: &str = "llama, qwen2, phi2 (text model), clip (mmproj)";
+pub const SUPPORTED_ARCHITECTURES: &str = "llama, qwen2, qwen2vl, phi2 (text model), clip (mmproj)";
 /// What an mmproj's `clip.projector_type` may be.
-pub const SUPPORTED_PROJECTORS: &str = "idefics3";
+pub const SUPPORTED_PROJECTORS: &str =
+    "idefics3 (SmolVLM), mlp (LLaVA-1.5), qwen2vl_merger (Qwen2-VL), qwen2.5vl_merger (Qwen2.5-VL)";
 
 /// A decoded tensor: dense f32 values (row-major, HF order) or a block-quantised matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,10 +102,22 @@ pub struct HfTensor {
 /// One tensor of [`GgufFile::hf_tensors`], resolved before anything is decoded.
 #[derive(Debug, Clone)]
 struct Planned {
-    index: usize,
     hf_name: String,
+    /// The GGUF tensors it is made of (one, or the slots of a split tensor), by index.
+    parts: Vec<Option<usize>>,
+    combine: Combine,
     /// Heads to un-permute the rows with (text Q and K).
     heads: Option<u64>,
+}
+
+/// How the parts of a [`Planned`] tensor become one Hugging Face tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Combine {
+    One,
+    /// Rows of each part, one after the other (Qwen-VL's q, k, v → `qkv`).
+    StackRows,
+    /// Two `[out, c, p, p]` frames → `[out, c, 2, p, p]` (Qwen-VL's Conv3d patch kernel).
+    Frames,
 }
 
 /// Iterator over a file's tensors as Hugging Face tensors, decoding one at a time.
@@ -120,6 +133,7 @@ impl Iterator for HfTensors<'_, '_> {
         let p = self.plan.next()?;
         Some(self.file.load(p))
     }
+
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.plan.size_hint()
@@ -158,22 +172,27 @@ fn phi_name(llama_name: &str) -> String {
 }
 
 impl<'a> GgufFile<'a> {
-    /// Which SmolVLM file this is, from `general.architecture` (and the projector type).
+    /// Which file of a model this is, from `general.architecture` (and the projector type).
     pub fn kind(&self) -> Result<FileKind> {
         match self.architecture()? {
-            "llama" | "qwen2" | "phi2" => Ok(FileKind::Text),
+            "llama" | "qwen2" | "qwen2vl" | "phi2" => Ok(FileKind::Text),
             "clip" => {
-                let projector = match self.str_key("clip.projector_type")? {
+                let name = match self.str_key("clip.projector_type")? {
                     Some(p) => Some(p),
                     None => self.str_key("clip.vision.projector_type")?,
                 };
-                match projector {
-                    Some("idefics3") => Ok(FileKind::Mmproj),
-                    other => Err(GgufError::UnsupportedProjector {
-                        found: other.unwrap_or("<missing clip.projector_type>").to_string(),
-                        supported: SUPPORTED_PROJECTORS.into(),
-                    }),
+                let unsupported = |found: String| GgufError::UnsupportedProjector { found, supported: SUPPORTED_PROJECTORS.into() };
+                let projector = name
+                    .and_then(Projector::from_gguf_name)
+                    .ok_or_else(|| unsupported(name.unwrap_or("<missing clip.projector_type>").to_string()))?;
+                // LLaVA-NeXT (1.6) shares the `mlp` projector but tiles images on a grid of
+                // resolutions and adds a newline embedding, which webvlm does not implement.
+                if projector == Projector::Llava
+                    && (self.get("clip.vision.image_grid_pinpoints").is_some() || self.tensor("model.image_newline").is_some())
+                {
+                    return Err(unsupported("mlp with image_grid_pinpoints / image_newline (LLaVA-NeXT anyres)".into()));
                 }
+                Ok(FileKind::Mmproj(projector))
             }
             other => Err(GgufError::UnsupportedArchitecture {
                 found: other.to_string(),
@@ -200,26 +219,63 @@ impl<'a> GgufFile<'a> {
     }
 
     /// Every tensor under its Hugging Face name, in file order. All names are resolved first
-    /// (unknown or colliding names fail here, before any decoding); each item then decodes one
-    /// tensor, so at most one tensor's values are held at a time.
+    /// (unknown or colliding names, and split tensors missing a part, fail here, before any
+    /// decoding); each item then decodes one tensor, so at most one tensor's values (or the
+    /// parts of one split tensor) are held at a time.
     pub fn hf_tensors(&self) -> Result<HfTensors<'_, 'a>> {
         let kind = self.kind()?;
         let legacy_ffn = match kind {
-            FileKind::Mmproj => self.legacy_ffn_layers()?,
+            FileKind::Mmproj(_) => self.legacy_ffn_layers(kind)?,
             FileKind::Text => BTreeSet::new(),
         };
+        let arch = self.architecture()?;
+        let qwen = matches!(kind, FileKind::Mmproj(Projector::Qwen2Vl | Projector::Qwen25Vl));
         let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-        let mut plan = Vec::with_capacity(self.tensors().len());
+        // hf name → plan index, for the tensors assembled from several GGUF tensors.
+        let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+        let mut plan: Vec<Planned> = Vec::with_capacity(self.tensors().len());
         for (index, t) in self.tensors().iter().enumerate() {
-            let mapped = map_name(kind, &t.name)
-                .ok_or_else(|| GgufError::UnknownTensor { name: t.name.clone(), kind: kind.name() })?;
+            let (mapped, slot) = if qwen && t.name == names::PATCH_FRAME_1 {
+                let frame0 = map_name(kind, "v.patch_embd.weight")
+                    .ok_or_else(|| GgufError::UnknownTensor { name: t.name.clone(), kind: kind.name() })?;
+                (frame0, 1)
+            } else {
+                let mapped = map_name(kind, &t.name)
+                    .ok_or_else(|| GgufError::UnknownTensor { name: t.name.clone(), kind: kind.name() })?;
+                let slot = match mapped.role {
+                    Role::QkvPart(i) => i,
+                    _ => 0,
+                };
+                (mapped, slot)
+            };
             let mut hf_name = mapped.hf_name;
-            if kind == FileKind::Text && self.architecture()? == "phi2" {
+            if kind == FileKind::Text && arch == "phi2" {
                 hf_name = phi_name(&hf_name);
+            }
+            let (combine, slots) = match mapped.role {
+                Role::QkvPart(_) => (Combine::StackRows, 3),
+                Role::TemporalPatch => (Combine::Frames, 2),
+                _ => (Combine::One, 1),
+            };
+            if combine != Combine::One {
+                let at = *groups.entry(hf_name.clone()).or_insert_with(|| {
+                    plan.push(Planned { hf_name: hf_name.clone(), parts: vec![None; slots], combine, heads: None });
+                    plan.len() - 1
+                });
+                let part = &mut plan[at].parts[slot];
+                if let Some(first) = *part {
+                    return Err(GgufError::DuplicateHfName {
+                        hf_name,
+                        first: self.tensors()[first].name.clone(),
+                        second: t.name.clone(),
+                    });
+                }
+                *part = Some(index);
+                continue;
             }
             // llama.cpp's converter permutes Q/K rows for its interleaved RoPE only for `llama`;
             // Qwen2 files keep Hugging Face's row order (NEOX-style RoPE).
-            let permuted = self.architecture()? == "llama";
+            let permuted = arch == "llama";
             let heads = match mapped.role {
                 Role::Query if permuted => Some(self.text_heads("attention.head_count")?),
                 Role::Key if permuted => Some(match self.u64_key(&self.text_key("attention.head_count_kv")?)? {
@@ -235,16 +291,55 @@ impl<'a> GgufFile<'a> {
             if let Some(first) = seen.insert(hf_name.clone(), &t.name) {
                 return Err(GgufError::DuplicateHfName { hf_name, first: first.to_string(), second: t.name.clone() });
             }
-            plan.push(Planned { index, hf_name, heads });
+            plan.push(Planned { hf_name, parts: vec![Some(index)], combine: Combine::One, heads });
+        }
+        for p in &plan {
+            if let Some(slot) = p.parts.iter().position(Option::is_none) {
+                let given: Vec<&str> = p.parts.iter().flatten().map(|&i| self.tensors()[i].name.as_str()).collect();
+                return Err(GgufError::IncompleteTensor {
+                    hf_name: p.hf_name.clone(),
+                    given: given.join(", "),
+                    missing: split_part_name(p.combine, slot, given.first().copied().unwrap_or("")),
+                });
+            }
         }
         Ok(HfTensors { file: self, plan: plan.into_iter() })
     }
 
+    /// Name, stored type and Hugging Face shape of every tensor [`Self::hf_tensors`] yields,
+    /// without decoding any (for `webvlm info`).
+    pub fn hf_tensor_infos(&self) -> Result<Vec<(String, GgmlType, Vec<usize>)>> {
+        let plan = self.hf_tensors()?.plan;
+        let mut out = Vec::with_capacity(plan.len());
+        for p in plan {
+            let infos = p.parts.iter().map(|&i| self.info(i)).collect::<Result<Vec<_>>>()?;
+            let mut shape = infos[0].hf_shape();
+            match p.combine {
+                Combine::One => {}
+                Combine::StackRows => shape[0] = infos.iter().map(|i| i.hf_shape()[0]).sum(),
+                Combine::Frames => shape.insert(2, 2),
+            }
+            out.push((p.hf_name, infos[0].ggml_type, shape));
+        }
+        Ok(out)
+    }
+
+    fn info(&self, index: Option<usize>) -> Result<&TensorInfo> {
+        index
+            .and_then(|i| self.tensors().get(i))
+            .ok_or_else(|| GgufError::UnknownTensor { name: format!("#{index:?}"), kind: "this" })
+    }
+
     fn load(&self, p: Planned) -> Result<HfTensor> {
-        let info = self
-            .tensors()
-            .get(p.index)
-            .ok_or_else(|| GgufError::UnknownTensor { name: format!("#{}", p.index), kind: "this" })?;
+        match p.combine {
+            Combine::One => self.load_one(p),
+            Combine::StackRows => self.load_stacked(p),
+            Combine::Frames => self.load_frames(p),
+        }
+    }
+
+    fn load_one(&self, p: Planned) -> Result<HfTensor> {
+        let info = self.info(p.parts.first().copied().flatten())?;
         let mut bytes = Cow::Borrowed(self.tensor_data(info)?);
         if let Some(heads) = p.heads {
             let rows = match info.ne.as_slice() {
@@ -261,6 +356,74 @@ impl<'a> GgufFile<'a> {
             ggml_type: info.ggml_type,
             shape: info.hf_shape(),
             value,
+        })
+    }
+
+    /// q, k, v one after the other along the outermost axis. Parts of one storage type are
+    /// joined as stored bytes (whole rows of whole blocks), so a quantised qkv stays quantised;
+    /// mixed types are joined as f32.
+    fn load_stacked(&self, p: Planned) -> Result<HfTensor> {
+        let infos = p.parts.iter().map(|&i| self.info(i)).collect::<Result<Vec<_>>>()?;
+        let first = infos[0];
+        let gguf_name = infos.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(" + ");
+        let inner = &first.ne[..first.ne.len().saturating_sub(1)];
+        if let Some(odd) = infos.iter().find(|i| i.ne.len() != first.ne.len() || i.ne[..i.ne.len().saturating_sub(1)] != *inner) {
+            return Err(GgufError::BadShape {
+                name: odd.name.clone(),
+                ne: odd.ne.clone(),
+                why: format!("cannot be stacked with `{}` {:?} into `{}`", first.name, first.ne, p.hf_name),
+            });
+        }
+        let mut ne = first.ne.clone();
+        if let Some(outer) = ne.last_mut() {
+            *outer = infos.iter().map(|i| i.ne.last().copied().unwrap_or(0)).sum();
+        }
+        let one_type = infos.iter().all(|i| i.ggml_type == first.ggml_type);
+        let (ggml_type, value) = if one_type {
+            let mut bytes = Vec::with_capacity(infos.iter().map(|i| i.n_bytes as usize).sum());
+            for info in &infos {
+                bytes.extend_from_slice(self.tensor_data(info)?);
+            }
+            let joined = TensorInfo { name: gguf_name.clone(), ne: ne.clone(), ggml_type: first.ggml_type, offset: 0, n_bytes: bytes.len() as u64 };
+            (first.ggml_type, self.decode_bytes(&joined, &bytes)?)
+        } else {
+            let mut values = Vec::new();
+            for info in &infos {
+                values.extend(self.decode(info)?.into_dense());
+            }
+            (GgmlType::F32, TensorValue::Dense(values))
+        };
+        let shape = ne.iter().rev().map(|&d| d as usize).collect();
+        Ok(HfTensor { name: p.hf_name, gguf_name, ggml_type, shape, value })
+    }
+
+    /// Two Conv2d frames `ne = [p, p, c, out]` → the Conv3d kernel `[out, c, 2, p, p]`.
+    fn load_frames(&self, p: Planned) -> Result<HfTensor> {
+        let (f0, f1) = (self.info(p.parts[0])?, self.info(p.parts[1])?);
+        let &[kw, kh, c, out] = f0.ne.as_slice() else {
+            return Err(GgufError::BadShape { name: f0.name.clone(), ne: f0.ne.clone(), why: "a patch frame is [p, p, c, out]".into() });
+        };
+        if f1.ne != f0.ne {
+            return Err(GgufError::BadShape {
+                name: f1.name.clone(),
+                ne: f1.ne.clone(),
+                why: format!("the second patch frame must have the first one's shape {:?}", f0.ne),
+            });
+        }
+        let (a, b) = (self.decode(f0)?.into_dense(), self.decode(f1)?.into_dense());
+        let plane = usize_of(kw * kh, || format!("a frame of `{}`", f0.name))?;
+        let mut values = Vec::with_capacity(a.len() * 2);
+        for (x, y) in a.chunks_exact(plane).zip(b.chunks_exact(plane)) {
+            values.extend_from_slice(x);
+            values.extend_from_slice(y);
+        }
+        let dims = [out, c, 2, kh, kw].map(|d| d as usize);
+        Ok(HfTensor {
+            name: p.hf_name,
+            gguf_name: format!("{} + {}", f0.name, f1.name),
+            ggml_type: if f0.ggml_type == f1.ggml_type { f0.ggml_type } else { GgmlType::F32 },
+            shape: dims.to_vec(),
+            value: TensorValue::Dense(values),
         })
     }
 
@@ -281,14 +444,14 @@ impl<'a> GgufFile<'a> {
     /// Vision layers whose fc1/fc2 carry the legacy (swapped) names, detected as clip.cpp does:
     /// `ffn_down` takes `n_embd` inputs, so it is really fc1. When `n_ff == n_embd` the shapes
     /// cannot tell, and the names are trusted.
-    fn legacy_ffn_layers(&self) -> Result<BTreeSet<usize>> {
+    fn legacy_ffn_layers(&self, kind: FileKind) -> Result<BTreeSet<usize>> {
         let mut out = BTreeSet::new();
         let Some(n_embd) = self.u64_key("clip.vision.embedding_length")? else { return Ok(out) };
         if self.u64_key("clip.vision.feed_forward_length")? == Some(n_embd) {
             return Ok(out);
         }
         for t in self.tensors() {
-            let Some(mapped) = map_name(FileKind::Mmproj, &t.name) else { continue };
+            let Some(mapped) = map_name(kind, &t.name) else { continue };
             let (Role::FfnDown, Some(layer)) = (mapped.role, mapped.layer) else { continue };
             let up = format!("v.blk.{layer}.ffn_up.weight");
             if t.name.ends_with(".weight") && t.row_len() == n_embd && self.tensor(&up).is_some() {
@@ -296,6 +459,18 @@ impl<'a> GgufFile<'a> {
             }
         }
         Ok(out)
+    }
+}
+
+/// The GGUF name of the missing part of a split tensor, from a part that is there.
+fn split_part_name(combine: Combine, slot: usize, present: &str) -> String {
+    match combine {
+        Combine::Frames if slot == 1 => names::PATCH_FRAME_1.to_string(),
+        Combine::Frames => "v.patch_embd.weight".to_string(),
+        _ => {
+            let part = ["attn_q", "attn_k", "attn_v"][slot.min(2)];
+            ["attn_q", "attn_k", "attn_v"].iter().fold(present.to_string(), |n, p| n.replacen(p, part, 1))
+        }
     }
 }
 

@@ -293,7 +293,7 @@ fn every_broken_file_gives_its_named_error() {
             |e| matches!(e, E::UnsupportedTensorType { name, ggml_type } if name == "token_embd.weight" && *ggml_type == GgmlType::Q4_K),
         ),
         ("unsupported_arch", |e| matches!(e, E::UnsupportedArchitecture { found, .. } if found == "gemma2")),
-        ("unsupported_projector", |e| matches!(e, E::UnsupportedProjector { found, .. } if found == "mlp")),
+        ("unsupported_projector", |e| matches!(e, E::UnsupportedProjector { found, .. } if found == "ldp")),
         ("unknown_tensor", |e| matches!(e, E::UnknownTensor { name, .. } if name == "blk.0.attn_qkv.weight")),
         ("q4_0_overflow", |e| matches!(e, E::Q4OffsetOverflow { block: 0, d, .. } if *d == 60000.0)),
     ];
@@ -453,11 +453,11 @@ fn name_tables() {
     );
     assert_eq!(m(FileKind::Text, "output.weight").as_deref(), Some("lm_head.weight"));
     assert_eq!(
-        m(FileKind::Mmproj, "v.blk.3.ffn_up.bias").as_deref(),
+        m(FileKind::Mmproj(Projector::Idefics3), "v.blk.3.ffn_up.bias").as_deref(),
         Some("model.vision_model.encoder.layers.3.mlp.fc1.bias")
     );
     assert_eq!(
-        m(FileKind::Mmproj, "mm.model.fc.weight").as_deref(),
+        m(FileKind::Mmproj(Projector::Idefics3), "mm.model.fc.weight").as_deref(),
         Some("model.connector.modality_projection.proj.weight")
     );
     for bad in [
@@ -469,7 +469,7 @@ fn name_tables() {
     ] {
         assert_eq!(m(FileKind::Text, bad), None, "{bad}");
     }
-    assert_eq!(m(FileKind::Mmproj, "token_embd.weight"), None);
+    assert_eq!(m(FileKind::Mmproj(Projector::Idefics3), "token_embd.weight"), None);
     assert_eq!(map_name(FileKind::Text, "blk.0.attn_k.weight").unwrap().role, Role::Key);
 }
 
@@ -513,4 +513,201 @@ fn missing_tokenizer_metadata_is_a_named_error() {
     let bytes = read("gguf/valid/align64.gguf");
     let file = GgufFile::parse(&bytes).unwrap();
     assert!(matches!(tokenizer_json(&file), Err(GgufError::MissingKey { ref key }) if key == "tokenizer.ggml.model"));
+}
+
+/// A LLaVA / Qwen-VL checkpoint name as the GGUF reader (and then the loader) names it: the
+/// loader's canonical transformers-5 name, with the decoder under `model.language_model.`.
+fn vlm_hf_name(name: &str) -> String {
+    let name = crate::weights::canonical_name(name);
+    match name.strip_prefix("model.") {
+        Some(rest)
+            if !["language_model.", "visual.", "vision_tower.", "multi_modal_projector."].iter().any(|p| rest.starts_with(p)) =>
+        {
+            format!("model.language_model.{rest}")
+        }
+        _ => name,
+    }
+}
+
+/// Every tensor of a VLM fixture's text + mmproj GGUF pair against the Hugging Face checkpoint
+/// (F32/BF16 bit-exact, F16 equal to the HF value rounded to f16, block formats within their
+/// rounding); `unused` lists the HF tensors the file leaves out. Returns the HF names produced.
+fn check_vlm_pair(fixture: &str, mmproj: &str, unused: &[&str]) -> BTreeSet<String> {
+    let hf: Tensors = hf_checkpoint(fixture).into_iter().map(|(k, v)| (vlm_hf_name(&k), v)).collect();
+    let mut produced = BTreeSet::new();
+    for f in ["text.gguf", mmproj] {
+        let bytes = read(&format!("gguf/{fixture}/{f}"));
+        let file = GgufFile::parse(&bytes).unwrap_or_else(|e| panic!("{f}: {e}"));
+        for t in file.hf_tensors().unwrap_or_else(|e| panic!("{fixture}/{f}: {e}")) {
+            let t = t.unwrap_or_else(|e| panic!("{f}: {e}"));
+            let name = t.name.replacen("model.text_model.", "model.language_model.", 1);
+            let (shape, want) = hf.get(&name).unwrap_or_else(|| panic!("{name} ({}) is not in the HF checkpoint", t.gguf_name));
+            assert_eq!(&t.shape, shape, "{name}");
+            match (t.value, t.ggml_type) {
+                (TensorValue::Dense(got), GgmlType::F32 | GgmlType::BF16) => assert_eq!(bits(&got), bits(want), "{name}"),
+                (TensorValue::Dense(got), GgmlType::F16) => assert_eq!(bits(&got), bits(&f16_round(want)), "{name}"),
+                (TensorValue::Quant(m), ty) => {
+                    assert!(ty.is_block_quant(), "{name}");
+                    let got = m.dequantize();
+                    let amax = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+                    let err = got.iter().zip(want).fold(0f32, |a, (g, w)| a.max((g - w).abs()));
+                    assert!(err <= 0.02 * amax, "{name} ({ty}): max error {err} vs max |w| {amax}");
+                }
+                (_, ty) => panic!("{name}: unexpected {ty}"),
+            }
+            assert!(produced.insert(name.clone()), "{name} produced twice");
+        }
+    }
+    let missing: Vec<_> = hf.keys().filter(|k| !produced.contains(*k) && !unused.iter().any(|u| k.contains(u))).collect();
+    assert!(missing.is_empty(), "{fixture}: HF tensors with no GGUF counterpart: {missing:?}");
+    produced
+}
+
+#[test]
+fn llava_legacy_mmproj_matches_hf() {
+    // The legacy converter leaves out what LLaVA never runs: post_layernorm and the CLIP layers
+    // after the feature layer (-2 of 3: layer 2).
+    let produced = check_vlm_pair("llava-tiny", "mmproj.gguf", &["post_layernorm", "encoder.layers.2."]);
+    assert!(produced.contains("model.vision_tower.embeddings.class_embedding"));
+    // fc1 was written as `ffn_down` (legacy naming) and is read back as fc1.
+    assert!(produced.contains("model.vision_tower.encoder.layers.1.mlp.fc1.weight"));
+}
+
+#[test]
+fn qwen_vl_mmproj_restacks_qkv_and_patch_frames() {
+    for fixture in ["qwen2-vl-tiny", "qwen2_5-vl-tiny"] {
+        let produced = check_vlm_pair(fixture, "mmproj.gguf", &[]);
+        assert!(produced.contains("model.visual.blocks.1.attn.qkv.weight"), "{fixture}");
+        assert!(produced.contains("model.visual.patch_embed.proj.weight"), "{fixture}");
+    }
+    // Q8_0 q, k and v are stacked block for block: the quantised qkv is the three matrices'
+    // dequantised rows, one after the other.
+    let produced = check_vlm_pair("qwen2-vl-tiny", "mmproj-q8.gguf", &[]);
+    assert!(produced.contains("model.visual.blocks.0.attn.qkv.bias"));
+    let bytes = read("gguf/qwen2-vl-tiny/mmproj-q8.gguf");
+    let file = GgufFile::parse(&bytes).unwrap();
+    let qkv = file.hf_tensors().unwrap().map(Result::unwrap).find(|t| t.name == "model.visual.blocks.0.attn.qkv.weight").unwrap();
+    assert_eq!(qkv.ggml_type, GgmlType::Q8_0);
+    let TensorValue::Quant(m) = qkv.value else { panic!("qkv should stay quantised") };
+    let parts: Vec<f32> = ["attn_q", "attn_k", "attn_v"]
+        .iter()
+        .flat_map(|p| file.decode(file.tensor(&format!("v.blk.0.{p}.weight")).unwrap()).unwrap().into_dense())
+        .collect();
+    assert_same(&m.dequantize(), &parts, "stacked Q8_0 qkv");
+}
+
+#[test]
+fn vlm_configs_match_hf_config_json() {
+    use crate::config::{Family, ModelConfig};
+    for (fixture, family) in [("llava-tiny", Family::Llava), ("qwen2-vl-tiny", Family::Qwen2Vl), ("qwen2_5-vl-tiny", Family::Qwen25Vl)] {
+        let (text, mmproj) = (read(&format!("gguf/{fixture}/text.gguf")), read(&format!("gguf/{fixture}/mmproj.gguf")));
+        let (text, mmproj) = (GgufFile::parse(&text).unwrap(), GgufFile::parse(&mmproj).unwrap());
+        let got = ModelConfig::from_json(&config_json(&text, Some(&mmproj)).unwrap().to_string()).unwrap();
+        let want = ModelConfig::from_json(&String::from_utf8(read(&format!("{fixture}/model/config.json"))).unwrap()).unwrap();
+        assert_eq!(got.family, family, "{fixture}");
+        assert_eq!(got.image_token_id, want.image_token_id, "{fixture}: image token");
+        assert_eq!(got.tie_word_embeddings, want.tie_word_embeddings, "{fixture}: tied");
+        let (gt, wt) = (&got.text_config, &want.text_config);
+        assert_eq!(
+            (gt.vocab_size, gt.hidden_size, gt.intermediate_size, gt.num_hidden_layers, gt.num_attention_heads),
+            (wt.vocab_size, wt.hidden_size, wt.intermediate_size, wt.num_hidden_layers, wt.num_attention_heads),
+            "{fixture}: text sizes"
+        );
+        assert_eq!((gt.num_key_value_heads(), gt.head_dim(), gt.rotary_dim()), (wt.num_key_value_heads(), wt.head_dim(), wt.rotary_dim()));
+        assert_eq!(gt.mrope_section(), wt.mrope_section(), "{fixture}: M-RoPE sections");
+        assert_eq!(gt.rope_theta().unwrap(), wt.rope_theta().unwrap(), "{fixture}: rope theta");
+        assert_eq!(gt.norm_eps(), wt.norm_eps(), "{fixture}: eps");
+        let (gv, wv) = (format!("{:?}", got.vision_config), format!("{:?}", want.vision_config));
+        if family == Family::Llava {
+            // Two stored CLIP layers, the last one the feature layer, vs three and -2.
+            assert_eq!(got.feature_layer().unwrap(), want.feature_layer().unwrap(), "{fixture}: layers run");
+            assert_eq!(got.feature_select().unwrap(), want.feature_select().unwrap());
+            assert_eq!(gv.replace("num_hidden_layers: 2", "num_hidden_layers: 3"), wv, "{fixture}: vision config");
+        } else {
+            assert_eq!(gv, wv, "{fixture}: vision config");
+            for key in ["video_token_id", "vision_start_token_id", "vision_end_token_id"] {
+                let raw = config_json(&text, Some(&mmproj)).unwrap();
+                assert_eq!(raw[key], hf_json(fixture, "config.json")[key], "{fixture}: {key}");
+            }
+        }
+        let pre = preprocessor_config_json(&mmproj).unwrap();
+        let file = if family == Family::Llava { "processor_config.json" } else { "preprocessor_config.json" };
+        let mut want = hf_json(fixture, file);
+        if family == Family::Llava {
+            want = want["image_processor"].clone();
+        }
+        // GGUF stores mean and std as f32: equal as f32 is all a file can be.
+        let as_f32 = |v: &serde_json::Value| match v.as_array() {
+            Some(items) => serde_json::json!(items.iter().map(|x| x.as_f64().map(|f| f as f32)).collect::<Vec<_>>()),
+            None => v.clone(),
+        };
+        for (key, value) in want.as_object().unwrap() {
+            assert_eq!(as_f32(&pre[key]), as_f32(value), "{fixture}: preprocessor {key}");
+        }
+    }
+}
+
+#[test]
+fn qwen_vl_processor_defaults_without_pixel_keys() {
+    let bytes = read("gguf/qwen2-vl-tiny/mmproj-q8.gguf");
+    let pre = preprocessor_config_json(&GgufFile::parse(&bytes).unwrap()).unwrap();
+    assert_eq!(pre["size"], serde_json::json!({"shortest_edge": 3136, "longest_edge": 1003520}));
+    assert_eq!((pre["patch_size"].as_u64(), pre["merge_size"].as_u64()), (Some(4), Some(2)));
+}
+
+#[test]
+fn vlm_pairs_refuse_foreign_decoders_and_missing_parts() {
+    let qwen_text = read("gguf/qwen2-vl-tiny/text.gguf");
+    let llava_mmproj = read("gguf/llava-tiny/mmproj.gguf");
+    let llava_text = read("gguf/llava-tiny/text.gguf");
+    let qwen_mmproj = read("gguf/qwen2-vl-tiny/mmproj.gguf");
+    fn p(b: &[u8]) -> GgufFile<'_> {
+        GgufFile::parse(b).unwrap()
+    }
+    for (text, mmproj) in [(&qwen_text, &llava_mmproj), (&llava_text, &qwen_mmproj)] {
+        let e = config_json(&p(text), Some(&p(mmproj))).unwrap_err();
+        assert!(matches!(e, GgufError::Mismatch { .. }) && e.to_string().contains("pairs with"), "{e}");
+    }
+    // A Qwen2-VL decoder alone is a Qwen2 text model.
+    let alone = config_json(&p(&qwen_text), None).unwrap();
+    assert_eq!(alone["model_type"], "qwen2");
+
+    // Drop `v.blk.1.attn_k.weight` from the file: the stacked qkv is named as incomplete.
+    let file = p(&qwen_mmproj);
+    let idx = file.tensors().iter().position(|t| t.name == "v.blk.1.attn_k.weight").unwrap();
+    let mut bytes = qwen_mmproj.clone();
+    rename_tensor(&mut bytes, &file, idx, "v.blk.1.attn_k.weigh_");
+    let e = GgufFile::parse(&bytes).unwrap().hf_tensors().err().unwrap();
+    assert!(matches!(e, GgufError::UnknownTensor { .. }), "{e}");
+    let renamed = GgufFile::parse(&bytes).unwrap();
+    assert!(renamed.tensor("v.blk.1.attn_k.weigh_").is_some());
+    let mut bytes = qwen_mmproj.clone();
+    rename_tensor(&mut bytes, &file, idx, "v.blk.1.attn_q.weight");
+    let e = GgufFile::parse(&bytes).err().or_else(|| GgufFile::parse(&bytes).unwrap().hf_tensors().err()).unwrap();
+    assert!(matches!(e, GgufError::DuplicateTensor { .. } | GgufError::DuplicateHfName { .. }), "{e}");
+    let mut bytes = qwen_mmproj.clone();
+    rename_tensor(&mut bytes, &file, idx, "v.blk.9.attn_k.weight");
+    let e = GgufFile::parse(&bytes).unwrap().hf_tensors().err().unwrap();
+    assert!(
+        matches!(&e, GgufError::IncompleteTensor { hf_name, missing, .. } if hf_name == "model.visual.blocks.1.attn.qkv.weight" && missing == "v.blk.1.attn_k.weight"),
+        "{e}"
+    );
+}
+
+/// Overwrite tensor `index`'s name in place (same length), so every offset stays valid.
+fn rename_tensor(bytes: &mut [u8], file: &GgufFile, index: usize, new: &str) {
+    let old = &file.tensors()[index].name;
+    assert_eq!(old.len(), new.len());
+    let header = &bytes[..file.data_start() as usize];
+    let mut pattern = (old.len() as u64).to_le_bytes().to_vec();
+    pattern.extend_from_slice(old.as_bytes());
+    let at = header.windows(pattern.len()).rposition(|w| w == pattern).unwrap() + 8;
+    bytes[at..at + new.len()].copy_from_slice(new.as_bytes());
+}
+
+#[test]
+fn llava_next_and_unknown_projectors_are_named() {
+    let bytes = read("gguf/broken/unsupported_projector.gguf");
+    let e = GgufFile::parse(&bytes).unwrap().kind().unwrap_err();
+    assert!(matches!(&e, GgufError::UnsupportedProjector { found, supported } if found == "ldp" && supported.contains("qwen2.5vl_merger")), "{e}");
 }
