@@ -150,8 +150,10 @@ def write(writer: gguf.GGUFWriter, path: Path) -> None:
     writer.close()
 
 
-def add_tokenizer(w: gguf.GGUFWriter, model_dir: Path, text_cfg: dict, pre: str = "smollm") -> None:
-    """tokenizer.ggml.* as the converter's `_set_vocab_gpt2` writes them."""
+def add_tokenizer(w: gguf.GGUFWriter, model_dir: Path, text_cfg: dict, pre: str = "smollm",
+                  renames: dict | None = None) -> None:
+    """tokenizer.ggml.* as the converter's `_set_vocab_gpt2` writes them; `renames` replaces
+    token strings (to make a vocabulary without some token)."""
     tok = json.loads((model_dir / "tokenizer.json").read_text())
     vocab = tok["model"]["vocab"]
     added = {t["id"]: t for t in tok["added_tokens"]}
@@ -159,6 +161,8 @@ def add_tokenizer(w: gguf.GGUFWriter, model_dir: Path, text_cfg: dict, pre: str 
     reverse = {i: s for s, i in vocab.items()}
     for i, t in added.items():
         reverse[i] = t["content"]
+    for i, token in reverse.items():
+        reverse[i] = (renames or {}).get(token, token)
     tokens, types = [], []
     for i in range(n):
         if i not in reverse:
@@ -345,10 +349,11 @@ def mmproj_gguf(model_dir: Path, hf: dict, types: dict, path: Path, legacy_ffn: 
     return plan
 
 
-def vlm_text_gguf(model_dir: Path, hf: dict, arch: str, path: Path) -> None:
+def vlm_text_gguf(model_dir: Path, hf: dict, arch: str, path: Path, renames: dict | None = None) -> None:
     """The decoder of a LLaVA (`llama`, Q/K permuted) or Qwen2-VL / Qwen2.5-VL (`qwen2vl`, rope
     sections) checkpoint, as the converter's LlamaModel / Qwen2VLModel write it: F16 matrices
-    for bf16 checkpoints, F32 for f32 ones (both exact), F32 vectors."""
+    for bf16 checkpoints, F32 for f32 ones (both exact), F32 vectors. `renames` as in
+    `add_tokenizer`."""
     cfg = json.loads((model_dir / "config.json").read_text())
     tc = cfg["text_config"]
     n_layer, n_head, n_kv = tc["num_hidden_layers"], tc["num_attention_heads"], tc["num_key_value_heads"]
@@ -371,7 +376,7 @@ def vlm_text_gguf(model_dir: Path, hf: dict, arch: str, path: Path) -> None:
     matrix = T.F32 if cfg.get("dtype") == "float32" else T.F16
     w.add_file_type(gguf.LlamaFileType.ALL_F32 if matrix == T.F32 else gguf.LlamaFileType.MOSTLY_F16)
     text_cfg = dict(tc, bos_token_id=tc.get("bos_token_id") or 0, pad_token_id=tc.get("pad_token_id") or 0)
-    add_tokenizer(w, model_dir, text_cfg, pre="qwen2" if arch == "qwen2vl" else "gpt2")
+    add_tokenizer(w, model_dir, text_cfg, pre="qwen2" if arch == "qwen2vl" else "gpt2", renames=renames)
     tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2VL, n_layer)
     for hf_name in sorted(hf):
         if hf_name.startswith(("visual.", "vision_tower.", "multi_modal_projector.")):
@@ -638,6 +643,8 @@ def main() -> None:
         hf = load_hf(llava_dir)
         vlm_text_gguf(llava_dir, hf, "llama", out / "llava-tiny" / "text.gguf")
         llava_mmproj_gguf(llava_dir, hf, out / "llava-tiny" / "mmproj.gguf")
+        # As files converted from the original LLaVA checkpoints: no `<image>` in the vocabulary.
+        vlm_text_gguf(llava_dir, hf, "llama", out / "llava-tiny" / "text-no-image-token.gguf", renames={"<image>": "<imagx>"})
         for name in ["qwen2-vl-tiny", "qwen2_5-vl-tiny"]:
             model_dir = HF_FIXTURES / name / "model"
             hf = load_hf(model_dir)

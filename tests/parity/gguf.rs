@@ -138,9 +138,21 @@ fn phi2_gguf_alone_matches_transformers() {
 /// logits at every prompt position within `atol + 1e-4·|x|`, greedy tokens identical when
 /// `tokens_must_match`.
 fn check_vlm_gguf(name: &str, mmproj: &str, extra: &[&str], family: webvlm_model::Family, atol: f32, tokens_must_match: bool) {
+    check_vlm_gguf_text(name, "text.gguf", mmproj, extra, family, atol, tokens_must_match);
+}
+
+fn check_vlm_gguf_text(
+    name: &str,
+    text: &str,
+    mmproj: &str,
+    extra: &[&str],
+    family: webvlm_model::Family,
+    atol: f32,
+    tokens_must_match: bool,
+) {
     let dir = fixtures_dir().join("gguf").join(name);
     let mut s = MemorySource::new();
-    s.insert("text.gguf", std::fs::read(dir.join("text.gguf")).unwrap());
+    s.insert("text.gguf", std::fs::read(dir.join(text)).unwrap());
     s.insert("mmproj.gguf", std::fs::read(dir.join(mmproj)).unwrap());
     for file in extra {
         s.insert(*file, std::fs::read(fixture(name).join("model").join(file)).unwrap());
@@ -152,7 +164,16 @@ fn check_vlm_gguf(name: &str, mmproj: &str, extra: &[&str], family: webvlm_model
     let img = webvlm_parity::fixture_image(name);
     let prompt = vlm.prepare(g["prompt"].as_str().unwrap(), Some(&img)).unwrap();
     assert_eq!(prompt.rendered, g["rendered_prompt"].as_str().unwrap(), "{name}: chat template from GGUF metadata");
-    let ids: Vec<u32> = serde_json::from_value(g["input_ids"].clone()).unwrap();
+    let mut ids: Vec<u32> = serde_json::from_value(g["input_ids"].clone()).unwrap();
+    // The image token's id may differ (see `llava_gguf_without_an_image_token_in_its_vocabulary`).
+    let want_image_id = webvlm_model::ModelConfig::from_json(&std::fs::read_to_string(fixture(name).join("model/config.json")).unwrap())
+        .unwrap()
+        .image_token_id;
+    for id in &mut ids {
+        if *id == want_image_id {
+            *id = vlm.config().image_token_id;
+        }
+    }
     assert_eq!(prompt.input_ids, ids, "{name}: tokenizer, image tokens and processor from GGUF metadata");
     if let Some(positions) = g.get("positions").filter(|p| !p.is_null()) {
         let want: Vec<[u32; 3]> = serde_json::from_value(positions.clone()).unwrap();
@@ -199,4 +220,12 @@ fn qwen2_5_vl_gguf_pair_matches_transformers() {
 #[test]
 fn quantised_qwen2_vl_mmproj_stays_within_tolerance() {
     check_vlm_gguf("qwen2-vl-tiny", "mmproj-q8.gguf", &["preprocessor_config.json"], webvlm_model::Family::Qwen2Vl, 0.2, false);
+}
+
+/// A LLaVA text GGUF whose vocabulary has no `<image>` (as converted from the original LLaVA
+/// checkpoints): the image token takes the first id past the vocabulary, the tokenizer made from
+/// the file knows it, and the model is the same.
+#[test]
+fn llava_gguf_without_an_image_token_in_its_vocabulary() {
+    check_vlm_gguf_text("llava-tiny", "text-no-image-token.gguf", "mmproj.gguf", &[], webvlm_model::Family::Llava, 5e-5, true);
 }

@@ -129,16 +129,21 @@ impl<'a> GgufMetadataSource<'a> {
                 None => None,
             };
             let json = |v: serde_json::Value| v.to_string().into_bytes();
-            made.insert("config.json".into(), json(gguf::config_json(&text, mmproj.as_ref())?));
+            let config = gguf::config_json(&text, mmproj.as_ref())?;
             // A tokenizer.json next to the GGUF files wins, and then the GGUF tokenizer is not
             // built at all: that is how a model whose GGUF tokenizer webvlm cannot build
             // (SentencePiece `llama`, e.g. LLaVA-1.5's Vicuna) still loads.
             if inner.read("tokenizer.json")?.is_none() {
-                made.insert("tokenizer.json".into(), json(gguf::tokenizer_json(&text)?));
+                let mut tokenizer = gguf::tokenizer_json(&text)?;
+                if let Some(id) = config["image_token_id"].as_u64().filter(|_| config["model_type"] == "llava") {
+                    gguf::add_image_token(&mut tokenizer, id);
+                }
+                made.insert("tokenizer.json".into(), json(tokenizer));
             }
             if inner.read("tokenizer_config.json")?.is_none() {
                 made.insert("tokenizer_config.json".into(), json(gguf::tokenizer_config_json(&text)?));
             }
+            made.insert("config.json".into(), json(config));
             if let Some(template) = gguf::chat_template(&text)? {
                 made.insert("chat_template.jinja".into(), template.as_bytes().to_vec());
             }

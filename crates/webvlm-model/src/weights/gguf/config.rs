@@ -258,9 +258,11 @@ fn llava_config(mmproj: &GgufFile, text_config: Json, tied: bool, image_token: O
         "hidden_act": act,
         "layer_norm_eps": vision_eps(mmproj)?,
     });
-    let image_token_id = image_token.ok_or_else(|| GgufError::Mismatch {
-        message: "the text GGUF has no `<image>` token, which LLaVA's prompt needs (files converted from llava-hf checkpoints have it)".into(),
-    })?;
+    // Files converted from the original LLaVA checkpoints (Vicuna's 32000 tokens) have no
+    // `<image>` token: it takes the first id past the vocabulary, as transformers' LlavaConfig
+    // default (32000) does, and the tokenizer made from the file gets it as an added token
+    // ([`super::tokenizer::add_image_token`]). Image ids are never looked up in the embedding.
+    let image_token_id = image_token.unwrap_or(text_config["vocab_size"].as_u64().unwrap_or(0) as usize);
     Ok(json!({
         "model_type": "llava",
         "architectures": ["LlavaForConditionalGeneration"],

@@ -56,7 +56,7 @@ pub use config::{chat_template, config_json, preprocessor_config_json};
 pub use error::{GgufError, Result};
 pub use names::{FileKind, MappedName, Projector, Role, map_name};
 pub use parse::{DEFAULT_ALIGNMENT, GgufFile, TensorInfo, Value};
-pub use tokenizer::{tokenizer_config_json, tokenizer_json};
+pub use tokenizer::{add_image_token, tokenizer_config_json, tokenizer_json};
 pub use types::GgmlType;
 
 use decode::BlockPlanes;

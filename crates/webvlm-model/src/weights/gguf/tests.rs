@@ -711,3 +711,17 @@ fn llava_next_and_unknown_projectors_are_named() {
     let e = GgufFile::parse(&bytes).unwrap().kind().unwrap_err();
     assert!(matches!(&e, GgufError::UnsupportedProjector { found, supported } if found == "ldp" && supported.contains("qwen2.5vl_merger")), "{e}");
 }
+
+#[test]
+fn llava_without_image_token_takes_the_first_id_past_the_vocabulary() {
+    let (text, mmproj) = (read("gguf/llava-tiny/text-no-image-token.gguf"), read("gguf/llava-tiny/mmproj.gguf"));
+    let (text, mmproj) = (GgufFile::parse(&text).unwrap(), GgufFile::parse(&mmproj).unwrap());
+    let config = config_json(&text, Some(&mmproj)).unwrap();
+    assert_eq!((config["image_token_id"].as_u64(), config["text_config"]["vocab_size"].as_u64()), (Some(400), Some(400)));
+    let mut tokenizer = tokenizer_json(&text).unwrap();
+    add_image_token(&mut tokenizer, 400);
+    add_image_token(&mut tokenizer, 400);
+    let tok = tokenizers::Tokenizer::from_bytes(tokenizer.to_string().as_bytes()).unwrap();
+    assert_eq!(tok.token_to_id("<image>"), Some(400));
+    assert_eq!(tok.encode("a<image>b", false).unwrap().get_ids().iter().filter(|&&i| i == 400).count(), 1);
+}

@@ -156,3 +156,16 @@ pub fn tokenizer_config_json(file: &GgufFile) -> Result<Json> {
         "add_bos_token": add_bos,
     }))
 }
+
+/// Give a tokenizer made by [`tokenizer_json`] LLaVA's `<image>` token at `id` (past the
+/// vocabulary) when the GGUF vocabulary lacks it, so that prompts can carry image tokens.
+pub fn add_image_token(tokenizer: &mut Json, id: u64) {
+    let present = tokenizer["model"]["vocab"].get("<image>").is_some()
+        || tokenizer["added_tokens"].as_array().is_some_and(|a| a.iter().any(|t| t["content"] == "<image>"));
+    if let (false, Some(added)) = (present, tokenizer["added_tokens"].as_array_mut()) {
+        added.push(json!({
+            "id": id, "content": "<image>", "single_word": false, "lstrip": false, "rstrip": false,
+            "normalized": false, "special": true,
+        }));
+    }
+}
