@@ -41,10 +41,24 @@ one file exercises every decoder path. Outputs, under `--out` (default tests/fix
                                         llama.cpp's Phi2Model writes it: arch `phi2`, separate
                                         q/k/v, rope.dimension_count = the partial rotary width,
                                         LayerNorm epsilon, F32, tokenizer.ggml.pre = phi-2
+    llava-tiny/text.gguf, mmproj.gguf   the LLaVA fixture as llama.cpp ships LLaVA-1.5: the decoder
+                                        as LlamaModel writes it (Q/K permuted), the CLIP tower and
+                                        projector as the legacy `convert_image_encoder_to_gguf.py`
+                                        writes them (projector `mlp`, `mm.0`/`mm.2`, fc1 named
+                                        `ffn_down`, layers after the feature layer left out)
+    llava-tiny/text-no-image-token.gguf the same decoder with `<image>` renamed in the vocabulary,
+                                        as in files converted from the original LLaVA checkpoints
+    qwen2-vl-tiny/, qwen2_5-vl-tiny/    text.gguf (arch `qwen2vl`, rope.dimension_sections) and
+                                        mmproj.gguf as Qwen2VLVisionModel writes it (q/k/v and the
+                                        Conv3d frames split, `qwen2vl_merger` / `qwen2.5vl_merger`)
+    qwen2-vl-tiny/mmproj-q8.gguf        the same tower with Q8_0 matrices, no pixel-limit keys
+    spm-vocab/vocab.gguf, expected.json a SentencePiece BPE vocabulary (`tokenizer.ggml.model =
+                                        llama`, trained here with byte fallback) and the ids the
+                                        sentencepiece library gives for sample strings
     valid/align64.gguf                  general.alignment = 64, hand-written
     broken/*.gguf                       one file per failure the reader must name (see BROKEN)
 
-Run (versions pinned in requirements.txt next to this file, plus gguf==0.19.0):
+Run (versions pinned in requirements.txt next to this file):
     python tests/generator/make_gguf_fixtures.py
 """
 
@@ -522,6 +536,95 @@ def qwen_vl_mmproj_gguf(model_dir: Path, hf: dict, path: Path, q8: bool = False)
     write(w, path)
 
 
+SPM_CORPUS = """\
+The quick brown fox jumps over the lazy dog. A vision-language model answers questions about images.
+What is in this picture? There are 3 cats and 12 dogs sitting on 2024 chairs, said the assistant.
+Über naïve café: 東京 is a city. Emojis like 🙂 are bytes to a small vocabulary.
+USER: <image>
+Describe the photo in detail. ASSISTANT: The photo shows a red bicycle leaning on a wall.
+   Indented    text with   many spaces, tabs\tand
+newlines.
+"""
+SPM_SAMPLES = [
+    "Hello world",
+    " leading space and  double  spaces ",
+    "Numbers 2024 and 3.14, (ok)!",
+    "Über naïve café 東京 🙂 ünknown ЖЖ",
+    "line one\nline two\ttab",
+    "USER: Describe the photo. ASSISTANT:",
+    "",
+]
+SPM_SPECIAL_SAMPLES = ["<s>USER: hi</s>", "a<s>b", "<s></s>", "x </s> y"]
+
+
+def spm_gguf(out: Path) -> None:
+    """A SentencePiece BPE vocabulary (Llama / Vicuna style: byte fallback, split digits, no
+    normalisation, dummy prefix) as the converter's `_set_vocab_sentencepiece` writes it:
+    pieces, scores and token types, `tokenizer.ggml.model = llama`. `expected.json` holds the
+    ids the sentencepiece library gives for sample strings, and for strings with control tokens
+    what llama.cpp does (split on them, encode each piece of text with its own dummy prefix)."""
+    import sentencepiece as spm
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(SPM_CORPUS.splitlines() * 4), model_prefix=f"{tmp}/spm", vocab_size=360,
+            model_type="bpe", byte_fallback=True, split_digits=True, character_coverage=1.0,
+            normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=True,
+            allow_whitespace_only_pieces=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+            minloglevel=2, num_threads=1,
+        )
+        sp = spm.SentencePieceProcessor(model_file=f"{tmp}/spm.model")
+    n = sp.get_piece_size()
+    tokens = [sp.id_to_piece(i) for i in range(n)]
+    scores = [sp.get_score(i) for i in range(n)]
+    types = []
+    for i in range(n):
+        if sp.is_unknown(i):
+            types.append(gguf.TokenType.UNKNOWN)
+        elif sp.is_control(i):
+            types.append(gguf.TokenType.CONTROL)
+        elif sp.is_byte(i):
+            types.append(gguf.TokenType.BYTE)
+        elif sp.is_unused(i):
+            types.append(gguf.TokenType.UNUSED)
+        else:
+            types.append(gguf.TokenType.NORMAL)
+    w = gguf.GGUFWriter(None, "llama")
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name("spm-vocab")
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_add_bos_token(True)
+    w.add_add_space_prefix(True)
+    w.add_tensor("token_embd.weight", np.zeros((n, 4), dtype=np.float32))
+    out.mkdir(parents=True, exist_ok=True)
+    write(w, out / "vocab.gguf")
+
+    special = {"<s>": 1, "</s>": 2}
+
+    def llama_cpp(text: str) -> list[int]:
+        ids = []
+        for part in re.split(r"(<s>|</s>)", text):
+            if part in special:
+                ids.append(special[part])
+            elif part:
+                ids.extend(sp.encode(part))
+        return ids
+
+    expected = {
+        "sentencepiece": {s: sp.encode(s) for s in SPM_SAMPLES},
+        "with_control_tokens": {s: llama_cpp(s) for s in SPM_SPECIAL_SAMPLES},
+        "decoded": {s: sp.decode(sp.encode(s)) for s in SPM_SAMPLES},
+    }
+    (out / "expected.json").write_text(json.dumps(expected, ensure_ascii=False) + "\n")
+
+
 def expectations(path: Path, plan: dict) -> dict[str, np.ndarray]:
     """gguf-py's dequantisation of every quantised tensor of a written file, in HF order."""
     out = {}
@@ -635,9 +738,11 @@ def valid_align64() -> bytes:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HF_FIXTURES / "gguf")
-    ap.add_argument("--only", choices=["smolvlm", "qwen2", "phi", "vlm"], help="write one group of files")
+    ap.add_argument("--only", choices=["smolvlm", "qwen2", "phi", "vlm", "spm"], help="write one group of files")
     args = ap.parse_args()
     out = args.out
+    if args.only in (None, "spm"):
+        spm_gguf(out / "spm-vocab")
     if args.only in (None, "vlm"):
         llava_dir = HF_FIXTURES / "llava-tiny" / "model"
         hf = load_hf(llava_dir)
@@ -658,7 +763,7 @@ def main() -> None:
     if args.only in (None, "phi"):
         phi_dir = HF_FIXTURES / "phi-tiny" / "model"
         phi2_gguf(phi_dir, load_hf(phi_dir), out / "phi-tiny")
-    if args.only in ("qwen2", "phi", "vlm"):
+    if args.only in ("qwen2", "phi", "vlm", "spm"):
         return
 
     split_dir = HF_FIXTURES / "smolvlm-tiny-split" / "model"

@@ -725,3 +725,43 @@ fn llava_without_image_token_takes_the_first_id_past_the_vocabulary() {
     assert_eq!(tok.token_to_id("<image>"), Some(400));
     assert_eq!(tok.encode("a<image>b", false).unwrap().get_ids().iter().filter(|&&i| i == 400).count(), 1);
 }
+
+/// A SentencePiece BPE vocabulary (`tokenizer.ggml.model = llama`, byte fallback): the
+/// tokenizer made from it gives the sentencepiece library's ids on every sample, llama.cpp's
+/// split around control tokens, and decodes back to sentencepiece's text.
+#[test]
+fn sentencepiece_vocabulary_matches_sentencepiece() {
+    let file = read("gguf/spm-vocab/vocab.gguf");
+    let file = GgufFile::parse(&file).unwrap();
+    let tok = tokenizers::Tokenizer::from_bytes(tokenizer_json(&file).unwrap().to_string().as_bytes()).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(&read("gguf/spm-vocab/expected.json")).unwrap();
+    let mut checked = 0;
+    for group in ["sentencepiece", "with_control_tokens"] {
+        for (text, ids) in expected[group].as_object().unwrap() {
+            let want: Vec<u32> = serde_json::from_value(ids.clone()).unwrap();
+            let got = tok.encode(text.as_str(), false).unwrap().get_ids().to_vec();
+            assert_eq!(got, want, "{group}: {text:?}");
+            checked += 1;
+        }
+    }
+    for (text, decoded) in expected["decoded"].as_object().unwrap() {
+        let ids = tok.encode(text.as_str(), false).unwrap().get_ids().to_vec();
+        assert_eq!(tok.decode(&ids, true).unwrap(), decoded.as_str().unwrap(), "decode {text:?}");
+    }
+    assert_eq!(checked, 11);
+    // BOS is prepended as llama.cpp does with add_bos_token.
+    assert_eq!(tok.encode("Hello", true).unwrap().get_ids()[0], 1);
+    let config = tokenizer_config_json(&file).unwrap();
+    assert_eq!((config["bos_token"].as_str(), config["eos_token"].as_str()), (Some("<s>"), Some("</s>")));
+}
+
+#[test]
+fn other_tokenizer_models_are_named() {
+    let mut bytes = read("gguf/spm-vocab/vocab.gguf");
+    let key = b"tokenizer.ggml.model";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4 + 8;
+    assert_eq!(&bytes[at..at + 5], b"llama");
+    bytes[at..at + 5].copy_from_slice(b"bertx");
+    let e = tokenizer_json(&GgufFile::parse(&bytes).unwrap()).unwrap_err();
+    assert!(matches!(&e, GgufError::UnsupportedTokenizer { what, supported } if what.contains("bertx") && supported.contains("SentencePiece")), "{e}");
+}
