@@ -59,9 +59,7 @@ from pathlib import Path
 import torch
 import torchvision
 from safetensors.torch import save_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
-    GenerationConfig,
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
@@ -76,7 +74,8 @@ from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoP
 from transformers.vision_utils import get_vision_cu_seqlens, get_vision_window_index
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_fixtures import CORPUS, make_image, redraw_weights  # noqa: E402
+from make_family_fixtures import MAX_NEW, MIN_GAP, build_tokenizer, greedy, round_bf16  # noqa: E402
+from make_fixtures import make_image, redraw_weights  # noqa: E402
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
            "<|video_pad|>"]
@@ -92,39 +91,13 @@ PATCH, MERGE, TEMPORAL = 4, 2, 2
 MIN_PIXELS, MAX_PIXELS = 16 * 16, 64 * 30  # smart_resize bounds (processor size shortest_edge / longest_edge)
 TEXT = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=96,
             max_position_embeddings=256, rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]})
-MAX_NEW = 10
-# Smallest top-1/top-2 gap accepted while decoding: wide enough that q8 weights (the packed round
-# trip in tests/parity/families.rs) keep the greedy tokens (stricter than the usual 2e-3).
-MIN_GAP = 2e-2
 
 
-def build_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
+def qwen_tokenizer() -> PreTrainedTokenizerFast:
     """Byte-level BPE trained on make_fixtures.CORPUS with Qwen's special tokens as ids 0..6."""
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator([CORPUS], trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast = PreTrainedTokenizerFast(tokenizer_object=build_tokenizer(SPECIAL), eos_token="<|im_end|>", pad_token="<|endoftext|>")
     fast.chat_template = TEMPLATE
     return fast
-
-
-def greedy(model, inputs: dict) -> tuple[list[int], float]:
-    cfg = GenerationConfig(max_new_tokens=MAX_NEW, do_sample=False, eos_token_id=None, pad_token_id=0, bos_token_id=None)
-    out = model.generate(**inputs, generation_config=cfg, output_logits=True, return_dict_in_generate=True)
-    tokens = out.sequences[0, inputs["input_ids"].shape[1]:].tolist()
-    gaps = [float(torch.topk(step[0].float(), 2).values.diff().abs()) for step in out.logits]
-    assert len(tokens) == len(gaps) == MAX_NEW
-    return tokens, min(gaps)
-
-
-def round_bf16(model) -> None:
-    """Round every parameter to bf16 once, so the saved bf16 weights are exactly what the goldens used."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(p.to(torch.bfloat16).to(torch.float32))
 
 
 def build(out_root: Path, name: str, config_cls, model_cls, vision: dict, tied: bool, image_size, prompt: str,
@@ -133,7 +106,7 @@ def build(out_root: Path, name: str, config_cls, model_cls, vision: dict, tied: 
     if out.exists():
         shutil.rmtree(out)
     (out / "model").mkdir(parents=True)
-    tok = build_tokenizer()
+    tok = qwen_tokenizer()
     proc_kwargs = dict(patch_size=PATCH, merge_size=MERGE, temporal_patch_size=TEMPORAL,
                        size={"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS})
     image_processor = Qwen2VLImageProcessorPil(**proc_kwargs)
