@@ -1,5 +1,5 @@
-// Model families beyond SmolVLM in the browser (Chromium, SwiftShader WebGPU): LLaVA-1.5 and
-// Qwen2-VL with an image and the text-only Qwen2 and Phi decoders, each packed by `webvlm convert --quant f16`
+// Model families beyond SmolVLM in the browser (Chromium, SwiftShader WebGPU): LLaVA-1.5,
+// Qwen2-VL and Qwen2.5-VL with an image and the text-only Qwen2 and Phi decoders, each packed by `webvlm convert --quant f16`
 // (tests/fixtures/packed/, checked against the converter by tests/parity/quant.rs), must give
 // the greedy tokens transformers gave, and report their family.
 import assert from 'node:assert/strict';
@@ -12,6 +12,7 @@ const T = { timeout: 600_000 };
 const CASES = [
   { fixture: 'llava-tiny', packed: 'llava-tiny', familyName: 'LLaVA', family: 'vlm', modelType: 'llava' },
   { fixture: 'qwen2-vl-tiny', packed: 'qwen2-vl-tiny', familyName: 'Qwen2-VL', family: 'vlm', modelType: 'qwen2_vl' },
+  { fixture: 'qwen2_5-vl-tiny', packed: 'qwen2_5-vl-tiny', familyName: 'Qwen2.5-VL', family: 'vlm', modelType: 'qwen2_5_vl' },
   { fixture: 'qwen2-tiny', packed: 'qwen2-tiny', familyName: 'Qwen2', family: 'text', modelType: 'qwen2' },
   { fixture: 'phi-tiny', packed: 'phi-tiny', familyName: 'Phi', family: 'text', modelType: 'phi' },
 ];

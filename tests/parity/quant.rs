@@ -232,7 +232,7 @@ fn a_missing_shard_is_named() {
 #[test]
 fn the_committed_browser_fixtures_are_what_convert_writes() {
     for (fixture, packed_name) in
-        [("smolvlm-tiny-single", "smolvlm-tiny"), ("llava-tiny", "llava-tiny"), ("qwen2-tiny", "qwen2-tiny"), ("phi-tiny", "phi-tiny"), ("qwen2-vl-tiny", "qwen2-vl-tiny")]
+        [("smolvlm-tiny-single", "smolvlm-tiny"), ("llava-tiny", "llava-tiny"), ("qwen2-tiny", "qwen2-tiny"), ("phi-tiny", "phi-tiny"), ("qwen2-vl-tiny", "qwen2-vl-tiny"), ("qwen2_5-vl-tiny", "qwen2_5-vl-tiny")]
     {
         let files = packed(fixture, QuantScheme::F16, 64 << 20);
         let dir = webvlm_parity::fixtures_dir().join("packed").join(packed_name);
