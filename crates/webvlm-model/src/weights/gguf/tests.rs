@@ -765,3 +765,42 @@ fn other_tokenizer_models_are_named() {
     let e = tokenizer_json(&GgufFile::parse(&bytes).unwrap()).unwrap_err();
     assert!(matches!(&e, GgufError::UnsupportedTokenizer { what, supported } if what.contains("bertx") && supported.contains("SentencePiece")), "{e}");
 }
+
+/// A Qwen-VL mmproj whose `attn_k` is really another matrix (`ffn_up`, 64 rows instead of 32):
+/// the stacked qkv gets the wrong height and the loader names it; a pair missing a merger
+/// matrix is named when the config is made.
+#[test]
+fn misshapen_or_missing_qwen_vl_tensors_are_named_at_load() {
+    use crate::device::{Backend, create_device};
+    let text = read("gguf/qwen2-vl-tiny/text.gguf");
+    let original = read("gguf/qwen2-vl-tiny/mmproj.gguf");
+    let file = GgufFile::parse(&original).unwrap();
+    let index = |n: &str| file.tensors().iter().position(|t| t.name == n).unwrap();
+    // Swap the names of attn_k and ffn_up (both positions found before either is written).
+    let mut bytes = original.clone();
+    let mut swapped = original.clone();
+    rename_tensor(&mut bytes, &file, index("v.blk.0.attn_k.weight"), "v.blk.0.ffn_up.weight");
+    rename_tensor(&mut swapped, &file, index("v.blk.0.ffn_up.weight"), "v.blk.0.attn_k.weight");
+    for (i, (a, b)) in original.iter().zip(&swapped).enumerate() {
+        if a != b {
+            bytes[i] = *b;
+        }
+    }
+    assert!(GgufFile::parse(&bytes).unwrap().hf_tensors().is_ok(), "names alone look right");
+    let mut source = crate::MemorySource::new();
+    source.insert("text.gguf", text.clone());
+    source.insert("mmproj.gguf", bytes);
+    let device = create_device(Backend::Cpu).unwrap();
+    let e = crate::Vlm::load(&source, &device).err().expect("a misshapen qkv must not load");
+    println!("{e}");
+    assert!(e.to_string().contains("qkv") || e.to_string().contains("fc1"), "{e}");
+
+    let mut bytes = original.clone();
+    rename_tensor(&mut bytes, &file, index("mm.2.weight"), "mm.3.weight");
+    let mut source = crate::MemorySource::new();
+    source.insert("text.gguf", text);
+    source.insert("mmproj.gguf", bytes);
+    let e = crate::Vlm::load(&source, &device).err().expect("no merger output matrix");
+    println!("{e}");
+    assert!(e.to_string().contains("mm.2.weight"), "{e}");
+}
