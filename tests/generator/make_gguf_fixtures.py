@@ -197,23 +197,28 @@ def add_tokenizer(w: gguf.GGUFWriter, model_dir: Path, text_cfg: dict, pre: str 
     w.add_chat_template((model_dir / "chat_template.jinja").read_text())
 
 
+def decoder_writer(arch: str, name: str, tc: dict) -> gguf.GGUFWriter:
+    """A GGUF writer with the decoder hyperparameters every converter writes first."""
+    w = gguf.GGUFWriter(None, arch)
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name(name)
+    w.add_context_length(tc["max_position_embeddings"])
+    w.add_embedding_length(tc["hidden_size"])
+    w.add_block_count(tc["num_hidden_layers"])
+    w.add_feed_forward_length(tc["intermediate_size"])
+    w.add_head_count(tc["num_attention_heads"])
+    w.add_head_count_kv(tc["num_key_value_heads"])
+    w.add_rope_freq_base(tc.get("rope_theta") or tc["rope_parameters"]["rope_theta"])
+    w.add_layer_norm_rms_eps(tc["rms_norm_eps"])
+    return w
+
+
 def text_gguf(model_dir: Path, hf: dict, types: dict, path: Path, version: int = 3) -> dict:
     """The decoder file. Returns {gguf_name: (hf_name, qtype, permute_heads or None)}."""
     cfg = json.loads((model_dir / "config.json").read_text())
     tc = cfg["text_config"]
     n_layer, n_head, n_kv = tc["num_hidden_layers"], tc["num_attention_heads"], tc["num_key_value_heads"]
-    w = gguf.GGUFWriter(None, "llama")
-    w.add_type(gguf.GGUFType.MODEL)
-    w.add_name("smolvlm-tiny")
-    w.add_context_length(tc["max_position_embeddings"])
-    w.add_embedding_length(tc["hidden_size"])
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(tc["intermediate_size"])
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_kv)
-    theta = tc.get("rope_theta") or tc["rope_parameters"]["rope_theta"]
-    w.add_rope_freq_base(theta)
-    w.add_layer_norm_rms_eps(tc["rms_norm_eps"])
+    w = decoder_writer("llama", "smolvlm-tiny", tc)
     w.add_key_length(tc["head_dim"])
     w.add_value_length(tc["head_dim"])
     w.add_vocab_size(tc["vocab_size"])
@@ -372,17 +377,7 @@ def vlm_text_gguf(model_dir: Path, hf: dict, arch: str, path: Path, renames: dic
     tc = cfg["text_config"]
     n_layer, n_head, n_kv = tc["num_hidden_layers"], tc["num_attention_heads"], tc["num_key_value_heads"]
     rope = tc.get("rope_parameters") or {}
-    w = gguf.GGUFWriter(None, arch)
-    w.add_type(gguf.GGUFType.MODEL)
-    w.add_name(model_dir.parent.name)
-    w.add_context_length(tc["max_position_embeddings"])
-    w.add_embedding_length(tc["hidden_size"])
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(tc["intermediate_size"])
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_kv)
-    w.add_rope_freq_base(tc.get("rope_theta") or rope["rope_theta"])
-    w.add_layer_norm_rms_eps(tc["rms_norm_eps"])
+    w = decoder_writer(arch, model_dir.parent.name, tc)
     if arch == "qwen2vl":
         w.add_rope_dimension_sections(list(rope["mrope_section"]) + [0])
     else:

@@ -393,7 +393,21 @@ pub fn preprocessor_config_json(mmproj: &GgufFile) -> Result<Json> {
     let mean = per_channel(mmproj, "clip.vision.image_mean")?;
     let std = per_channel(mmproj, "clip.vision.image_std")?;
     let patch = nonzero(mmproj, "clip.vision.patch_size")?;
-    Ok(match projector {
+    // What every processor shares: 1/255 rescale, normalisation with the file's mean and std.
+    let values = |mut processor: Json| {
+        for (key, value) in [
+            ("do_rescale", json!(true)),
+            ("rescale_factor", json!(1.0 / 255.0)),
+            ("do_normalize", json!(true)),
+            ("image_mean", json!(mean)),
+            ("image_std", json!(std)),
+            ("do_convert_rgb", json!(true)),
+        ] {
+            processor[key] = value;
+        }
+        processor
+    };
+    Ok(values(match projector {
         Projector::Idefics3 => {
             let tile = nonzero(mmproj, "clip.vision.image_size")?;
             let size = match mmproj.u64_key("clip.vision.preproc_image_size")? {
@@ -406,13 +420,7 @@ pub fn preprocessor_config_json(mmproj: &GgufFile) -> Result<Json> {
                 "size": { "longest_edge": size },
                 "max_image_size": { "longest_edge": tile },
                 "do_image_splitting": size > tile,
-                "do_rescale": true,
-                "rescale_factor": 1.0 / 255.0,
-                "do_normalize": true,
-                "image_mean": mean,
-                "image_std": std,
                 "resample": 1,
-                "do_convert_rgb": true,
                 "do_pad": true,
             })
         }
@@ -424,13 +432,7 @@ pub fn preprocessor_config_json(mmproj: &GgufFile) -> Result<Json> {
                 "size": { "shortest_edge": size },
                 "do_center_crop": true,
                 "crop_size": { "height": size, "width": size },
-                "do_rescale": true,
-                "rescale_factor": 1.0 / 255.0,
-                "do_normalize": true,
-                "image_mean": mean,
-                "image_std": std,
                 "resample": 3,
-                "do_convert_rgb": true,
             })
         }
         Projector::Qwen2Vl | Projector::Qwen25Vl => {
@@ -444,16 +446,10 @@ pub fn preprocessor_config_json(mmproj: &GgufFile) -> Result<Json> {
                 "patch_size": patch,
                 "merge_size": merge,
                 "temporal_patch_size": 2,
-                "do_rescale": true,
-                "rescale_factor": 1.0 / 255.0,
-                "do_normalize": true,
-                "image_mean": mean,
-                "image_std": std,
                 "resample": 3,
-                "do_convert_rgb": true,
             })
         }
-    })
+    }))
 }
 
 /// Qwen-VL's merge size: `clip.vision.spatial_merge_size` (else the one whose square times the

@@ -126,8 +126,8 @@ struct Table {
     bare: &'static [(&'static str, &'static str)],
     /// GGUF block prefix (`blk.`) and its Hugging Face counterpart (with a trailing dot).
     block_prefix: (&'static str, &'static str),
-    /// `(gguf stem, hf stem, role)` inside a block.
-    block: &'static [(&'static str, &'static str, Role)],
+    /// `(gguf stem, hf stem, role)` inside a block, in one or more lists.
+    block: &'static [&'static [(&'static str, &'static str, Role)]],
 }
 
 const TEXT: Table = Table {
@@ -138,7 +138,7 @@ const TEXT: Table = Table {
     ],
     bare: &[],
     block_prefix: ("blk.", "model.text_model.layers."),
-    block: &[
+    block: &[&[
         ("attn_norm", "input_layernorm", Role::Plain),
         ("attn_q", "self_attn.q_proj", Role::Query),
         ("attn_k", "self_attn.k_proj", Role::Key),
@@ -148,7 +148,7 @@ const TEXT: Table = Table {
         ("ffn_gate", "mlp.gate_proj", Role::Plain),
         ("ffn_up", "mlp.up_proj", Role::Plain),
         ("ffn_down", "mlp.down_proj", Role::Plain),
-    ],
+    ]],
 };
 
 /// A SigLIP / CLIP encoder layer (Idefics3 and LLaVA towers).
@@ -172,7 +172,7 @@ const IDEFICS3: Table = Table {
     ],
     bare: &[],
     block_prefix: ("v.blk.", "model.vision_model.encoder.layers."),
-    block: SIGLIP_CLIP_BLOCK,
+    block: &[SIGLIP_CLIP_BLOCK],
 };
 
 const LLAVA: Table = Table {
@@ -187,7 +187,7 @@ const LLAVA: Table = Table {
     ],
     bare: &[("v.class_embd", "model.vision_tower.embeddings.class_embedding")],
     block_prefix: ("v.blk.", "model.vision_tower.encoder.layers."),
-    block: SIGLIP_CLIP_BLOCK,
+    block: &[SIGLIP_CLIP_BLOCK],
 };
 
 const QWEN_GLOBAL: &[(&str, &str, Role)] = &[
@@ -197,20 +197,21 @@ const QWEN_GLOBAL: &[(&str, &str, Role)] = &[
     ("mm.2", "model.visual.merger.mlp.2", Role::Plain),
 ];
 
+/// A Qwen-VL vision block without its MLP.
+const QWEN_BLOCK: &[(&str, &str, Role)] = &[
+    ("ln1", "norm1", Role::Plain),
+    ("ln2", "norm2", Role::Plain),
+    ("attn_q", "attn.qkv", Role::QkvPart(0)),
+    ("attn_k", "attn.qkv", Role::QkvPart(1)),
+    ("attn_v", "attn.qkv", Role::QkvPart(2)),
+    ("attn_out", "attn.proj", Role::Plain),
+];
+
 const QWEN2VL: Table = Table {
     global: QWEN_GLOBAL,
     bare: &[],
     block_prefix: ("v.blk.", "model.visual.blocks."),
-    block: &[
-        ("ln1", "norm1", Role::Plain),
-        ("ln2", "norm2", Role::Plain),
-        ("attn_q", "attn.qkv", Role::QkvPart(0)),
-        ("attn_k", "attn.qkv", Role::QkvPart(1)),
-        ("attn_v", "attn.qkv", Role::QkvPart(2)),
-        ("attn_out", "attn.proj", Role::Plain),
-        ("ffn_up", "mlp.fc1", Role::Plain),
-        ("ffn_down", "mlp.fc2", Role::Plain),
-    ],
+    block: &[QWEN_BLOCK, &[("ffn_up", "mlp.fc1", Role::Plain), ("ffn_down", "mlp.fc2", Role::Plain)]],
 };
 
 const QWEN25VL: Table = Table {
@@ -218,15 +219,12 @@ const QWEN25VL: Table = Table {
     bare: &[],
     block_prefix: ("v.blk.", "model.visual.blocks."),
     block: &[
-        ("ln1", "norm1", Role::Plain),
-        ("ln2", "norm2", Role::Plain),
-        ("attn_q", "attn.qkv", Role::QkvPart(0)),
-        ("attn_k", "attn.qkv", Role::QkvPart(1)),
-        ("attn_v", "attn.qkv", Role::QkvPart(2)),
-        ("attn_out", "attn.proj", Role::Plain),
-        ("ffn_gate", "mlp.gate_proj", Role::Plain),
-        ("ffn_up", "mlp.up_proj", Role::Plain),
-        ("ffn_down", "mlp.down_proj", Role::Plain),
+        QWEN_BLOCK,
+        &[
+            ("ffn_gate", "mlp.gate_proj", Role::Plain),
+            ("ffn_up", "mlp.up_proj", Role::Plain),
+            ("ffn_down", "mlp.down_proj", Role::Plain),
+        ],
     ],
 };
 
@@ -260,6 +258,6 @@ pub fn map_name(kind: FileKind, gguf_name: &str) -> Option<MappedName> {
     let (index, rest) = stem.strip_prefix(gguf_prefix)?.split_once('.')?;
     // Canonical decimal only, so that `blk.01` cannot alias `blk.1`.
     let layer: usize = index.parse().ok().filter(|n: &usize| n.to_string() == index)?;
-    let (_, hf, role) = table.block.iter().find(|(g, _, _)| *g == rest)?;
+    let (_, hf, role) = table.block.iter().flat_map(|b| b.iter()).find(|(g, _, _)| *g == rest)?;
     Some(MappedName { hf_name: format!("{hf_prefix}{layer}.{hf}.{suffix}"), role: *role, layer: Some(layer) })
 }
