@@ -93,6 +93,11 @@ fn crop_size<'de, D: Deserializer<'de>>(de: D) -> Result<(u32, u32), D::Error> {
 impl ClipProcessorConfig {
     /// Rejects settings transformers would fail on or that would allocate without bound.
     pub fn validate(&self) -> Result<(), PreprocessError> {
+        self.checked().map(|_| ())
+    }
+
+    /// [`Self::validate`], returning the resize filter.
+    fn checked(&self) -> Result<Filter, PreprocessError> {
         let invalid = |msg: String| Err(PreprocessError::InvalidConfig(msg));
         let side_ok = |v: u32| (1..=MAX_INPUT_SIDE).contains(&v);
         if self.do_resize {
@@ -105,7 +110,7 @@ impl ClipProcessorConfig {
         if self.do_center_crop && !(side_ok(self.crop_size.0) && side_ok(self.crop_size.1)) {
             return invalid(format!("crop_size {:?} must be in 1..={MAX_INPUT_SIDE}", self.crop_size));
         }
-        self.values().map(|_| ())
+        self.values()
     }
 
     /// The shared value settings, checked; the resize filter.
@@ -119,9 +124,8 @@ impl ClipProcessorConfig {
 
     /// Resize, crop, rescale and normalise one image into a single tile.
     pub fn preprocess(&self, image: &RgbImage) -> Result<ProcessedImage, PreprocessError> {
-        self.validate()?;
+        let filter = self.checked()?;
         image.validate()?;
-        let filter = self.values()?;
         let mut image = std::borrow::Cow::Borrowed(image);
         if self.do_pad {
             image = std::borrow::Cow::Owned(pad_to_square(&image, self.image_mean.map(|m| (m * 255.0) as u8)));

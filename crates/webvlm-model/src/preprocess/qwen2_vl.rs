@@ -78,6 +78,11 @@ impl Qwen2VlProcessorConfig {
     }
 
     pub fn validate(&self) -> Result<(), PreprocessError> {
+        self.checked().map(|_| ())
+    }
+
+    /// [`Self::validate`], returning the resize filter.
+    fn checked(&self) -> Result<Filter, PreprocessError> {
         let invalid = |m: String| Err(PreprocessError::InvalidConfig(m));
         if self.patch_size == 0 || self.merge_size == 0 || self.temporal_patch_size == 0 {
             return invalid("patch_size, merge_size and temporal_patch_size must be at least 1".into());
@@ -87,7 +92,7 @@ impl Qwen2VlProcessorConfig {
         if min > max || max < factor * factor || max > u64::from(MAX_INPUT_SIDE).pow(2) {
             return invalid(format!("pixel budget {min}..={max} cannot hold one {factor}×{factor} block or exceeds {MAX_INPUT_SIDE}²"));
         }
-        self.values().map(|_| ())
+        self.values()
     }
 
     /// The shared value settings, checked; the resize filter.
@@ -101,9 +106,8 @@ impl Qwen2VlProcessorConfig {
 
     /// Resize, normalise and patchify one image.
     pub fn preprocess(&self, image: &RgbImage) -> Result<ProcessedImage, PreprocessError> {
-        self.validate()?;
+        let filter = self.checked()?;
         image.validate()?;
-        let filter = self.values()?;
         let (p, m, t) = (self.patch_size, self.merge_size, self.temporal_patch_size);
         let mut image = std::borrow::Cow::Borrowed(image);
         if self.do_resize {
