@@ -65,7 +65,7 @@ enum Command {
     },
     /// Print the architecture, parameter count and dtypes of a model.
     Info {
-        /// Model directory (Hugging Face layout).
+        /// Model directory: Hugging Face, packed, or GGUF (a text GGUF, plus an mmproj).
         #[arg(long)]
         model: PathBuf,
     },
@@ -88,7 +88,7 @@ enum BenchCommand {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Model directory (Hugging Face layout: config.json, *.safetensors, tokenizer.json, ...).
+    /// Model directory: Hugging Face (config.json, *.safetensors, tokenizer.json, ...), packed (manifest.json), or GGUF (a text GGUF, plus an mmproj).
     #[arg(long)]
     model: PathBuf,
     /// Image file (PNG or JPEG). Without it the prompt is text-only.
