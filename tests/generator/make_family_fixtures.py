@@ -343,15 +343,16 @@ FIXTURES = {
 }
 
 
-def main() -> None:
+def run_fixtures(fixtures: dict) -> None:
+    """The command line of a fixture generator: `--out DIR`, `--only NAME...`."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "fixtures")
-    ap.add_argument("--only", nargs="*", choices=sorted(FIXTURES))
+    ap.add_argument("--only", nargs="*", choices=sorted(fixtures))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    for name in args.only or FIXTURES:
-        FIXTURES[name](args.out)
+    for name in args.only or fixtures:
+        fixtures[name](args.out)
 
 
 if __name__ == "__main__":
-    main()
+    run_fixtures(FIXTURES)

@@ -263,17 +263,7 @@ def qwen2_gguf(model_dir: Path, hf: dict, out: Path) -> None:
     """A text-only Qwen2 checkpoint as llama.cpp's `Qwen2Model` converts it."""
     cfg = json.loads((model_dir / "config.json").read_text())
     n_layer = cfg["num_hidden_layers"]
-    w = gguf.GGUFWriter(None, "qwen2")
-    w.add_type(gguf.GGUFType.MODEL)
-    w.add_name("qwen2-tiny")
-    w.add_context_length(cfg["max_position_embeddings"])
-    w.add_embedding_length(cfg["hidden_size"])
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(cfg["intermediate_size"])
-    w.add_head_count(cfg["num_attention_heads"])
-    w.add_head_count_kv(cfg["num_key_value_heads"])
-    w.add_rope_freq_base(cfg.get("rope_theta") or cfg["rope_parameters"]["rope_theta"])
-    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w = decoder_writer("qwen2", "qwen2-tiny", cfg)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_BF16)
     tc = dict(cfg, pad_token_id=cfg.get("pad_token_id") or cfg["eos_token_id"])
     add_tokenizer(w, model_dir, tc, pre="qwen2")

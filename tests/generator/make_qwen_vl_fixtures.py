@@ -50,7 +50,6 @@ Run (versions pinned in requirements.txt next to this file, torchvision included
     python tests/generator/make_qwen_vl_fixtures.py [--out tests/fixtures] [--only NAME ...]
 """
 
-import argparse
 import json
 import shutil
 import sys
@@ -74,7 +73,7 @@ from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoP
 from transformers.vision_utils import get_vision_cu_seqlens, get_vision_window_index
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_family_fixtures import MAX_NEW, MIN_GAP, build_tokenizer, greedy, round_bf16  # noqa: E402
+from make_family_fixtures import MAX_NEW, MIN_GAP, build_tokenizer, greedy, round_bf16, run_fixtures  # noqa: E402
 from make_fixtures import make_image, redraw_weights  # noqa: E402
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
@@ -252,15 +251,5 @@ FIXTURES = {
 }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "fixtures")
-    ap.add_argument("--only", nargs="*", choices=sorted(FIXTURES))
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    for name in args.only or FIXTURES:
-        FIXTURES[name](args.out)
-
-
 if __name__ == "__main__":
-    main()
+    run_fixtures(FIXTURES)

@@ -424,9 +424,7 @@ impl GgufModel {
         }
         Ok(())
     }
-}
 
-impl GgufModel {
     /// Where the decoder's tensors go: the mmproj family's prefix, or `model.` alone.
     fn text_prefix(&self) -> Result<&'static str> {
         Ok(match &self.mmproj {

@@ -134,7 +134,6 @@ impl Iterator for HfTensors<'_, '_> {
         Some(self.file.load(p))
     }
 
-
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.plan.size_hint()
     }
