@@ -5,7 +5,7 @@
 
 // [N·ceil(K / 2)] two f16 per word.
 @group(0) @binding(2) var<storage, read_write> w: array<u32>;
-@group(0) @binding(3) var<uniform> params: MatvecParams;
+@group(0) @binding({{ params_binding }}) var<uniform> params: MatvecParams;
 
 // The activations a chunk multiplies; loaded once and reused for every row an invocation owns.
 alias XChunk = array<vec4<CT>, 2>;

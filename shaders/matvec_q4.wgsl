@@ -8,7 +8,7 @@
 @group(0) @binding(2) var<storage, read_write> qs: array<vec4<u32>>;
 // [N·Kb] pack2x16float(d, m).
 @group(0) @binding(3) var<storage, read_write> qdm: array<u32>;
-@group(0) @binding(4) var<uniform> params: MatvecParams;
+@group(0) @binding({{ params_binding }}) var<uniform> params: MatvecParams;
 
 // The activations a chunk multiplies; loaded once and reused for every row an invocation owns.
 alias XChunk = array<vec4<CT>, 8>;

@@ -8,7 +8,7 @@
 @group(0) @binding(2) var<storage, read_write> qs: array<vec4<u32>>;
 // [ceil(N·Kb / 2)] f16 scales, two per word.
 @group(0) @binding(3) var<storage, read_write> qd: array<u32>;
-@group(0) @binding(4) var<uniform> params: MatvecParams;
+@group(0) @binding({{ params_binding }}) var<uniform> params: MatvecParams;
 
 // The activations a chunk multiplies; loaded once and reused for every row an invocation owns.
 alias XChunk = array<vec4<CT>, 4>;

@@ -36,6 +36,17 @@ struct MatmulParams {
 // whole blocks (k4 = 8·Kb), so no read needs a bounds test: the padding columns of a q4
 // block dequantise to m, not 0, and meet a zero activation there. (A per-load test cost 40%
 // of the matvec time on lavapipe.)
+//
+// A matvec may transform its activations as it loads them (the prologue): SwiGLU reads the
+// gate at j and the up projection k4 vec4s later, `silu(g)·u` (swiglu.wgsl's arithmetic), so
+// the down projection consumes the [gate | up] row of a joined gate/up product directly.
 fn x4(base: u32, j: u32) -> vec4<CT> {
-    return vec4<CT>(x[base + j]);
+    {{ x_load }}
+}
+
+// Where a matvec's output goes (the epilogue): y[i] = v, plus the addends' i-th values in
+// order (a bias, a residual), bound after the weight planes.
+{{ addend_bindings }}
+fn store_y(i: u32, v: f32) {
+    {{ store }}
 }

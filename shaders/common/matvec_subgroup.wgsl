@@ -32,7 +32,7 @@ fn main(
             for (var r = 0u; r < 4u; r++) {
                 let row = first + r0 + 4u * g + r;
                 if (lane == 0u && row < params.n) {
-                    y[params.n_offset + row] = s[r];
+                    store_y(params.n_offset + row, s[r]);
                 }
             }
         }

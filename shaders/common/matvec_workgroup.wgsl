@@ -48,7 +48,7 @@ fn main(
         for (var r = 0u; r < 4u; r++) {
             let row = row0 + 4u * g + r;
             if (row < params.n) {
-                y[params.n_offset + row] = acc[g][r];
+                store_y(params.n_offset + row, acc[g][r]);
             }
         }
     }

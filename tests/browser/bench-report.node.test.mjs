@@ -13,6 +13,7 @@ const usage = (decode, extra = {}) => ({
   reusedTokens: 0,
   imageTokens: 64,
   peakGpuBytes: 5e8,
+  gpuCounts: { prefill: { dispatches: 700, submissions: 3, readbackBytes: 4, syncs: 1 }, perToken: { dispatches: 190, submissions: 1, readbackBytes: 4, syncs: 1 } },
   timings: { imageMs: 3, prepareMs: 7, encodeMs: 400, prefillMs: 900, firstTokenMs: 1320, decodeMs: 7000 / decode, decodeTokensPerSecond: decode },
   ...extra,
 });

@@ -87,6 +87,7 @@ export class WebVLM {
     const rate = 10 + k;
     yield { text: '', done: true, finishReason: 'length', usage: {
       promptTokens: 100, completionTokens: req.maxTokens, reusedTokens: 0, imageTokens: 64, peakGpuBytes: 1e8 + k,
+      gpuCounts: { prefill: { dispatches: 600 + k, submissions: 2, readbackBytes: 4, syncs: 1 }, perToken: { dispatches: 200 + k, submissions: 1, readbackBytes: 4, syncs: 1 } },
       timings: { imageMs: 2, prepareMs: 3, encodeMs: 40 + k, prefillMs: 50, firstTokenMs: 100 + k, decodeMs: ((req.maxTokens - 1) * 1000) / rate, decodeTokensPerSecond: rate },
     } };
   }
@@ -237,7 +238,14 @@ describe('benchmark page, WebGPU on the tiny fixture', () => {
       assert.ok(r.ttft_ms >= r.encode_ms + r.prefill_ms, 'the first token comes after encode and prefill');
       close(r.decode_tokens_per_s, ((TOKENS - 1) * 1000) / r.decode_ms, 'decode rate = (tokens − 1) / decode time');
       assert.ok(r.long_tasks && Number.isInteger(r.long_tasks.count) && r.long_tasks.max_ms <= r.long_tasks.total_ms + 1e-9);
+      // Counted at the WebGPU API in the worker: a greedy token reads back its 4-byte id only.
+      const t = r.gpu_counts.per_token;
+      assert.ok(t.dispatches > 0 && t.submissions >= 1, JSON.stringify(r.gpu_counts));
+      assert.equal(t.readback_bytes, 4, 'a greedy token reads back 4 bytes');
+      assert.equal(t.syncs, 1, 'one wait on the GPU per token');
+      assert.ok(r.gpu_counts.prefill.dispatches > t.dispatches, JSON.stringify(r.gpu_counts));
     }
+    assert.deepEqual(report.summary.gpu_counts_per_token, report.runs[0].gpu_counts.per_token, 'the counts are the same every run');
     for (const [key, field] of [['decode_tokens_per_s', 'decode_tokens_per_s'], ['prefill_tokens_per_s', 'prefill_tokens_per_s'], ['ttft_ms', 'ttft_ms'], ['encode_ms', 'encode_ms']]) {
       const want = stat(report.runs.map((r) => r[field]));
       const got = report.summary[key];

@@ -214,7 +214,8 @@ fn qwen_vl_follow_up_turn_matches_a_fresh_prefill() {
     pollster::block_on(reused.prefill()).unwrap();
     let mut fresh = Generator::new(&vlm, prompt, opts()).unwrap();
     pollster::block_on(fresh.prefill()).unwrap();
-    assert_close("follow-up logits", reused.next_logits().unwrap(), fresh.next_logits().unwrap(), 1e-4, 1e-4);
+    let logits = |g: &Generator<&Vlm>| pollster::block_on(g.next_logits()).unwrap().unwrap();
+    assert_close("follow-up logits", &logits(&reused), &logits(&fresh), 1e-4, 1e-4);
     while pollster::block_on(reused.step()).unwrap().is_some() {}
     while pollster::block_on(fresh.step()).unwrap().is_some() {}
     assert_eq!(reused.generated(), fresh.generated());

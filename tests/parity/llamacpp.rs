@@ -177,7 +177,7 @@ fn check_prompts(range: std::ops::Range<usize>) -> Vec<(String, Option<usize>)> 
         let mut generator = Generator::new(&vlm, prepared, opts).unwrap();
         pollster::block_on(generator.prefill()).unwrap();
         if let Some(index) = p.logits_index {
-            let got = generator.next_logits().unwrap();
+            let got = &pollster::block_on(generator.next_logits()).unwrap().unwrap();
             let want_tf = logits_row("transformers_logits.f32", index, vocab);
             let d = assert_close(&format!("{} logits vs transformers", p.name), got, &want_tf, TF_ATOL, TF_RTOL);
             eprintln!("{}: last-position logits vs transformers f32: max |diff| {d:.2e}", p.name);

@@ -82,6 +82,16 @@ export interface BenchRun {
   peak_gpu_bytes: number;
   /** Main-thread tasks over 50 ms during the run (browser only). */
   long_tasks: LongTasks | null;
+  /** GPU commands of the prefill and of one decoded token (median of the decoder steps). */
+  gpu_counts: { prefill: BenchGpuCost; per_token: BenchGpuCost };
+}
+
+/** Host-side cost of GPU work: counted at the WebGPU API in a browser, at CubeCL/wgpu natively. */
+export interface BenchGpuCost {
+  dispatches: number;
+  submissions: number;
+  readback_bytes: number;
+  syncs: number;
 }
 
 export interface Stat {
@@ -103,6 +113,8 @@ export interface BenchSummary {
    */
   decode_drift: number;
   peak_gpu_bytes: number;
+  /** Field-wise median over the runs of each run's per-token counts. */
+  gpu_counts_per_token: BenchGpuCost;
 }
 
 export interface BenchRoofline {
@@ -175,6 +187,18 @@ export function summarize(runs: BenchRun[]): BenchSummary {
     encode_ms: stat(runs.map((r) => r.encode_ms)),
     decode_drift: drift(decode),
     peak_gpu_bytes: runs.reduce((m, r) => Math.max(m, r.peak_gpu_bytes), 0),
+    gpu_counts_per_token: medianGpuCost(runs.map((r) => r.gpu_counts.per_token)),
+  };
+}
+
+/** Field-wise median of per-token counts (rounded; 0 for none), as the native report computes it. */
+export function medianGpuCost(costs: BenchGpuCost[]): BenchGpuCost {
+  const med = (f: (c: BenchGpuCost) => number) => Math.round(stat(costs.map(f)).median);
+  return {
+    dispatches: med((c) => c.dispatches),
+    submissions: med((c) => c.submissions),
+    readback_bytes: med((c) => c.readback_bytes),
+    syncs: med((c) => c.syncs),
   };
 }
 

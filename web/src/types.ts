@@ -95,6 +95,8 @@ export interface Usage {
   imageTokens: number;
   /** Highest GPU memory the runtime held during the request (sampled before it and after encode, prefill and the last token). */
   peakGpuBytes: number;
+  /** WebGPU commands the prefill and one decoded token (median of the steps) cost, counted at the API. */
+  gpuCounts: { prefill: GpuCost; perToken: GpuCost };
   timings: {
     /** Image decode in the worker. */
     imageMs: number;
@@ -110,6 +112,18 @@ export interface Usage {
     decodeMs: number;
     decodeTokensPerSecond: number;
   };
+}
+
+/** Host-side cost of GPU work. */
+export interface GpuCost {
+  /** Compute dispatches. */
+  dispatches: number;
+  /** Queue submissions. */
+  submissions: number;
+  /** Bytes mapped for reading (copied back to the host). */
+  readbackBytes: number;
+  /** Host waits on the device (read maps, `onSubmittedWorkDone`). */
+  syncs: number;
 }
 
 export interface GenerateChunk {

@@ -192,6 +192,8 @@ function render(r, other) {
     stat('first token', s.ttft_ms, 'ms', 0) +
     stat('image encode', s.encode_ms, 'ms', 0) +
     `</table></div><p>Decode drift (second half vs first): ${fmt(s.decode_drift * 100, 1)}% · peak GPU memory ${formatBytes(s.peak_gpu_bytes)}</p>` +
+    `<p>Per decoded token: ${s.gpu_counts_per_token.dispatches} dispatches · ${s.gpu_counts_per_token.submissions} submissions · ` +
+    `${s.gpu_counts_per_token.readback_bytes} bytes read back · ${s.gpu_counts_per_token.syncs} waits on the GPU (counted at the WebGPU API)</p>` +
     `<p>Roofline: ${formatBytes(r.roofline.weight_bytes_per_token)} of weights per token × ${fmt(s.decode_tokens_per_s.median)} tok/s = ${formatSig(r.roofline.implied_gbps)} GB/s` +
     (r.roofline.copy_gbps > 0 ? `; copy kernel ${formatSig(r.roofline.copy_gbps)} GB/s (${formatSig(r.roofline.fraction_of_copy * 100)}% of it)` : '; copy kernel not measured') + '</p>';
 

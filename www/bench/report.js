@@ -19,7 +19,13 @@ export function runFromUsage(usage, longTasks) {
     decode_tokens_per_s: t.decodeTokensPerSecond,
     peak_gpu_bytes: usage.peakGpuBytes,
     long_tasks: longTasks,
+    gpu_counts: { prefill: snakeCost(usage.gpuCounts.prefill), per_token: snakeCost(usage.gpuCounts.perToken) },
   };
+}
+
+/** The package's camelCase GPU cost in the report's field names. */
+function snakeCost(c) {
+  return { dispatches: c.dispatches, submissions: c.submissions, readback_bytes: c.readbackBytes, syncs: c.syncs };
 }
 
 /** Count, total and longest of PerformanceObserver 'longtask' entries. */
@@ -87,6 +93,9 @@ export const COMPARED = [
   ['cold load', (r) => r.load.cold_ms, 'ms', false],
   ['warm load', (r) => r.load.warm_ms, 'ms', false],
   ['peak GPU memory', (r) => r.summary.peak_gpu_bytes, 'B', false],
+  ['dispatches per token', (r) => r.summary.gpu_counts_per_token.dispatches, '', false],
+  ['submissions per token', (r) => r.summary.gpu_counts_per_token.submissions, '', false],
+  ['bytes read back per token', (r) => r.summary.gpu_counts_per_token.readback_bytes, 'B', false],
   ['implied bandwidth', (r) => r.roofline.implied_gbps, 'GB/s', true],
 ];
 

@@ -192,6 +192,18 @@ fn print_summary(r: &BenchReport) {
     line("image encode", &s.encode_ms, "ms");
     eprintln!("decode drift   {:+.1}% (second half vs first half)", s.decode_drift * 100.0);
     eprintln!("peak GPU       {:.1} MiB reserved", s.peak_gpu_bytes as f64 / (1 << 20) as f64);
+    let c = &s.gpu_counts_per_token;
+    eprintln!(
+        "per token      {} dispatches, {} submissions, {} bytes read back, {} syncs",
+        c.dispatches, c.submissions, c.readback_bytes, c.syncs
+    );
+    if let Some(run) = r.runs.first() {
+        let p = &run.gpu_counts.prefill;
+        eprintln!(
+            "prefill        {} dispatches, {} submissions, {} bytes read back, {} syncs ({} prompt tokens)",
+            p.dispatches, p.submissions, p.readback_bytes, p.syncs, run.prompt_tokens
+        );
+    }
     let rf = &r.roofline;
     eprintln!(
         "roofline       {:.1} MB of weights per token × {:.2} tok/s = {:.3} GB/s; copy kernel {:.2} GB/s ({:.1}%)",

@@ -227,3 +227,44 @@ fn gguf_vlm_pairs_show_convert_and_run() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// What a decoded token costs the host, counted (not estimated) on SmolLM2-135M-Instruct, the
+/// real default text model (Q4_1 GGUF, 30 layers; `scripts/fetch-smollm2.sh` caches it): compute
+/// dispatches, queue submissions, bytes read back and host waits per token and for the prefill.
+/// Counts are deterministic, so they are pinned exactly: a change that adds a dispatch to the
+/// token step, a submission or a readback fails here and must update the README's figures.
+#[test]
+fn bench_pins_the_gpu_commands_of_a_smollm2_token() {
+    let cache = std::env::var_os("WEBVLM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/webvlm"));
+    let model = cache.join("smollm2-135m-instruct-gguf");
+    assert!(model.is_dir(), "run scripts/fetch-smollm2.sh first ({} missing)", model.display());
+    let json = std::env::temp_dir().join(format!("webvlm-counts-{}.json", std::process::id()));
+    let out = webvlm(&[
+        "bench", "--model", model.to_str().unwrap(), "--no-image", "--prompt", "What is the capital of France?", "--runs", "2",
+        "--warmup", "1", "--max-new-tokens", "5", "--no-kernels", "--json", json.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {err}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let counts = |v: &serde_json::Value| {
+        ["dispatches", "submissions", "readback_bytes", "syncs"].map(|k| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}")))
+    };
+    // The token step: 30 layers × 7 (RMSNorm, q/k/v matvec, attention with RoPE and the cache
+    // write, o-projection + residual, RMSNorm, gate/up matvec, SwiGLU + down + residual) and the
+    // embedding lookup, final norm, lm_head and argmax. Submissions: one for the step, two more
+    // inside CubeCL's readback of the 4-byte id.
+    let per_token = counts(&r["summary"]["gpu_counts_per_token"]);
+    eprintln!("per token: {per_token:?}; prefill: {:?}", counts(&r["runs"][0]["gpu_counts"]["prefill"]));
+    assert_eq!(per_token, PER_TOKEN, "dispatches, submissions, bytes read back, syncs per decoded token");
+    for run in r["runs"].as_array().unwrap() {
+        assert_eq!(counts(&run["gpu_counts"]["per_token"]), PER_TOKEN);
+        assert_eq!(counts(&run["gpu_counts"]["prefill"]), PREFILL, "prefill of {} tokens", run["prompt_tokens"]);
+    }
+}
+
+/// SmolLM2-135M, greedy, one decoded token: dispatches, submissions, bytes read back, syncs.
+const PER_TOKEN: [u64; 4] = [214, 3, 4, 1];
+/// The same for the prefill of the chat-templated prompt.
+const PREFILL: [u64; 4] = [634, 5, 4, 1];

@@ -119,6 +119,55 @@ impl DeviceQuantMatrix {
     }
 }
 
+impl DeviceQuantMatrix {
+    /// The rows of `parts` stacked into one matrix (`[Σ n, k]`), on the device: q, k and v
+    /// (or gate and up) become one weight, so a token makes one dispatch instead of three.
+    /// `None` when they cannot share one binding of whole planes: different schemes, widths or
+    /// options, a part cut into row chunks, a q8 scale plane whose last word is half-used
+    /// (odd `n·Kb`), or a total over the binding limit. The caller keeps the parts then.
+    pub fn concat_rows(parts: &[&DeviceQuantMatrix]) -> Option<DeviceQuantMatrix> {
+        let first = parts.first()?;
+        let (scheme, k) = (first.scheme, first.k);
+        if parts.iter().any(|p| p.scheme != scheme || p.k != k) {
+            return None;
+        }
+        let n: usize = parts.iter().map(|p| p.n).sum();
+        let bytes = parts.iter().map(|p| p.bytes).sum();
+        match &first.repr {
+            Repr::Dense { .. } => {
+                let mut ts = Vec::with_capacity(parts.len());
+                for p in parts {
+                    let Repr::Dense { w_t } = &p.repr else { return None };
+                    ts.push(w_t.clone());
+                }
+                Some(Self { scheme, n, k, bytes, repr: Repr::Dense { w_t: Tensor::cat(ts, 1) } })
+            }
+            Repr::Wgpu { caps, options, .. } => {
+                if scheme.row_bytes(k) * n as u64 > options.binding_limit(caps) {
+                    return None;
+                }
+                let kb = crate::quant::blocks_per_row(k);
+                let mut planes: Vec<Vec<Tensor<1, Int>>> = Vec::new();
+                for p in parts {
+                    let Repr::Wgpu { chunks, options: o, .. } = &p.repr else { return None };
+                    if chunks.len() != 1 || o != options || (scheme == QuantScheme::Q8 && p.n * kb % 2 == 1) {
+                        return None;
+                    }
+                    for (i, plane) in chunks[0].planes.iter().enumerate() {
+                        if planes.len() <= i {
+                            planes.push(Vec::new());
+                        }
+                        planes[i].push(Tensor::<1, Int>::from_primitive::<CubeBackend>(plane.clone()));
+                    }
+                }
+                let planes = planes.into_iter().map(|ts| Tensor::cat(ts, 0).try_into_primitive::<CubeBackend>().ok()).collect::<Option<Vec<_>>>()?;
+                let chunks = vec![Chunk { n_offset: 0, n, planes }];
+                Some(Self { scheme, n, k, bytes, repr: Repr::Wgpu { chunks, caps: *caps, options: *options } })
+            }
+        }
+    }
+}
+
 /// One plane as a u32 burn tensor on `device`, unwrapped to the CubeCL tensor behind it.
 pub(crate) fn upload_words(words: &[u32], device: &Device) -> Result<CubeTensor> {
     let data = TensorData::new(words.to_vec(), [words.len()]);

@@ -23,11 +23,19 @@ pub fn gpu_memory(device: &Device) -> Option<GpuMemory> {
     Some(GpuMemory { in_use: usage.bytes_in_use, reserved: usage.bytes_reserved })
 }
 
+/// Whether `device` is a wgpu device (where the WGSL kernels run).
+pub fn is_wgpu(device: &Device) -> bool {
+    wgpu_device(device).is_some()
+}
+
 /// Resolves once every queued kernel has finished (immediately off wgpu). Timings taken
 /// around it measure the GPU work, not just its submission.
 pub async fn wait(device: &Device) -> Result<()> {
     match wgpu_device(device) {
-        Some(cube) => cube.client().sync().await.map_err(|e| KernelError::Device(format!("{e:?}"))),
+        Some(cube) => {
+            crate::counters::record_sync();
+            cube.client().sync().await.map_err(|e| KernelError::Device(format!("{e:?}")))
+        }
         None => Ok(()),
     }
 }

@@ -52,6 +52,30 @@ pub(crate) fn launch(kernel: Kernel, client: &burn_cubecl::cubecl::client::Clien
     client.launch(Box::new(SourceKernel::new(kernel, cube_dim)), count, args);
 }
 
+/// How a kernel uses one of its buffers (CubeCL tracks failures by it: a read buffer must be
+/// valid before the launch, a written one is spoiled if the launch fails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Io {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+/// Queue `kernel` with `buffers` bound in order (0, 1, …), the info uniform after them.
+pub(crate) fn launch_io(kernel: Kernel, client: &burn_cubecl::cubecl::client::Client, count: CubeCount, buffers: &[(&CubeTensor, Io)], info: Vec<u64>) {
+    let mut args = KernelArguments::new();
+    for (t, io) in buffers {
+        let attr = match io {
+            Io::Read => BufferIOAttr::ReadOnly,
+            Io::Write => BufferIOAttr::WriteOnly,
+            Io::ReadWrite => BufferIOAttr::ReadWrite,
+        };
+        args = args.with_buffer_io(t.handle.clone().binding(), attr);
+    }
+    args = args.with_info(MetadataBindingInfo::custom(info));
+    client.launch(Box::new(SourceKernel::new(kernel, CubeDim::new_1d(kernel.workgroup_size()))), count, args);
+}
+
 /// Geometry shared by the two matrix launchers.
 pub(crate) struct MatShape {
     /// Activation row length after zero-padding to whole blocks, in vec4s.
@@ -70,12 +94,23 @@ impl MatShape {
     }
 }
 
-/// `y[0, n_offset .. n_offset + n] = x · W_chunkᵀ` for one row chunk (decode, M = 1).
+/// `y[0, n_offset .. n_offset + n] = x · W_chunkᵀ (+ addends)` for one row chunk (decode, M = 1).
 ///
 /// # Shapes
-/// `x: [1, 4·k4]` f32, planes per [`QuantScheme`], `y: [1, ld_y]` f32.
+/// `x: [1, 4·k4]` f32 (`[1, 8·k4]`, gate then up, with the SwiGLU prologue), planes per
+/// [`QuantScheme`], addends `[ld_y]` f32, `y: [1, ld_y]` f32.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn matvec(kernel: Kernel, caps: &DeviceCaps, x: &CubeTensor, planes: &[CubeTensor], y: &CubeTensor, shape: &MatShape, n_offset: usize, n: usize) -> Result<()> {
+pub(crate) fn matvec(
+    kernel: Kernel,
+    caps: &DeviceCaps,
+    x: &CubeTensor,
+    planes: &[CubeTensor],
+    addends: &[CubeTensor],
+    y: &CubeTensor,
+    shape: &MatShape,
+    n_offset: usize,
+    n: usize,
+) -> Result<()> {
     check_feature(&kernel, caps)?;
     let Kernel::Matvec { reduction, .. } = kernel else { return Err(KernelError::InvalidVariant(kernel.label())) };
     if !reduction.is_valid() {
@@ -84,7 +119,8 @@ pub(crate) fn matvec(kernel: Kernel, caps: &DeviceCaps, x: &CubeTensor, planes: 
     let params = MatvecParams { n: n as u32, k4: shape.k4, kb: shape.kb(), k2: shape.k2(), n_offset: n_offset as u32, _pad: [0; 3] };
     let groups = (n as u64).div_ceil(u64::from(reduction.rows_per_workgroup()));
     let count = linear_count(groups, caps, "matvec")?;
-    let inputs: Vec<&CubeTensor> = std::iter::once(x).chain(planes).collect();
+    // Bound after the planes, as the kernel's epilogue declares them.
+    let inputs: Vec<&CubeTensor> = std::iter::once(x).chain(planes).chain(addends).collect();
     launch(kernel, &x.client, count, &inputs, y, info_words(&params));
     Ok(())
 }

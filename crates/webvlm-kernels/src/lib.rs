@@ -20,6 +20,7 @@
 //! `cargo test --release -p webvlm-kernels`, the bench with [`bench::bench_kernels`].
 
 pub mod bench;
+pub mod counters;
 pub mod device_matrix;
 pub mod error;
 pub mod ops;
@@ -40,7 +41,7 @@ pub use device_matrix::DeviceQuantMatrix;
 pub use error::{KernelError, Result};
 pub use gpu::{GpuMemory, gpu_memory};
 pub use quant::{QuantMatrix, QuantScheme};
-pub use shaders::{Kernel, Precision, Reduction, Tile};
+pub use shaders::{Fuse, Kernel, Precision, Reduction, Tile};
 pub use variants::{DeviceCaps, KernelOptions};
 
 use device_matrix::Repr;
@@ -98,10 +99,60 @@ pub fn quant_matmul_with(x: Tensor<2>, w: &DeviceQuantMatrix, options: &KernelOp
     for c in chunks {
         debug_assert_eq!(c.planes.len(), launch::plane_count(w.scheme()));
         if m == 1 {
-            launch::matvec(kernel, caps, &x, &c.planes, &y, &shape, c.n_offset, c.n)?;
+            launch::matvec(kernel, caps, &x, &c.planes, &[], &y, &shape, c.n_offset, c.n)?;
         } else {
             launch::matmul(kernel, caps, &x, &c.planes, &y, &shape, m, c.n_offset, c.n)?;
         }
+    }
+    Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
+/// [`quant_matmul`] with a prologue and an epilogue, in one dispatch where it can be (one
+/// activation row on wgpu, K a whole number of blocks of 32): `swiglu` takes `x` as a
+/// `[gate | up]` row of `2·K` values and multiplies `silu(gate)·up`; `addends` (a bias, a
+/// residual; at most [`Fuse::MAX_ADDENDS`]) are added to the output in order. Elsewhere the
+/// same arithmetic runs as separate operations (the reference).
+///
+/// # Shapes
+/// `x: [M, K]` (`[M, 2·K]` with `swiglu`), `addends: [N]` each → `[M, N]`
+pub fn quant_matmul_fused(x: Tensor<2>, w: &DeviceQuantMatrix, swiglu: bool, addends: &[Tensor<1>]) -> Result<Tensor<2>> {
+    let [m, cols] = x.dims();
+    let k = w.k();
+    if cols != if swiglu { 2 * k } else { k } {
+        return Err(KernelError::ShapeMismatch { k: if swiglu { 2 * k } else { k }, found: cols });
+    }
+    if addends.len() > usize::from(Fuse::MAX_ADDENDS) || addends.iter().any(|a| a.dims() != [w.n()]) {
+        return Err(KernelError::Device(format!("{} addends for a {}-row matrix (at most {} of [{}])", addends.len(), w.n(), Fuse::MAX_ADDENDS, w.n())));
+    }
+    let fusable = m == 1
+        && k % quant::BLOCK == 0
+        && x.dtype() == DType::F32
+        && addends.iter().all(|a| a.dtype() == DType::F32)
+        && matches!(w.repr, Repr::Wgpu { .. });
+    if !fusable {
+        let x = if swiglu { ops::swiglu(x.clone().slice_dim(1, 0..k), x.slice_dim(1, k..2 * k))? } else { x };
+        let mut y = quant_matmul(x, w)?;
+        for a in addends {
+            y = y + a.clone().unsqueeze::<2>();
+        }
+        return Ok(y);
+    }
+    let Repr::Wgpu { chunks, caps, options } = &w.repr else { unreachable!("checked above") };
+    let prim = |t: Tensor<1>| t.try_into_primitive::<CubeBackend>().map(into_contiguous).map_err(|e| KernelError::NotWgpu(format!("{e:?}")));
+    let x = into_contiguous(x.try_into_primitive::<CubeBackend>().map_err(|e| KernelError::NotWgpu(format!("{e:?}")))?);
+    let adds = addends.iter().cloned().map(prim).collect::<Result<Vec<_>>>()?;
+    if chunks.first().is_some_and(|c| c.planes.first().is_some_and(|p| p.device != x.device)) {
+        return Err(KernelError::DeviceMismatch);
+    }
+    launch::check_binding(cols, "the activation", caps.max_binding_bytes)?;
+    let y = empty_f32(&x, [1, w.n()]);
+    let shape = MatShape { k4: (k / 4) as u32, k, ld_y: w.n() };
+    let Kernel::Matvec { scheme, precision, reduction, .. } = options.matvec_kernel(w.scheme(), k, caps) else {
+        return Err(KernelError::InvalidVariant("matvec".into()));
+    };
+    let kernel = Kernel::Matvec { scheme, precision, reduction, fuse: Fuse { swiglu, addends: adds.len() as u8 } };
+    for c in chunks {
+        launch::matvec(kernel, caps, &x, &c.planes, &adds, &y, &shape, c.n_offset, c.n)?;
     }
     Ok(Tensor::from_primitive::<CubeBackend>(y))
 }

@@ -8,7 +8,7 @@
 //! tests compare the kernels with.
 
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::cubecl::CubeCount;
 use burn_cubecl::kernel::into_contiguous;
@@ -17,7 +17,8 @@ use burn_cubecl::tensor::CubeTensor;
 use crate::device_matrix::wgpu_device;
 use crate::empty_f32;
 use crate::error::{KernelError, Result};
-use crate::params::{EltParams, NormParams, RopeParams, SoftmaxParams, info_words};
+use crate::launch::Io;
+use crate::params::{DecodeAttentionParams, EltParams, NormParams, RopeParams, SoftmaxParams, info_words};
 use crate::shaders::{FusedOp, Kernel};
 use crate::variants::DeviceCaps;
 
@@ -163,4 +164,139 @@ pub fn swiglu(g: Tensor<2>, u: Tensor<2>) -> Result<Tensor<2>> {
         run(FusedOp::SwiGlu, groups(len.div_ceil(FUSED_WG as usize), &gc)?, &[&gc, &uc], &y, info_words(&params));
     }
     Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
+/// Greedy sampling on the device: the index of the largest value of a `[1, cols]` row (the
+/// first on ties; a NaN never wins, and one at index 0 gives 0, like the CPU sampler's loop),
+/// as a one-element integer tensor that stays on the device until somebody reads its 4 bytes
+/// (and can index an embedding there).
+/// Off wgpu it is burn's `argmax`; the runtime samples on the CPU there instead.
+///
+/// # Shapes
+/// `x: [1, cols]` → `[1]` (i32)
+pub fn argmax(x: Tensor<2>) -> Result<Tensor<1, Int>> {
+    let [rows, cols] = x.dims();
+    if rows != 1 || cols == 0 {
+        return Err(KernelError::Device(format!("argmax: a [1, cols > 0] row, got [{rows}, {cols}]")));
+    }
+    let Some(xc) = on_wgpu(&x) else {
+        return Ok(x.argmax(1).reshape([1]));
+    };
+    // i32, burn's index type (what `select` takes), holding the u32 index (< 2³¹).
+    let handle = xc.client.empty(DType::I32.size());
+    let y = CubeTensor::new_contiguous(xc.client.clone(), xc.device.clone(), [1usize].into(), handle, DType::I32);
+    let params = EltParams { len: cols as u32, _pad: [0; 3] };
+    crate::launch::launch(Kernel::Fused { op: FusedOp::Argmax, wg: FUSED_WG }, &xc.client, CubeCount::Static(1, 1, 1), &[&xc], &y, info_words(&params));
+    Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
+/// What [`decode_attention`] needs to know of the model's attention.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeAttention<'a> {
+    pub heads: usize,
+    pub kv_heads: usize,
+    /// `[positions, rot]` RoPE tables (rotate_half; `rot ≤ head_dim`, partial rotary below).
+    pub cos: &'a Tensor<2>,
+    pub sin: &'a Tensor<2>,
+    /// The token's RoPE position (its row of the tables).
+    pub rope_pos: usize,
+    /// The cache slot the token goes to; slots `0 ..= pos` are attended to.
+    pub pos: usize,
+    pub scale: f64,
+}
+
+/// One new token through attention (decode): RoPE on its query and key, its key and value
+/// written into the cache at slot `pos`, and `softmax(q·kᵀ·scale)·v` over slots `0 ..= pos`
+/// for every query head (grouped-query heads share KV head `h / (heads / kv_heads)`). On wgpu
+/// one dispatch (`attention_decode.wgsl`) writes the cache buffers in place, which must then
+/// be the only owners of their memory (else, and off wgpu, burn ops do the same: the
+/// reference). Returns the output and the cache buffers to put back.
+///
+/// # Shapes
+/// `qkv: [1, (heads + 2·kv_heads)·hd]` (q, k, v side by side), `keys, values: [kv_heads,
+/// capacity, hd]` → `([1, heads·hd], keys, values)`
+pub fn decode_attention(qkv: Tensor<2>, keys: Tensor<3>, values: Tensor<3>, a: &DecodeAttention<'_>) -> Result<(Tensor<2>, Tensor<3>, Tensor<3>)> {
+    let [kvh, capacity, hd] = keys.dims();
+    let (heads, [rows, width]) = (a.heads, qkv.dims());
+    let [positions, rot] = a.cos.dims();
+    if rows != 1 || kvh != a.kv_heads || kvh == 0 || heads % kvh != 0 || width != (heads + 2 * kvh) * hd || values.dims() != keys.dims()
+        || a.pos >= capacity || rot > hd || rot % 2 != 0 || a.rope_pos >= positions
+    {
+        return Err(KernelError::Device(format!(
+            "decode attention: qkv {:?} as {heads}/{} heads over a cache of {:?} / {:?}, slot {}, RoPE row {} of {positions}×{rot}",
+            qkv.dims(),
+            a.kv_heads,
+            keys.dims(),
+            values.dims(),
+            a.pos,
+            a.rope_pos
+        )));
+    }
+    let rep = heads / kvh;
+    let fused = hd <= 256 && keys.dtype() == DType::F32 && values.dtype() == DType::F32 && wgpu_device(&keys.device()).is_some();
+    let unique = |t: Tensor<3>| -> std::result::Result<CubeTensor, Tensor<3>> {
+        match t.clone().try_into_primitive::<CubeBackend>() {
+            Ok(c) if c.is_contiguous() => {
+                // `t` still holds a reference: unique means exactly that one plus ours.
+                drop(t);
+                if c.can_mut() { Ok(c) } else { Err(Tensor::from_primitive::<CubeBackend>(c)) }
+            }
+            _ => Err(t),
+        }
+    };
+    if fused {
+        if let (Some(q), Some(cc), Some(sc)) = (on_wgpu(&qkv), on_wgpu(a.cos), on_wgpu(a.sin)) {
+            match (unique(keys), unique(values)) {
+                (Ok(kc), Ok(vc)) => {
+                    let y = empty_f32(&q, [1, heads * hd]);
+                    let params = DecodeAttentionParams {
+                        heads: heads as u32,
+                        rep: rep as u32,
+                        hd: hd as u32,
+                        rot: rot as u32,
+                        pos: a.pos as u32,
+                        rope_pos: a.rope_pos as u32,
+                        capacity: capacity as u32,
+                        scale: a.scale as f32,
+                    };
+                    crate::launch::launch_io(
+                        Kernel::Fused { op: FusedOp::DecodeAttention, wg: FUSED_WG },
+                        &q.client,
+                        groups(heads, &q)?,
+                        &[(&q, Io::Read), (&y, Io::Write), (&cc, Io::Read), (&sc, Io::Read), (&kc, Io::ReadWrite), (&vc, Io::ReadWrite)],
+                        info_words(&params),
+                    );
+                    return Ok((
+                        Tensor::from_primitive::<CubeBackend>(y),
+                        Tensor::from_primitive::<CubeBackend>(kc),
+                        Tensor::from_primitive::<CubeBackend>(vc),
+                    ));
+                }
+                (k, v) => {
+                    let back = |r: std::result::Result<CubeTensor, Tensor<3>>| r.map_or_else(|t| t, Tensor::from_primitive::<CubeBackend>);
+                    return decode_attention_ops(qkv, back(k), back(v), a);
+                }
+            }
+        }
+    }
+    decode_attention_ops(qkv, keys, values, a)
+}
+
+/// [`decode_attention`] as burn ops (and the fused kernels for RoPE and the softmax).
+fn decode_attention_ops(qkv: Tensor<2>, keys: Tensor<3>, values: Tensor<3>, a: &DecodeAttention<'_>) -> Result<(Tensor<2>, Tensor<3>, Tensor<3>)> {
+    let [kvh, _, hd] = keys.dims();
+    let heads = a.heads;
+    let rep = heads / kvh;
+    let q = rope(qkv.clone().slice_dim(1, 0..heads * hd), heads, a.cos, a.sin, a.rope_pos)?; // [h, 1, hd]
+    let k = rope(qkv.clone().slice_dim(1, heads * hd..(heads + kvh) * hd), kvh, a.cos, a.sin, a.rope_pos)?;
+    let v: Tensor<3> = qkv.slice_dim(1, (heads + kvh) * hd..(heads + 2 * kvh) * hd).reshape([kvh, 1, hd]);
+    let slot = a.pos..a.pos + 1;
+    let keys = keys.slice_assign([0..kvh, slot.clone(), 0..hd], k);
+    let values = values.slice_assign([0..kvh, slot, 0..hd], v);
+    let total = a.pos + 1;
+    let kt = keys.clone().slice([0..kvh, 0..total, 0..hd]);
+    let vt = values.clone().slice([0..kvh, 0..total, 0..hd]);
+    let scores = q.reshape([kvh, rep, hd]).matmul(kt.swap_dims(1, 2));
+    let w = attention_softmax(scores, a.scale, Mask::None)?;
+    Ok((w.matmul(vt).reshape([1, heads * hd]), keys, values))
 }

@@ -87,12 +87,31 @@ pub struct SoftmaxParams {
     pub _pad: [u32; 2],
 }
 
-/// `EltParams` of `swiglu.wgsl`.
+/// `EltParams` of `swiglu.wgsl` (and `ArgmaxParams` of `argmax.wgsl`: `len` = columns).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
 pub struct EltParams {
     pub len: u32,
     pub _pad: [u32; 3],
+}
+
+/// `DecodeAttentionParams` of `attention_decode.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct DecodeAttentionParams {
+    pub heads: u32,
+    /// Query heads per KV head.
+    pub rep: u32,
+    pub hd: u32,
+    /// Rotated values per head.
+    pub rot: u32,
+    /// Cache slot of the new token.
+    pub pos: u32,
+    /// Its row of the RoPE tables.
+    pub rope_pos: u32,
+    /// Positions per KV head in the cache buffers.
+    pub capacity: u32,
+    pub scale: f32,
 }
 
 /// The struct's bytes as the u64 words cubecl's launch info carries (little-endian, as the
@@ -121,6 +140,7 @@ mod tests {
         assert_eq!(size_of::<RopeParams>(), 32);
         assert_eq!(size_of::<SoftmaxParams>(), 32);
         assert_eq!(size_of::<EltParams>(), 16);
+        assert_eq!(size_of::<DecodeAttentionParams>(), 32);
     }
 
     #[test]

@@ -16,6 +16,8 @@ mod src {
     pub const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
     pub const SOFTMAX: &str = include_str!("../../../shaders/softmax.wgsl");
     pub const SWIGLU: &str = include_str!("../../../shaders/swiglu.wgsl");
+    pub const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
+    pub const ATTENTION_DECODE: &str = include_str!("../../../shaders/attention_decode.wgsl");
     pub const MATVEC_Q8: &str = include_str!("../../../shaders/matvec_q8.wgsl");
     pub const MATVEC_Q4: &str = include_str!("../../../shaders/matvec_q4.wgsl");
     pub const MATVEC_F16: &str = include_str!("../../../shaders/matvec_f16.wgsl");
@@ -83,6 +85,33 @@ impl Reduction {
     }
 }
 
+/// What a matvec does around its dot products: a prologue on the activations and addends in
+/// its epilogue (each one a binding after the weight planes, added in order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Fuse {
+    /// Activations are a `[gate | up]` row of twice K values, consumed as `silu(gate)·up`.
+    pub swiglu: bool,
+    /// Vectors added to the output, `y[i] = x·W[i] + a₀[i] + a₁[i]` (a bias, a residual): 0–2.
+    pub addends: u8,
+}
+
+impl Fuse {
+    pub const NONE: Fuse = Fuse { swiglu: false, addends: 0 };
+    /// The most addends a kernel binds (a bias and a residual).
+    pub const MAX_ADDENDS: u8 = 2;
+
+    fn label(self) -> String {
+        let mut s = String::new();
+        if self.swiglu {
+            s.push_str("/swiglu");
+        }
+        if self.addends > 0 {
+            s.push_str(&format!("/add{}", self.addends));
+        }
+        s
+    }
+}
+
 /// Matmul tiling: `tm × tn` outputs per workgroup, `rm × rn` per invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tile {
@@ -118,10 +147,14 @@ pub enum FusedOp {
     Softmax,
     /// `swiglu.wgsl`: silu(g)·u.
     SwiGlu,
+    /// `argmax.wgsl`: greedy sampling, one workgroup.
+    Argmax,
+    /// `attention_decode.wgsl`: one token's attention over the KV cache, a workgroup per head.
+    DecodeAttention,
 }
 
 impl FusedOp {
-    pub const ALL: [FusedOp; 4] = [FusedOp::RmsNorm, FusedOp::Rope, FusedOp::Softmax, FusedOp::SwiGlu];
+    pub const ALL: [FusedOp; 6] = [FusedOp::RmsNorm, FusedOp::Rope, FusedOp::Softmax, FusedOp::SwiGlu, FusedOp::Argmax, FusedOp::DecodeAttention];
 
     fn name(self) -> &'static str {
         match self {
@@ -129,6 +162,8 @@ impl FusedOp {
             FusedOp::Rope => "rope",
             FusedOp::Softmax => "softmax",
             FusedOp::SwiGlu => "swiglu",
+            FusedOp::Argmax => "argmax",
+            FusedOp::DecodeAttention => "attention_decode",
         }
     }
 }
@@ -139,7 +174,7 @@ pub enum Kernel {
     /// `copy.wgsl`: `items` vec4s per invocation.
     Copy { wg: u32, items: u32 },
     /// `matvec_{q8,q4,f16}.wgsl`.
-    Matvec { scheme: QuantScheme, precision: Precision, reduction: Reduction },
+    Matvec { scheme: QuantScheme, precision: Precision, reduction: Reduction, fuse: Fuse },
     /// `matmul_{q8,q4,f16}.wgsl`.
     Matmul { scheme: QuantScheme, precision: Precision, tile: Tile },
     /// A fused decoder operation; `wg` a power of two (the row reductions halve it).
@@ -172,12 +207,12 @@ impl Kernel {
         match *self {
             Kernel::Copy { wg, items } => format!("copy/wg{wg}x{items}"),
             Kernel::Fused { op, wg } => format!("{}/wg{wg}", op.name()),
-            Kernel::Matvec { scheme, precision, reduction } => {
+            Kernel::Matvec { scheme, precision, reduction, fuse } => {
                 let r = match reduction {
                     Reduction::Workgroup { wg, tpr, rpi } => format!("wg{wg}/tpr{tpr}/rpi{rpi}"),
                     Reduction::Subgroup { wg, rpw, rpi } => format!("sg{wg}/rpw{rpw}/rpi{rpi}"),
                 };
-                format!("matvec_{}/{}/{r}", scheme.name(), p(precision))
+                format!("matvec_{}/{}/{r}{}", scheme.name(), p(precision), fuse.label())
             }
             Kernel::Matmul { scheme, precision, tile: t } => {
                 format!("matmul_{}/{}/{}x{}/{}x{}", scheme.name(), p(precision), t.tm, t.tn, t.rm, t.rn)
@@ -195,6 +230,8 @@ impl Kernel {
                 FusedOp::Rope => vec![src::ROPE],
                 FusedOp::Softmax => vec![src::SOFTMAX, src::REDUCE],
                 FusedOp::SwiGlu => vec![src::SWIGLU],
+                FusedOp::Argmax => vec![src::ARGMAX],
+                FusedOp::DecodeAttention => vec![src::ATTENTION_DECODE, src::REDUCE],
             },
             Kernel::Matvec { scheme, reduction, .. } => {
                 let (family, layout) = match scheme {
@@ -237,8 +274,18 @@ impl Kernel {
                 vars.push(("wg", wg.to_string()));
                 vars.push(("items", items.to_string()));
             }
-            Kernel::Matvec { precision, reduction, .. } => {
+            Kernel::Matvec { scheme, precision, reduction, fuse } => {
                 vars.push(("ct", ct(precision).into()));
+                let planes = if scheme == QuantScheme::F16 { 1 } else { 2 };
+                let first = 2 + planes;
+                vars.push(("params_binding", (first + u32::from(fuse.addends)).to_string()));
+                vars.push(("x_load", x_load(fuse.swiglu).into()));
+                let bindings: Vec<String> = (0..u32::from(fuse.addends))
+                    .map(|a| format!("@group(0) @binding({}) var<storage, read_write> add{a}: array<f32>;", first + a))
+                    .collect();
+                vars.push(("addend_bindings", bindings.join("\n")));
+                let sum: String = (0..fuse.addends).map(|a| format!(" + add{a}[i]")).collect();
+                vars.push(("store", format!("y[i] = v{sum};")));
                 match reduction {
                     Reduction::Workgroup { wg, tpr, rpi } => {
                         vars.push(("wg", wg.to_string()));
@@ -254,6 +301,9 @@ impl Kernel {
             }
             Kernel::Matmul { precision, tile, .. } => {
                 vars.push(("ct", ct(precision).into()));
+                vars.push(("x_load", x_load(false).into()));
+                vars.push(("addend_bindings", String::new()));
+                vars.push(("store", "y[i] = v;".into()));
                 vars.push(("tm", tile.tm.to_string()));
                 vars.push(("tn", tile.tn.to_string()));
                 vars.push(("rm", tile.rm.to_string()));
@@ -278,6 +328,15 @@ impl Kernel {
     /// The complete WGSL of this variant.
     pub fn wgsl(&self) -> String {
         self.template().complete()
+    }
+}
+
+/// The body of `x4` in common/io.wgsl.
+fn x_load(swiglu: bool) -> &'static str {
+    if swiglu {
+        "let g = x[base + j];\n    return vec4<CT>(g / (1.0 + exp(-g)) * x[base + j + params.k4]);"
+    } else {
+        "return vec4<CT>(x[base + j]);"
     }
 }
 

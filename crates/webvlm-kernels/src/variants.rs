@@ -10,7 +10,7 @@ use burn_cubecl::cubecl::features::Plane;
 use burn_cubecl::cubecl::ir::{ElemType, FloatKind};
 
 use crate::quant::QuantScheme;
-use crate::shaders::{Kernel, Precision, Reduction, Tile};
+use crate::shaders::{Fuse, Kernel, Precision, Reduction, Tile};
 
 /// What a device offers the kernels, read from burn's cubecl client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl KernelOptions {
     pub fn matvec_kernel(&self, scheme: QuantScheme, k: usize, caps: &DeviceCaps) -> Kernel {
         let subgroups = self.subgroups.unwrap_or(caps.subgroups);
         let reduction = self.matvec.unwrap_or_else(|| default_reduction(scheme, k, subgroups, caps.software));
-        Kernel::Matvec { scheme, precision: self.precision(caps), reduction }
+        Kernel::Matvec { scheme, precision: self.precision(caps), reduction, fuse: Fuse::NONE }
     }
 
     /// The matmul variant for an `m`-row activation.
@@ -140,7 +140,9 @@ pub fn all_variants() -> Vec<Kernel> {
                 Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 },
                 Reduction::Subgroup { wg: 64, rpw: 24, rpi: 8 },
             ] {
-                out.push(Kernel::Matvec { scheme, precision, reduction });
+                for fuse in [Fuse::NONE, Fuse { swiglu: false, addends: 1 }, Fuse { swiglu: true, addends: 2 }] {
+                    out.push(Kernel::Matvec { scheme, precision, reduction, fuse });
+                }
             }
             for tile in [Tile { tm: 32, tn: 32, rm: 4, rn: 4 }, Tile { tm: 16, tn: 64, rm: 2, rn: 8 }] {
                 out.push(Kernel::Matmul { scheme, precision, tile });

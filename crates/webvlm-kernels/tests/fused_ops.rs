@@ -1,4 +1,4 @@
-//! The fused decoder kernels (`shaders/{rms_norm,rope,softmax,swiglu}.wgsl`) on wgpu (lavapipe
+//! The fused decoder kernels (`shaders/{rms_norm,rope,softmax,swiglu,attention_decode}.wgsl`) on wgpu (lavapipe
 //! without a GPU) against the CPU reference: the same functions on burn's CPU backend, where
 //! they run the plain burn ops the model used before the kernels existed.
 //!
@@ -10,7 +10,7 @@ mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use common::gpu;
-use webvlm_kernels::ops::{Mask, attention_softmax, rms_norm, rope, swiglu};
+use webvlm_kernels::ops::{DecodeAttention, Mask, attention_softmax, decode_attention, rms_norm, rope, swiglu};
 use webvlm_kernels::reference::Lcg;
 
 #[allow(deprecated)]
@@ -20,6 +20,10 @@ fn cpu() -> Device {
 
 fn t<const D: usize>(data: &[f32], shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(data.to_vec(), shape), device)
+}
+
+fn values_of<const D: usize>(x: Tensor<D>) -> Vec<f32> {
+    values(x)
 }
 
 fn values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
@@ -109,4 +113,64 @@ fn swiglu_matches_the_cpu_reference() {
         let run = |d: &Device| values(swiglu(t(&g, [rows, cols], d), t(&u, [rows, cols], d)).unwrap());
         close(&run(&gpu().device), &run(&cpu()), &format!("swiglu {rows}x{cols}"));
     }
+}
+
+#[test]
+fn decode_attention_matches_the_cpu_reference() {
+    let mut rng = Lcg::new(5);
+    let positions = 1200;
+    // (heads, kv_heads, hd, rot, capacity, pos, q gain): the first slot; GQA groups; several
+    // tiles of 64 positions and a partial last one; partial rotary (Phi); head_dim above the
+    // workgroup (80, 256); large scores, where the online softmax must rescale what it summed.
+    for (heads, kvh, hd, rot, capacity, pos, gain) in [
+        (1, 1, 2, 2, 1, 0, 1.0),
+        (4, 2, 64, 64, 10, 6, 1.0),
+        (6, 2, 64, 64, 300, 129, 1.0),
+        (9, 3, 64, 64, 70, 63, 1.0),
+        (2, 1, 80, 32, 66, 64, 3.0),
+        (3, 3, 256, 256, 5, 2, 1.0),
+        (15, 5, 64, 64, 1100, 1024, 6.0),
+    ] {
+        let qkv: Vec<f32> = rng.normals((heads + 2 * kvh) * hd).iter().map(|v| gain * v).collect();
+        let k = rng.normals(kvh * capacity * hd);
+        let v = rng.normals(kvh * capacity * hd);
+        let angles: Vec<f32> = (0..positions * rot).map(|i| (i / rot) as f32 * 0.37 + (i % (rot / 2)) as f32 * 0.11).collect();
+        let cos: Vec<f32> = angles.iter().map(|a| a.cos()).collect();
+        let sin: Vec<f32> = angles.iter().map(|a| a.sin()).collect();
+        let rope_pos = pos + 17;
+        let run = |d: &Device| {
+            let (cos, sin) = (t(&cos, [positions, rot], d), t(&sin, [positions, rot], d));
+            let a = DecodeAttention { heads, kv_heads: kvh, cos: &cos, sin: &sin, rope_pos, pos, scale: (hd as f64).powf(-0.5) };
+            let (y, keys, values) = decode_attention(t(&qkv, [1, qkv.len()], d), t(&k, [kvh, capacity, hd], d), t(&v, [kvh, capacity, hd], d), &a).unwrap();
+            assert_eq!(y.dims(), [1, heads * hd]);
+            (values_of(y), values_of(keys), values_of(values))
+        };
+        let what = format!("decode attention {heads}/{kvh} heads, hd {hd}, rot {rot}, slot {pos} of {capacity}");
+        let (gpu_y, gpu_k, gpu_v) = run(&gpu().device);
+        let (cpu_y, cpu_k, cpu_v) = run(&cpu());
+        close(&gpu_y, &cpu_y, &what);
+        close(&gpu_k, &cpu_k, &format!("{what}: keys"));
+        assert_eq!(gpu_v, cpu_v, "{what}: values");
+        // Only the new slot changed.
+        for (i, (&a, &b)) in gpu_k.iter().zip(&k).enumerate() {
+            if (i / hd) % capacity != pos {
+                assert_eq!(a, b, "{what}: key {i} changed");
+            }
+        }
+    }
+}
+
+#[test]
+fn decode_attention_refuses_bad_shapes() {
+    let d = gpu().device.clone();
+    let z2 = |shape: [usize; 2]| Tensor::<2>::zeros(shape, &d);
+    let z = |shape: [usize; 3]| Tensor::<3>::zeros(shape, &d);
+    let (cos, sin) = (z2([8, 8]), z2([8, 8]));
+    let a = |heads, kv_heads, pos, rope_pos| DecodeAttention { heads, kv_heads, cos: &cos, sin: &sin, rope_pos, pos, scale: 1.0 };
+    // Past the cache, past the RoPE table, heads not a multiple of the KV heads, a qkv of the wrong width.
+    assert!(decode_attention(z2([1, 32]), z([1, 4, 8]), z([1, 4, 8]), &a(2, 1, 4, 0)).is_err());
+    assert!(decode_attention(z2([1, 32]), z([1, 4, 8]), z([1, 4, 8]), &a(2, 1, 1, 8)).is_err());
+    assert!(decode_attention(z2([1, 56]), z([2, 4, 8]), z([2, 4, 8]), &a(3, 2, 1, 0)).is_err());
+    assert!(decode_attention(z2([1, 40]), z([1, 4, 8]), z([1, 4, 8]), &a(2, 1, 1, 0)).is_err());
+    assert!(decode_attention(z2([1, 32]), z([1, 4, 8]), z([1, 4, 8]), &a(2, 1, 1, 0)).is_ok());
 }

@@ -280,3 +280,97 @@ fn invalid_forced_variants_are_errors() {
     let err = quant_matmul_with(tensor(c.x.clone(), 3, 32, device), &w, &KernelOptions { tile: Some(Tile { tm: 128, tn: 128, rm: 8, rn: 8 }), ..Default::default() }).unwrap_err();
     assert!(matches!(err, KernelError::InvalidVariant(_)), "{err}");
 }
+
+/// A vector on the test device.
+fn t1(v: &[f32]) -> burn::tensor::Tensor<1> {
+    burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(v.to_vec(), [v.len()]), &gpu().device)
+}
+
+/// `silu(g)·u` as `swiglu.wgsl` computes it, in f32.
+fn silu_mul(g: f32, u: f32) -> f32 {
+    g / (1.0 + (-g).exp()) * u
+}
+
+/// The matvec with its prologue and epilogue (`quant_matmul_fused`: SwiGLU on a `[gate | up]`
+/// row, a bias and a residual added) against the reference: the gate on the CPU, then
+/// `matmul_ref`, then the additions. Every reduction, the row-split path (addends indexed by
+/// global row), and widths that are not whole blocks (the unfused path).
+#[test]
+fn fused_matvec_matches_the_reference() {
+    use webvlm_kernels::quant_matmul_fused;
+    let device = &gpu().device;
+    let mut reductions = vec![None, Some(Reduction::Workgroup { wg: 8, tpr: 1, rpi: 8 }), Some(Reduction::Workgroup { wg: 128, tpr: 16, rpi: 4 })];
+    if gpu().subgroups {
+        reductions.push(Some(Reduction::Subgroup { wg: 128, rpw: 16, rpi: 4 }));
+    }
+    let mut rng = Lcg::new(77);
+    for scheme in SCHEMES {
+        for &(n, k) in &[(37, 64), (300, 96), (130, 1536), (65, 45)] {
+            let qm = QuantMatrix::quantize(&rng.normals(n * k), n, k, scheme).unwrap();
+            let gu: Vec<f32> = rng.normals(2 * k).iter().map(|v| 3.0 * v).collect();
+            let gated: Vec<f32> = (0..k).map(|i| silu_mul(gu[i], gu[k + i])).collect();
+            let bias = rng.normals(n);
+            let res = rng.normals(n);
+            let mm = matmul_ref(&gated, 1, &qm).unwrap();
+            let scale = abs_matmul_ref(&gated, 1, &qm).unwrap();
+            let want: Vec<f32> = (0..n).map(|i| mm[i] + bias[i] + res[i]).collect();
+            let c = Case { x: gated.clone(), qm: qm.clone(), m: 1, want, scale: scale.iter().zip(&bias).zip(&res).map(|((s, b), r)| s + b.abs() + r.abs()).collect() };
+            for split in [None, Some(scheme.row_bytes(k) * 16)] {
+                for r in &reductions {
+                    let mut w = DeviceQuantMatrix::upload_with(&qm, device, KernelOptions { max_binding_bytes: split, ..Default::default() }).unwrap();
+                    w.set_options(KernelOptions { matvec: *r, ..Default::default() });
+                    let what = format!("{scheme:?} {n}x{k} {r:?} split {split:?}");
+                    let got = read(quant_matmul_fused(tensor(gu.clone(), 1, 2 * k, device), &w, true, &[t1(&bias), t1(&res)]).unwrap());
+                    check(&got, &c, 1e-5, 1e-6, &format!("{what}, swiglu + bias + residual"));
+                    // Without the prologue, one addend: x·Wᵀ + bias.
+                    let plain = read(quant_matmul_fused(tensor(gated.clone(), 1, k, device), &w, false, &[t1(&bias)]).unwrap());
+                    let c1 = Case { x: vec![], qm: qm.clone(), m: 1, want: (0..n).map(|i| mm[i] + bias[i]).collect(), scale: c.scale.clone() };
+                    check(&plain, &c1, 1e-5, 1e-6, &format!("{what}, bias"));
+                }
+            }
+        }
+    }
+    // Shapes are checked: a gate/up row of the wrong width, an addend of the wrong length, three addends.
+    let qm = QuantMatrix::quantize(&rng.normals(8 * 64), 8, 64, QuantScheme::Q8).unwrap();
+    let w = DeviceQuantMatrix::upload(&qm, device).unwrap();
+    let z = |n| t1(&vec![0.0; n]);
+    assert!(quant_matmul_fused(tensor(vec![0.0; 64], 1, 64, device), &w, true, &[]).is_err());
+    assert!(quant_matmul_fused(tensor(vec![0.0; 64], 1, 64, device), &w, false, &[z(7)]).is_err());
+    assert!(quant_matmul_fused(tensor(vec![0.0; 64], 1, 64, device), &w, false, &[z(8), z(8), z(8)]).is_err());
+}
+
+/// Rows stacked on the device (q/k/v, gate/up) multiply exactly like the parts side by side,
+/// and matrices that cannot share one binding of whole planes are refused.
+#[test]
+fn concat_rows_equals_the_parts() {
+    let device = &gpu().device;
+    let mut rng = Lcg::new(78);
+    for scheme in SCHEMES {
+        let k = 96;
+        let parts: Vec<QuantMatrix> = [64, 16, 16].iter().map(|&n| QuantMatrix::quantize(&rng.normals(n * k), n, k, scheme).unwrap()).collect();
+        let up: Vec<DeviceQuantMatrix> = parts.iter().map(|p| DeviceQuantMatrix::upload(p, device).unwrap()).collect();
+        let joined = DeviceQuantMatrix::concat_rows(&up.iter().collect::<Vec<_>>()).expect("joinable");
+        assert_eq!((joined.n(), joined.k()), (96, k));
+        assert_eq!(joined.byte_size(), up.iter().map(DeviceQuantMatrix::byte_size).sum::<u64>());
+        for m in [1, 5] {
+            let x = rng.normals(m * k);
+            let got = read(quant_matmul(tensor(x.clone(), m, k, device), &joined).unwrap());
+            let each: Vec<Vec<f32>> = up.iter().map(|w| read(quant_matmul(tensor(x.clone(), m, k, device), w).unwrap())).collect();
+            let want: Vec<f32> = (0..m).flat_map(|r| each.iter().flat_map(move |e| e[r * e.len() / m..(r + 1) * e.len() / m].to_vec()).collect::<Vec<_>>()).collect();
+            assert_eq!(got, want, "{scheme:?} joined rows, M = {m}");
+        }
+    }
+    // Odd n·Kb leaves a q8 scale word half-used: not joined. Different widths or schemes neither,
+    // nor a part cut into row chunks.
+    let mut q = |n, k, s| DeviceQuantMatrix::upload(&QuantMatrix::quantize(&rng.normals(n * k), n, k, s).unwrap(), device).unwrap();
+    let (a, b) = (q(3, 32, QuantScheme::Q8), q(4, 32, QuantScheme::Q8));
+    assert!(DeviceQuantMatrix::concat_rows(&[&a, &b]).is_none());
+    let (c, d) = (q(4, 32, QuantScheme::Q4), q(4, 64, QuantScheme::Q4));
+    assert!(DeviceQuantMatrix::concat_rows(&[&c, &d]).is_none());
+    let e = q(4, 32, QuantScheme::Q8);
+    assert!(DeviceQuantMatrix::concat_rows(&[&c, &e]).is_none());
+    let qm = QuantMatrix::quantize(&Lcg::new(79).normals(64 * 64), 64, 64, QuantScheme::Q4).unwrap();
+    let chunked = DeviceQuantMatrix::upload_with(&qm, device, KernelOptions { max_binding_bytes: Some(QuantScheme::Q4.row_bytes(64) * 16), ..Default::default() }).unwrap();
+    assert!(chunked.chunk_count() > 1);
+    assert!(DeviceQuantMatrix::concat_rows(&[&chunked, &d]).is_none());
+}

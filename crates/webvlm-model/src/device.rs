@@ -41,12 +41,31 @@ pub struct AdapterSummary {
     pub limits: std::collections::BTreeMap<String, f64>,
 }
 
+/// Kernel launches CubeCL records into one command buffer before it submits (its default is
+/// 32). A decoded token must be one submission (each costs a driver round trip, and on a
+/// phone several), so the whole token step fits; vision and prefill also submit less often.
+/// Kept well below the thousands, so one command buffer never holds seconds of work that a
+/// GPU watchdog could take for a hang.
+pub const TASKS_PER_SUBMIT: usize = 512;
+
+/// The number inside wgpu's opaque `SubmissionIndex` (it increases by one per
+/// `Queue::submit`); read from its `Debug` form, the only public view of it.
+#[cfg(not(target_family = "wasm"))]
+fn submission_index(index: &impl std::fmt::Debug) -> Option<u64> {
+    let text = format!("{index:?}");
+    let digits: String = text.chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 #[cfg(not(target_family = "wasm"))]
 static WGPU: std::sync::OnceLock<std::result::Result<(Device, AdapterSummary), String>> = std::sync::OnceLock::new();
 
 #[cfg(not(target_family = "wasm"))]
 fn init_wgpu() -> std::result::Result<(Device, AdapterSummary), String> {
-    let (device, setup) = Device::wgpu_options().init_with_setup().map_err(|e| e.to_string())?;
+    let (device, setup) = Device::wgpu_options().tasks_max(TASKS_PER_SUBMIT).init_with_setup().map_err(|e| e.to_string())?;
+    webvlm_kernels::counters::install();
+    let queue = setup.queue.clone();
+    webvlm_kernels::counters::set_submission_probe(Box::new(move || submission_index(&queue.submit([]))));
     let info = setup.adapter.get_info();
     let l = setup.adapter.limits();
     let limits = [
@@ -102,13 +121,22 @@ pub fn create_device(backend: Backend) -> Result<Device> {
 #[cfg(not(target_family = "wasm"))]
 pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.try_into_data().map_err(|e| ModelError::Device(format!("{e:?}")))?;
+    webvlm_kernels::counters::record_readback(data.bytes().len() as u64);
     data.try_into_vec::<f32>().map_err(|e| ModelError::Device(format!("{e:?}")))
 }
 
 /// Read a tensor back to the host without blocking (required in browsers).
 pub async fn read_f32_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(|e| ModelError::Device(format!("{e:?}")))?;
+    webvlm_kernels::counters::record_readback(data.bytes().len() as u64);
     data.try_into_vec::<f32>().map_err(|e| ModelError::Device(format!("{e:?}")))
+}
+
+/// Read token ids (an integer tensor of u32 values) back without blocking.
+pub async fn read_ids_async<const D: usize>(t: Tensor<D, burn::tensor::Int>) -> Result<Vec<u32>> {
+    let data = t.into_data_async().await.map_err(|e| ModelError::Device(format!("{e:?}")))?;
+    webvlm_kernels::counters::record_readback(data.bytes().len() as u64);
+    data.try_into_vec_as::<u32>().map_err(|e| ModelError::Device(format!("{e:?}")))
 }
 
 /// Resolves once the device has finished the work queued so far (at once off wgpu).

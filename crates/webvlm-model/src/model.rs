@@ -219,6 +219,16 @@ impl Model {
     ///
     /// # Shapes
     /// `ids: [n]`, `image_features: [k, hidden]` with k = count of image tokens → `[n, hidden]`
+    /// Text embeddings of token ids that live on the device (a token the device picked), so
+    /// a decode step uploads nothing; `None` where the table is held in several blocks (then
+    /// use [`Model::embed`]).
+    ///
+    /// # Shapes
+    /// `ids: [n]` → `[n, hidden]`
+    pub fn embed_device(&self, ids: Tensor<1, burn::tensor::Int>) -> Option<Tensor<2>> {
+        self.text.embed_device(ids)
+    }
+
     pub fn embed(&self, ids: &[u32], image_features: Option<&Tensor<2>>) -> Result<Tensor<2>> {
         if self.vision.is_none() {
             // No image token exists for a text-only model, whatever id the config defaults to.

@@ -11,6 +11,8 @@ use std::ops::Deref;
 use serde::{Deserialize, Serialize};
 use webvlm_model::{PreparedPrompt, Vlm};
 
+use webvlm_kernels::counters;
+
 use crate::error::GenerateError;
 use crate::generate::{GenerationOptions, Generator};
 
@@ -109,6 +111,45 @@ pub struct BenchRun {
     pub peak_gpu_bytes: u64,
     /// Main-thread tasks over 50 ms (browser only).
     pub long_tasks: Option<LongTasks>,
+    /// What the prefill and each decoded token cost the host in GPU commands.
+    pub gpu_counts: GpuCounts,
+}
+
+/// Host-side cost of some GPU work, counted where it happens (natively: CubeCL's launch
+/// observer and wgpu's submission index, see `webvlm_kernels::counters`; in a browser:
+/// wrappers around `GPUComputePassEncoder.dispatchWorkgroups`, `GPUQueue.submit` and
+/// `GPUBuffer.mapAsync`). Deterministic for a given model, prompt and build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GpuCost {
+    /// Compute dispatches.
+    pub dispatches: u64,
+    /// Queue submissions.
+    pub submissions: u64,
+    /// Bytes copied from the device to the host.
+    pub readback_bytes: u64,
+    /// Times the host waited for the device.
+    pub syncs: u64,
+}
+
+impl From<webvlm_kernels::counters::GpuCounts> for GpuCost {
+    fn from(c: webvlm_kernels::counters::GpuCounts) -> Self {
+        Self { dispatches: c.dispatches, submissions: c.submissions, readback_bytes: c.readback_bytes, syncs: c.syncs }
+    }
+}
+
+/// A run's GPU command counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GpuCounts {
+    /// The decoder over the prompt, to the first token (the vision encode excluded).
+    pub prefill: GpuCost,
+    /// One decoded token in steady state: the median of the steps that ran the decoder.
+    pub per_token: GpuCost,
+}
+
+/// Field-wise median of `costs` (0 for none).
+pub fn median_cost(costs: &[GpuCost]) -> GpuCost {
+    let med = |f: fn(&GpuCost) -> u64| stat(&costs.iter().map(|c| f(c) as f64).collect::<Vec<_>>()).median.round() as u64;
+    GpuCost { dispatches: med(|c| c.dispatches), submissions: med(|c| c.submissions), readback_bytes: med(|c| c.readback_bytes), syncs: med(|c| c.syncs) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -129,6 +170,8 @@ pub struct BenchSummary {
     /// Second-half median decode rate over the first half's, minus one (negative = slowing).
     pub decode_drift: f64,
     pub peak_gpu_bytes: u64,
+    /// Median over the runs of each run's per-token counts.
+    pub gpu_counts_per_token: GpuCost,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -208,6 +251,7 @@ pub fn summarize(runs: &[BenchRun]) -> BenchSummary {
         encode_ms: stat(&of(|r| r.encode_ms)),
         decode_drift: drift(&decode),
         peak_gpu_bytes: runs.iter().map(|r| r.peak_gpu_bytes).max().unwrap_or(0),
+        gpu_counts_per_token: median_cost(&runs.iter().map(|r| r.gpu_counts.per_token).collect::<Vec<_>>()),
     }
 }
 
@@ -248,14 +292,25 @@ pub async fn measure_run<V: Deref<Target = Vlm>>(
         sample();
     }
     let t1 = now();
+    let before = counters::snapshot();
     generator.prefill().await?;
     let t2 = now();
+    let prefill_counts = counters::snapshot().since(&before);
     sample();
     let mut first_token_at = None;
+    let mut steps = Vec::new();
+    let mut last = counters::snapshot();
     while generator.step().await?.is_some() {
         first_token_at.get_or_insert_with(&now);
+        let at = counters::snapshot();
+        steps.push(GpuCost::from(at.since(&last)));
+        last = at;
     }
     let t3 = now();
+    // The last step only hands out the token the one before it chose: it runs no decoder.
+    if generator.finish_reason().is_some() {
+        steps.pop();
+    }
     sample();
     let generated = generator.generated().len();
     let first = first_token_at.unwrap_or(t3);
@@ -274,6 +329,7 @@ pub async fn measure_run<V: Deref<Target = Vlm>>(
         decode_tokens_per_s: if generated > 1 && decode_ms > 0.0 { (generated - 1) as f64 * 1000.0 / decode_ms } else { 0.0 },
         peak_gpu_bytes: peak,
         long_tasks: None,
+        gpu_counts: GpuCounts { prefill: prefill_counts.into(), per_token: median_cost(&steps) },
     })
 }
 

@@ -2,9 +2,9 @@
 
 use std::ops::Deref;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
-use webvlm_model::device::read_f32_async;
+use webvlm_model::device::{read_f32_async, read_ids_async};
 use webvlm_model::text::KvCache;
 use webvlm_model::{ModelError, PreparedPrompt, Vlm};
 
@@ -66,6 +66,15 @@ pub struct Step {
     pub text: String,
 }
 
+/// What the next token will be chosen from.
+enum Pending {
+    /// The whole logits row on the host, for the CPU sampler (temperature, penalties, or a
+    /// device without our kernels).
+    Logits(Vec<f32>),
+    /// The greedy pick, made on the device: only its 4 bytes were read back.
+    Token(u32),
+}
+
 /// A generation in progress. Call [`Generator::prefill`] once, then [`Generator::step`] until it
 /// returns `None`. `V` is how the model is held: `&Vlm` natively, `Rc<Vlm>` where the generator
 /// must outlive a borrow (the browser session keeps it between JavaScript calls).
@@ -79,7 +88,14 @@ pub struct Generator<V: Deref<Target = Vlm>> {
     seen: Vec<u32>,
     generated: Vec<u32>,
     stream: TextStream,
-    next_logits: Option<Vec<f32>>,
+    next: Option<Pending>,
+    /// The logits the pending token comes from, still on the device (read only on request).
+    logits: Option<Tensor<2>>,
+    /// The pending token's id on the device, when it was picked there: the next step embeds
+    /// it from there and uploads nothing.
+    device_id: Option<Tensor<1, Int>>,
+    /// Greedy decoding on a wgpu device: argmax runs there.
+    device_greedy: bool,
     finished: Option<FinishReason>,
     /// Prompt positions already in the cache when prefill starts (reused from an earlier turn).
     reused: usize,
@@ -132,16 +148,21 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         cache: KvCache,
         reused: usize,
     ) -> Result<Self, GenerateError> {
+        let sampler = Sampler::new(&opts)?;
+        let device_greedy = sampler.is_greedy() && webvlm_kernels::gpu::is_wgpu(vlm.model.device());
         Ok(Self {
             vlm,
             seen: prompt.input_ids.clone(),
             prompt,
-            sampler: Sampler::new(&opts)?,
+            sampler,
+            device_greedy,
             opts,
             cache,
             generated: Vec::new(),
             stream: TextStream::new(),
-            next_logits: None,
+            next: None,
+            logits: None,
+            device_id: None,
             finished: None,
             reused,
             features: None,
@@ -188,7 +209,7 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         // and text after it continues from the cache's next position.
         let mrope = if self.reused == 0 { self.prompt.positions.as_deref() } else { None };
         let logits = self.vlm.model.forward_at(embeds, &mut self.cache, mrope, false)?;
-        self.next_logits = Some(read_f32_async(logits).await?);
+        self.next = Some(self.choose_from(logits).await?);
         if self.opts.max_new_tokens == 0 {
             self.finished = Some(FinishReason::Length);
         }
@@ -201,11 +222,13 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         if self.finished.is_some() {
             return Ok(None);
         }
-        let mut logits = match self.next_logits.take() {
-            Some(l) => l,
+        let id = match self.next.take() {
+            Some(Pending::Token(id)) => id,
+            Some(Pending::Logits(mut logits)) => self.sampler.sample(&mut logits, &self.seen),
             None => return Err(GenerateError::InvalidOption("step() called before prefill()".into())),
         };
-        let id = self.sampler.sample(&mut logits, &self.seen);
+        self.logits = None;
+        let device_id = self.device_id.take();
         self.seen.push(id);
         self.generated.push(id);
         let is_stop = !self.opts.ignore_eos && self.vlm.stop_ids.contains(&id);
@@ -217,9 +240,12 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         } else if self.cache.len() >= self.cache.capacity() {
             self.finished = Some(FinishReason::Context);
         } else {
-            let embeds = self.vlm.model.embed(&[id], None)?;
+            let embeds = match device_id.and_then(|ids| self.vlm.model.embed_device(ids)) {
+                Some(embeds) => embeds,
+                None => self.vlm.model.embed(&[id], None)?,
+            };
             let logits = self.vlm.model.forward(embeds, &mut self.cache, false)?;
-            self.next_logits = Some(read_f32_async(logits).await?);
+            self.next = Some(self.choose_from(logits).await?);
         }
         if self.finished.is_some() {
             // Bytes held back for a character that will never complete are part of the answer.
@@ -228,10 +254,30 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         Ok(Some(Step { id, text }))
     }
 
+    /// Read back what the next token is chosen from: greedy decoding on a wgpu device picks
+    /// on the device and reads back only the token id (4 bytes, not the `[vocab]` row);
+    /// everything else reads the row for the CPU sampler.
+    async fn choose_from(&mut self, logits: Tensor<2>) -> Result<Pending, GenerateError> {
+        if !self.device_greedy {
+            return Ok(Pending::Logits(read_f32_async(logits).await?));
+        }
+        let id = webvlm_kernels::ops::argmax(logits.clone()).map_err(|e| ModelError::Kernel { name: "argmax".into(), message: e.to_string() })?;
+        let ids = read_ids_async(id.clone()).await?;
+        self.logits = Some(logits);
+        self.device_id = Some(id);
+        let id = ids.first().copied().ok_or_else(|| ModelError::Device("argmax read back no id".into()))?;
+        Ok(Pending::Token(id))
+    }
+
     /// The logits the next token will be sampled from (after `prefill`, and after each step
-    /// that did not finish), before any sampling transform.
-    pub fn next_logits(&self) -> Option<&[f32]> {
-        self.next_logits.as_deref()
+    /// that did not finish), before any sampling transform. Reads them from the device when
+    /// the token was picked there.
+    pub async fn next_logits(&self) -> Result<Option<Vec<f32>>, GenerateError> {
+        match (&self.next, &self.logits) {
+            (Some(Pending::Logits(l)), _) => Ok(Some(l.clone())),
+            (Some(Pending::Token(_)), Some(t)) => Ok(Some(read_f32_async(t.clone()).await?)),
+            _ => Ok(None),
+        }
     }
 
     /// Ids generated so far (a stop token included).

@@ -8,7 +8,7 @@
 pub mod bench;
 mod error;
 mod generate;
-mod sampling;
+pub mod sampling;
 mod stream;
 
 pub use error::GenerateError;

@@ -38,6 +38,12 @@ impl Sampler {
         })
     }
 
+    /// Whether every pick is the plain argmax of the logits (temperature 0, no repetition
+    /// penalty): then the device can pick and the host needs only the id.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0 && self.repetition_penalty == 1.0
+    }
+
     /// Pick a token from `logits` given the ids seen so far (prompt and generated).
     pub fn sample(&mut self, logits: &mut [f32], seen: &[u32]) -> u32 {
         if self.repetition_penalty != 1.0 {

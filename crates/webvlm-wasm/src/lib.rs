@@ -41,10 +41,11 @@ async fn device() -> JsResult<Device> {
     if let Some(d) = DEVICE.with(|d| d.borrow().clone()) {
         return Ok(d);
     }
-    let device = Device::wgpu_options().init_async().await.map_err(|e| {
+    let device = Device::wgpu_options().tasks_max(webvlm_model::device::TASKS_PER_SUBMIT).init_async().await.map_err(|e| {
         named("WebGPUUnavailableError", format!("could not create a WebGPU device: {e}"))
     })?;
     DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
+    webvlm_kernels::counters::install();
     Ok(device)
 }
 

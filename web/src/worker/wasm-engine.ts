@@ -2,10 +2,11 @@
 import init, { Session } from '../wasm/webvlm_wasm.js';
 import { AbortError, DeviceLostError, WebGPUUnavailableError } from '../errors.js';
 import { resolveSource } from '../source.js';
-import type { GenerateChunk, LoadProgress, ModelInfo, Usage } from '../types.js';
+import type { GenerateChunk, GpuCost, LoadProgress, ModelInfo, Usage } from '../types.js';
 import type { KernelBenchRow } from '../bench.js';
 import type { Engine, GenerateCall, LoadRequest } from './engine.js';
 import { adapterInfo, gpu, installGpuHooks, type GpuDeviceLike } from './gpu.js';
+import { costSince, gpuCounts, installGpuCounters, medianCost } from './gpu-counters.js';
 import { decodeImage } from './image.js';
 import { fetchModel } from './loader.js';
 
@@ -59,6 +60,7 @@ export class WasmEngine implements Engine {
     this.throwIfLost();
     if (this.session) return this.session;
     installGpuHooks();
+    installGpuCounters();
     gpu.onLost = (info) => {
       const message = `the GPU device was lost (${info.reason}${info.message ? `: ${info.message}` : ''}); load the model again`;
       for (const cb of this.lostCallbacks) cb(message);
@@ -161,9 +163,13 @@ export class WasmEngine implements Engine {
       sample();
     }
     const tEncoded = performance.now();
+    const beforePrefill = gpuCounts();
     await this.guard(session.prefill());
+    const prefillCost = costSince(gpuCounts(), beforePrefill);
     sample();
     const tPrefilled = performance.now();
+    // Per step; the last step only hands out the token the one before chose (no decoder run).
+    const stepCosts: GpuCost[] = [];
     let tokens = 0;
     let firstTokenAt = 0;
     const usage = (): Usage => {
@@ -175,6 +181,7 @@ export class WasmEngine implements Engine {
         reusedTokens: started.reusedTokens,
         imageTokens: started.imageTokens,
         peakGpuBytes,
+        gpuCounts: { prefill: prefillCost, perToken: medianCost(stepCosts) },
         timings: {
           imageMs: tImage - t0,
           prepareMs: tPrepared - tImage,
@@ -191,7 +198,9 @@ export class WasmEngine implements Engine {
         emit({ text: '', done: true, finishReason: 'abort', usage: usage() });
         return;
       }
+      const beforeStep = gpuCounts();
       const out = (await this.guard(session.step())) as StepOut;
+      if (!out.done) stepCosts.push(costSince(gpuCounts(), beforeStep));
       if (out.done) sample();
       if (out.tokenId !== null) {
         tokens++;

@@ -45,6 +45,18 @@ impl Embedding {
         (self.dim * self.blocks[0].dtype().size()) as u64
     }
 
+    /// The rows of ids that are already on the device (a token picked there), so the next
+    /// step needs no upload; `None` for a table held in several blocks.
+    ///
+    /// # Shapes
+    /// `ids: [n]` → `[n, dim]`
+    pub fn forward_device(&self, ids: Tensor<1, Int>) -> Option<Tensor<2>> {
+        match self.blocks.as_slice() {
+            [one] => Some(one.clone().select(0, ids)),
+            _ => None,
+        }
+    }
+
     /// # Shapes
     /// `ids: [n]` → `[n, dim]`
     pub fn forward(&self, ids: &[u32]) -> Result<Tensor<2>> {

@@ -51,33 +51,57 @@ impl FeedForward {
     }
 }
 
-/// `down(silu(gate(x)) · up(x))`, the gate fused in one kernel on wgpu.
+/// `down(silu(gate(x)) · up(x))`. gate and up are one weight with their rows stacked when they
+/// can be joined; then the down projection reads the `[gate | up]` row itself (SwiGLU in its
+/// prologue) and a token costs two matrix products and no separate gate kernel.
 #[derive(Clone, Debug)]
 pub struct GatedFeedForward {
-    gate: Linear,
-    up: Linear,
+    gate_up: GateUp,
     down: Linear,
+}
+
+#[derive(Clone, Debug)]
+enum GateUp {
+    /// `[gate | up]` rows.
+    Joined(Linear),
+    Apart { gate: Linear, up: Linear },
 }
 
 impl GatedFeedForward {
     /// Load `gate_proj`, `up_proj` (`dim → hidden`) and `down_proj` (`hidden → dim`).
     pub fn load(vb: &mut WeightReader, dim: usize, hidden: usize, bias: bool) -> Result<Self> {
-        Ok(Self {
-            gate: Linear::load(vb, "gate_proj", dim, hidden, bias)?,
-            up: Linear::load(vb, "up_proj", dim, hidden, bias)?,
-            down: Linear::load(vb, "down_proj", hidden, dim, bias)?,
-        })
+        let gate = Linear::load(vb, "gate_proj", dim, hidden, bias)?;
+        let up = Linear::load(vb, "up_proj", dim, hidden, bias)?;
+        let gate_up = Linear::concat_rows(&[&gate, &up]).map_or(GateUp::Apart { gate, up }, GateUp::Joined);
+        Ok(Self { gate_up, down: Linear::load(vb, "down_proj", hidden, dim, bias)? })
     }
 
     pub fn weight_bytes(&self) -> u64 {
-        self.gate.weight_bytes() + self.up.weight_bytes() + self.down.weight_bytes()
+        let gate_up = match &self.gate_up {
+            GateUp::Joined(l) => l.weight_bytes(),
+            GateUp::Apart { gate, up } => gate.weight_bytes() + up.weight_bytes(),
+        };
+        gate_up + self.down.weight_bytes()
     }
 
     /// # Shapes
     /// `x: [n, dim]` → same
     pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
-        let gated = webvlm_kernels::ops::swiglu(self.gate.forward(x.clone())?, self.up.forward(x)?)
-            .map_err(|e| ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?;
-        self.down.forward(gated)
+        self.forward_residual(x, None)
+    }
+
+    /// `residual + down(silu(gate(x)) · up(x))`, the addition inside the down projection.
+    ///
+    /// # Shapes
+    /// `x, residual: [n, dim]` → same
+    pub fn forward_residual(&self, x: Tensor<2>, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
+        match &self.gate_up {
+            GateUp::Joined(gate_up) => self.down.forward_fused(gate_up.forward(x)?, true, residual),
+            GateUp::Apart { gate, up } => {
+                let gated = webvlm_kernels::ops::swiglu(gate.forward(x.clone())?, up.forward(x)?)
+                    .map_err(|e| ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?;
+                self.down.forward_fused(gated, false, residual)
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! `nn.Linear`: y = x·Wᵀ + b, with W stored as the checkpoint has it (`[out, in]`).
 
 use burn::tensor::Tensor;
-use webvlm_kernels::{DeviceQuantMatrix, quant_matmul};
+use webvlm_kernels::{DeviceQuantMatrix, quant_matmul, quant_matmul_fused};
 
 use crate::error::{ModelError, Result};
 use crate::weights::{LinearWeight, WeightReader};
@@ -52,8 +52,73 @@ impl Linear {
         w + self.bias.as_ref().map_or(0, super::tensor_bytes)
     }
 
+    /// One layer computing `parts` side by side: `[x·W₀ᵀ | x·W₁ᵀ | …]` from one weight with
+    /// their rows stacked (and their biases, zeros for a part without one). q, k and v, or gate
+    /// and up, then cost one matrix product per token. `None` when the weights cannot be
+    /// joined (see [`DeviceQuantMatrix::concat_rows`]; dense and quantised do not mix).
+    pub fn concat_rows(parts: &[&Linear]) -> Option<Linear> {
+        let first = parts.first()?;
+        let in_features = first.in_features;
+        if parts.iter().any(|p| p.in_features != in_features) {
+            return None;
+        }
+        let out_features = parts.iter().map(|p| p.out_features).sum();
+        let weight = match &first.weight {
+            Weight::Dense(_) => {
+                let ws = parts.iter().map(|p| match &p.weight { Weight::Dense(w) => Some(w.clone()), Weight::Quant(_) => None }).collect::<Option<Vec<_>>>()?;
+                Weight::Dense(Tensor::cat(ws, 1))
+            }
+            Weight::Quant(_) => {
+                let ms = parts.iter().map(|p| match &p.weight { Weight::Quant(m) => Some(m), Weight::Dense(_) => None }).collect::<Option<Vec<_>>>()?;
+                Weight::Quant(DeviceQuantMatrix::concat_rows(&ms)?)
+            }
+        };
+        let bias = if parts.iter().any(|p| p.bias.is_some()) {
+            let device = match &first.weight {
+                Weight::Dense(w) => w.device(),
+                Weight::Quant(_) => parts.iter().find_map(|p| p.bias.as_ref())?.device(),
+            };
+            let bs = parts.iter().map(|p| p.bias.clone().unwrap_or_else(|| Tensor::zeros([p.out_features], &device))).collect();
+            Some(Tensor::cat(bs, 0))
+        } else {
+            None
+        };
+        Some(Linear { weight, bias, in_features, out_features })
+    }
+
     pub fn out_features(&self) -> usize {
         self.out_features
+    }
+
+    /// `y = x·Wᵀ + b + residual`, with `swiglu` reading `x` as a `[gate | up]` row pair and
+    /// multiplying `silu(gate)·up` (a joined gate/up product's output); one dispatch for a
+    /// quantised weight and one token (the prologue and the additions inside the matvec),
+    /// else the same operations one after another.
+    ///
+    /// # Shapes
+    /// `x: [n, in]` (`[n, 2·in]` with `swiglu`), `residual: [n, out]` → `[n, out]`
+    pub fn forward_fused(&self, x: Tensor<2>, swiglu: bool, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
+        let [n, _] = x.dims();
+        if let (Weight::Quant(q), 1) = (&self.weight, n) {
+            let mut addends: Vec<Tensor<1>> = self.bias.iter().cloned().collect();
+            addends.extend(residual.map(|r| r.reshape([self.out_features])));
+            return quant_matmul_fused(x, q, swiglu, &addends).map_err(|e| ModelError::Kernel {
+                name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()),
+                message: e.to_string(),
+            });
+        }
+        let x = if swiglu {
+            let k = self.in_features;
+            webvlm_kernels::ops::swiglu(x.clone().slice_dim(1, 0..k), x.slice_dim(1, k..2 * k))
+                .map_err(|e| ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?
+        } else {
+            x
+        };
+        let y = self.forward(x)?;
+        Ok(match residual {
+            Some(r) => y + r,
+            None => y,
+        })
     }
 
     /// # Shapes

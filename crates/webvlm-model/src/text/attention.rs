@@ -2,7 +2,7 @@
 //! only in which projections carry a bias and in the output projection's name).
 
 use burn::tensor::Tensor;
-use webvlm_kernels::ops::{Mask, attention_softmax};
+use webvlm_kernels::ops::{DecodeAttention, Mask, attention_softmax, decode_attention};
 
 use super::kv_cache::KvCache;
 use super::rope::RopeAt;
@@ -11,12 +11,19 @@ use crate::error::Result;
 use crate::nn::Linear;
 use crate::weights::WeightReader;
 
+/// The q, k and v projections: one weight with their rows stacked when they can be joined
+/// (one matrix product per token instead of three), else apart.
+#[derive(Clone, Debug)]
+enum Qkv {
+    /// `[q | k | v]` rows.
+    Joined(Linear),
+    Apart { q: Linear, k: Linear, v: Linear },
+}
+
 /// `LlamaAttention`, `Qwen2Attention`, `PhiAttention`.
 #[derive(Clone, Debug)]
 pub struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv: Qkv,
     o: Linear,
     heads: usize,
     kv_heads: usize,
@@ -31,19 +38,31 @@ impl Attention {
             DecoderKind::Qwen2 => (true, false, "o_proj"),
             DecoderKind::Phi => (true, true, "dense"),
         };
-        Ok(Self {
-            q: Linear::load(vb, "q_proj", d, h * hd, qkv_bias)?,
-            k: Linear::load(vb, "k_proj", d, kvh * hd, qkv_bias)?,
-            v: Linear::load(vb, "v_proj", d, kvh * hd, qkv_bias)?,
-            o: Linear::load(vb, o_name, h * hd, d, o_bias)?,
-            heads: h,
-            kv_heads: kvh,
-            head_dim: hd,
-        })
+        let q = Linear::load(vb, "q_proj", d, h * hd, qkv_bias)?;
+        let k = Linear::load(vb, "k_proj", d, kvh * hd, qkv_bias)?;
+        let v = Linear::load(vb, "v_proj", d, kvh * hd, qkv_bias)?;
+        let qkv = Linear::concat_rows(&[&q, &k, &v]).map_or(Qkv::Apart { q, k, v }, Qkv::Joined);
+        Ok(Self { qkv, o: Linear::load(vb, o_name, h * hd, d, o_bias)?, heads: h, kv_heads: kvh, head_dim: hd })
     }
 
     pub fn weight_bytes(&self) -> u64 {
-        [&self.q, &self.k, &self.v, &self.o].iter().map(|l| l.weight_bytes()).sum()
+        let qkv = match &self.qkv {
+            Qkv::Joined(l) => l.weight_bytes(),
+            Qkv::Apart { q, k, v } => q.weight_bytes() + k.weight_bytes() + v.weight_bytes(),
+        };
+        qkv + self.o.weight_bytes()
+    }
+
+    /// The q, k and v projections side by side.
+    ///
+    /// # Shapes
+    /// `x: [n, hidden]` → `[n, (heads + 2·kv_heads)·head_dim]`
+    fn project(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        match &self.qkv {
+            // Biases (Qwen2, Phi) are added inside the matvec.
+            Qkv::Joined(l) => l.forward_fused(x, false, None),
+            Qkv::Apart { q, k, v } => Ok(Tensor::cat(vec![q.forward(x.clone())?, k.forward(x.clone())?, v.forward(x)?], 1)),
+        }
     }
 
     /// Attend the `n` new positions (starting at `cache.len()`) to everything cached so far.
@@ -51,27 +70,39 @@ impl Attention {
     /// Grouped-query attention without copying K/V: the `rep = heads / kv_heads` query heads
     /// that share a KV head are stacked along the sequence axis, `[kv_heads, rep·n, head_dim]`,
     /// which is exactly how transformers' `repeat_kv` pairs them (head h uses kv head h / rep).
+    /// One token (decode) goes through a single kernel: RoPE, the cache write and attention.
+    ///
+    /// `residual`, when given, is added to the output inside the o-projection.
     ///
     /// # Shapes
-    /// `x: [n, hidden]` → `[n, hidden]`
-    pub fn forward(&self, x: Tensor<2>, rope: &RopeAt, cache: &mut KvCache, layer: usize) -> Result<Tensor<2>> {
+    /// `x, residual: [n, hidden]` → `[n, hidden]`
+    pub fn forward(&self, x: Tensor<2>, rope: &RopeAt, cache: &mut KvCache, layer: usize, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
         let [n, _] = x.dims();
         let start = cache.len();
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
         let rep = h / kvh;
-        let q = rope.apply(self.q.forward(x.clone())?, h)?; // [h, n, hd]
-        let k = rope.apply(self.k.forward(x.clone())?, kvh)?;
-        let v: Tensor<3> = self.v.forward(x)?.reshape([n, kvh, hd]).swap_dims(0, 1);
+        let scale = (hd as f64).powf(-0.5);
+        let qkv = self.project(x)?;
+        if n == 1 {
+            let (cos, sin, rope_pos) = rope.tables();
+            let a = DecodeAttention { heads: h, kv_heads: kvh, cos, sin, rope_pos, pos: start, scale };
+            let (keys, values) = cache.take_layer(layer);
+            let (ctx, keys, values) = decode_attention(qkv, keys, values, &a)
+                .map_err(|e| crate::error::ModelError::Kernel { name: "decode attention".into(), message: e.to_string() })?;
+            cache.put_layer(layer, keys, values);
+            return self.o.forward_fused(ctx, false, residual);
+        }
+        let q = rope.apply(qkv.clone().slice_dim(1, 0..h * hd), h)?; // [h, n, hd]
+        let k = rope.apply(qkv.clone().slice_dim(1, h * hd..(h + kvh) * hd), kvh)?;
+        let v: Tensor<3> = qkv.slice_dim(1, (h + kvh) * hd..(h + 2 * kvh) * hd).reshape([n, kvh, hd]).swap_dims(0, 1);
         let (keys, values) = cache.append(layer, k, v);
 
         let q: Tensor<3> = q.reshape([kvh, rep * n, hd]);
-        let scale = (hd as f64).powf(-0.5);
         let scores = q.matmul(keys.swap_dims(1, 2)); // [kvh, rep·n, total]
-        let mask = if n > 1 { Mask::Causal { n, start } } else { Mask::None };
-        let weights = attention_softmax(scores, scale, mask)
+        let weights = attention_softmax(scores, scale, Mask::Causal { n, start })
             .map_err(|e| crate::error::ModelError::Kernel { name: "attention softmax".into(), message: e.to_string() })?;
         let ctx = weights.matmul(values); // [kvh, rep·n, hd]
         let ctx: Tensor<3> = ctx.reshape([h, n, hd]);
-        self.o.forward(ctx.swap_dims(0, 1).reshape([n, h * hd]))
+        self.o.forward_fused(ctx.swap_dims(0, 1).reshape([n, h * hd]), false, residual)
     }
 }

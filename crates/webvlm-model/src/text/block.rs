@@ -48,10 +48,11 @@ impl DecoderLayer {
     pub fn forward(&self, x: Tensor<2>, rope: &RopeAt, cache: &mut KvCache, layer: usize) -> Result<Tensor<2>> {
         let Some(post_attn_norm) = &self.post_attn_norm else {
             let h = self.input_norm.forward(x.clone())?;
-            let attn = self.attn.forward(h.clone(), rope, cache, layer)?;
+            let attn = self.attn.forward(h.clone(), rope, cache, layer, None)?;
             return Ok(attn + self.mlp.forward(h)? + x);
         };
-        let x = x.clone() + self.attn.forward(self.input_norm.forward(x)?, rope, cache, layer)?;
-        Ok(x.clone() + self.mlp.forward(post_attn_norm.forward(x)?)?)
+        // The residual additions happen inside the o- and down projections.
+        let x = self.attn.forward(self.input_norm.forward(x.clone())?, rope, cache, layer, Some(x))?;
+        self.mlp.forward_residual(post_attn_norm.forward(x.clone())?, x)
     }
 }

@@ -76,6 +76,11 @@ impl TextDecoder {
         self.embed.forward(ids)
     }
 
+    /// [`TextDecoder::embed`] of ids on the device (see [`Embedding::forward_device`]).
+    pub fn embed_device(&self, ids: Tensor<1, burn::tensor::Int>) -> Option<Tensor<2>> {
+        self.embed.forward_device(ids)
+    }
+
     /// Run `n` new positions through the stack, appending to `cache`, and return logits of the
     /// last position only (`all_logits = false`, what decoding needs) or of every new position.
     ///

@@ -98,6 +98,24 @@ impl KvCache {
         (keys.slice([0..h, 0..end, 0..d]), values.slice([0..h, 0..end, 0..d]))
     }
 
+    /// Move `layer`'s whole key and value buffers out (all `capacity` positions) for a kernel
+    /// that writes them in place, which it may only do while nothing else holds them; give
+    /// them back with [`KvCache::put_layer`].
+    ///
+    /// # Shapes
+    /// `([kv_heads, capacity, head_dim], same)`
+    pub(crate) fn take_layer(&mut self, layer: usize) -> (Tensor<3>, Tensor<3>) {
+        (
+            std::mem::replace(&mut self.keys[layer], self.placeholder.clone()),
+            std::mem::replace(&mut self.values[layer], self.placeholder.clone()),
+        )
+    }
+
+    pub(crate) fn put_layer(&mut self, layer: usize, keys: Tensor<3>, values: Tensor<3>) {
+        self.keys[layer] = keys;
+        self.values[layer] = values;
+    }
+
     pub(crate) fn advance(&mut self, n: usize) {
         self.len += n;
     }

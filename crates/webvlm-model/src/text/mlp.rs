@@ -40,4 +40,15 @@ impl Mlp {
             Self::Plain(ff) => ff.forward(x),
         }
     }
+
+    /// `residual + mlp(x)`; the gated form adds inside its last projection.
+    ///
+    /// # Shapes
+    /// `x, residual: [n, hidden]` → same
+    pub fn forward_residual(&self, x: Tensor<2>, residual: Tensor<2>) -> Result<Tensor<2>> {
+        match self {
+            Self::Gated(ff) => ff.forward_residual(x, Some(residual)),
+            Self::Plain(ff) => Ok(residual + ff.forward(x)?),
+        }
+    }
 }

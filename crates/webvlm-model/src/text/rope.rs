@@ -97,6 +97,11 @@ impl RopeAt {
         Self { cos, sin, start: 0 }
     }
 
+    /// The cos/sin tables (`[rows, rot]`) and the row of the call's first token.
+    pub fn tables(&self) -> (&Tensor<2>, &Tensor<2>, usize) {
+        (&self.cos, &self.sin, self.start)
+    }
+
     /// Rotate a projection's output split into heads (one fused kernel on wgpu).
     ///
     /// # Shapes
