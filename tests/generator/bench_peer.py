@@ -9,7 +9,7 @@ Both decode 32 greedy tokens past end-of-sequence. webvlm's prefill and decode r
 own timings (load excluded); llama.cpp's from wall time around `eval` (bench_llamacpp.py's
 `run_once`). Prints JSON: medians, every run, and the ratio webvlm / llama.cpp.
 
-    /root/lcpvenv/bin/python tests/generator/bench_peer.py --gguf-dir DIR --webvlm target/release/webvlm [--threads 2] [--repeats 3]
+    /root/lcpvenv/bin/python tests/generator/bench_peer.py --gguf-dir DIR --webvlm target/release/webvlm [--webvlm-base OLD] [--threads 2] [--repeats 3]
 """
 
 import argparse
@@ -38,6 +38,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf-dir", required=True)
     ap.add_argument("--webvlm", default="target/release/webvlm")
+    ap.add_argument("--webvlm-base", help="a second webvlm build (e.g. the commit before a change), run in the same alternation")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -50,11 +51,17 @@ def main():
     ids = llm.tokenize(rendered.encode(), add_bos=False, special=True)
     run_once(llm, ids)  # warm-up
     runs = {"webvlm": [], "llama.cpp": []}
+    if args.webvlm_base:
+        runs["webvlm (base)"] = []
     for _ in range(args.repeats):
         runs["webvlm"].append(webvlm_once(args.webvlm, args.gguf_dir, messages[0]["content"]))
+        if args.webvlm_base:
+            runs["webvlm (base)"].append(webvlm_once(args.webvlm_base, args.gguf_dir, messages[0]["content"]))
         runs["llama.cpp"].append(run_once(llm, ids))
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("prefill_tok_s", "decode_tok_s")} for k, v in runs.items()}
     ratio = {m: med["webvlm"][m] / med["llama.cpp"][m] for m in ("prefill_tok_s", "decode_tok_s")}
+    if args.webvlm_base:
+        ratio["webvlm_over_base"] = {m: med["webvlm"][m] / med["webvlm (base)"][m] for m in ("prefill_tok_s", "decode_tok_s")}
     print(json.dumps({"prompt": name, "prompt_tokens": len(ids), "threads": args.threads, "repeats": args.repeats,
                       "median": med, "ratio_webvlm_over_llamacpp": ratio, "runs": runs}, indent=1))
 

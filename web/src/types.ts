@@ -120,7 +120,7 @@ export interface GpuCost {
   dispatches: number;
   /** Queue submissions. */
   submissions: number;
-  /** Bytes mapped for reading (copied back to the host). */
+  /** Bytes copied into host-readable buffers (read back to the host). */
   readbackBytes: number;
   /** Host waits on the device (read maps, `onSubmittedWorkDone`). */
   syncs: number;

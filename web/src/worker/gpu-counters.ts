@@ -1,8 +1,8 @@
 /**
  * Counts what the engine asks of WebGPU, at the API itself: compute dispatches
  * (`GPUComputePassEncoder.dispatchWorkgroups[Indirect]`), queue submissions (`GPUQueue.submit`),
- * bytes mapped for reading (`GPUBuffer.mapAsync` with `GPUMapMode.READ`) and host waits on the
- * device (each such map and each `onSubmittedWorkDone`). Independent of the Rust side's own
+ * bytes read back (`GPUCommandEncoder.copyBufferToBuffer` into a `MAP_READ` buffer) and host
+ * waits on the device (`GPUBuffer.mapAsync` for reading, `GPUQueue.onSubmittedWorkDone`). Independent of the Rust side's own
  * counters; the benchmark reports these in the browser. The wrappers cost one increment per call.
  */
 import type { GpuCost } from '../types.js';
@@ -10,7 +10,7 @@ import type { GpuCost } from '../types.js';
 const counts: GpuCost = { dispatches: 0, submissions: 0, readbackBytes: 0, syncs: 0 };
 let installed = false;
 
-/** GPUMapMode.READ (a constant of the WebGPU spec). */
+/** GPUMapMode.READ and GPUBufferUsage.MAP_READ (both 1 in the WebGPU spec). */
 const MAP_READ = 1;
 
 type Proto = Record<string, unknown>;
@@ -34,13 +34,18 @@ export function installGpuCounters(): void {
   wrap(pass, 'dispatchWorkgroupsIndirect', () => counts.dispatches++);
   wrap(g.GPUQueue?.prototype, 'submit', () => counts.submissions++);
   wrap(g.GPUQueue?.prototype, 'onSubmittedWorkDone', () => counts.syncs++);
-  wrap(g.GPUBuffer?.prototype, 'mapAsync', (self, args) => {
-    const mode = Number(args[0]);
-    if ((mode & MAP_READ) === 0) return;
-    const buffer = self as { size: number };
-    const size = args[2] !== undefined ? Number(args[2]) : buffer.size - Number(args[1] ?? 0);
-    counts.readbackBytes += size;
-    counts.syncs++;
+  // Bytes read back: what is copied into host-mappable (MAP_READ) buffers. The map itself may
+  // cover more (CubeCL maps its whole 16 KiB staging buffer to read a 4-byte id).
+  wrap(g.GPUCommandEncoder?.prototype, 'copyBufferToBuffer', (_self, args) => {
+    const long = typeof args[1] === 'number';
+    const dst = (long ? args[2] : args[1]) as { usage: number } | undefined;
+    if (!dst || (dst.usage & MAP_READ) === 0) return;
+    const src = args[0] as { size: number };
+    const size = long ? args[4] : args[2];
+    counts.readbackBytes += size !== undefined ? Number(size) : src.size - (long ? Number(args[1]) : 0);
+  });
+  wrap(g.GPUBuffer?.prototype, 'mapAsync', (_self, args) => {
+    if ((Number(args[0]) & MAP_READ) !== 0) counts.syncs++;
   });
 }
 
