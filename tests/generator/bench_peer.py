@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--gguf-dir", required=True)
     ap.add_argument("--webvlm", default="target/release/webvlm")
     ap.add_argument("--webvlm-base", help="a second webvlm build (e.g. the commit before a change), run in the same alternation")
+    ap.add_argument("--save", help="write the result JSON here as a baseline for later runs on this machine")
+    ap.add_argument("--compare", help="a saved baseline JSON from this machine: print each median's ratio to it")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -62,8 +64,19 @@ def main():
     ratio = {m: med["webvlm"][m] / med["llama.cpp"][m] for m in ("prefill_tok_s", "decode_tok_s")}
     if args.webvlm_base:
         ratio["webvlm_over_base"] = {m: med["webvlm"][m] / med["webvlm (base)"][m] for m in ("prefill_tok_s", "decode_tok_s")}
-    print(json.dumps({"prompt": name, "prompt_tokens": len(ids), "threads": args.threads, "repeats": args.repeats,
-                      "median": med, "ratio_webvlm_over_llamacpp": ratio, "runs": runs}, indent=1))
+    result = {"prompt": name, "prompt_tokens": len(ids), "threads": args.threads, "repeats": args.repeats,
+              "median": med, "ratio_webvlm_over_llamacpp": ratio, "runs": runs}
+    if args.compare:
+        # lavapipe's speed differs between machines of one kind; llama.cpp's barely does, so a
+        # baseline is only compared on the machine that saved it, and llama.cpp's own ratio
+        # to the baseline says whether the machine is in the same state.
+        with open(args.compare) as f:
+            base = json.load(f)["median"]
+        result["ratio_to_baseline"] = {k: {m: v[m] / base[k][m] for m in v} for k, v in med.items() if k in base}
+    print(json.dumps(result, indent=1))
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":
