@@ -114,8 +114,3 @@ pub fn snapshot() -> GpuCounts {
         syncs: SYNCS.load(Ordering::Relaxed),
     }
 }
-
-/// Whether dispatches are being counted (after [`install`]).
-pub fn installed() -> bool {
-    OBSERVING.get().is_some_and(|s| s.lock().map(|g| g.is_some()).unwrap_or(false))
-}

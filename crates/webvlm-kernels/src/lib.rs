@@ -130,7 +130,7 @@ pub fn quant_matmul_fused(x: Tensor<2>, w: &DeviceQuantMatrix, swiglu: bool, add
         && addends.iter().all(|a| a.dtype() == DType::F32)
         && matches!(w.repr, Repr::Wgpu { .. });
     if !fusable {
-        let x = if swiglu { ops::swiglu(x.clone().slice_dim(1, 0..k), x.slice_dim(1, k..2 * k))? } else { x };
+        let x = if swiglu { ops::swiglu_joined(x, k)? } else { x };
         let mut y = quant_matmul(x, w)?;
         for a in addends {
             y = y + a.clone().unsqueeze::<2>();

@@ -145,6 +145,14 @@ fn causal_bias(rows: usize, n: usize, start: usize, keys: usize, device: &burn::
     Tensor::from_data(TensorData::new(bias, [rows, keys]), device)
 }
 
+/// SwiGLU's gate on a joined gate/up product's output: `silu(x[.., ..k]) · x[.., k..]`.
+///
+/// # Shapes
+/// `x: [rows, 2·k]` → `[rows, k]`
+pub fn swiglu_joined(x: Tensor<2>, k: usize) -> Result<Tensor<2>> {
+    swiglu(x.clone().slice_dim(1, 0..k), x.slice_dim(1, k..2 * k))
+}
+
 /// SwiGLU's gate: `silu(g) · u`.
 ///
 /// # Shapes

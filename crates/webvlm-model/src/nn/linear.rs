@@ -108,8 +108,7 @@ impl Linear {
             });
         }
         let x = if swiglu {
-            let k = self.in_features;
-            webvlm_kernels::ops::swiglu(x.clone().slice_dim(1, 0..k), x.slice_dim(1, k..2 * k))
+            webvlm_kernels::ops::swiglu_joined(x, self.in_features)
                 .map_err(|e| ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?
         } else {
             x
