@@ -42,14 +42,17 @@ from make_llamacpp_goldens import CONVERSATIONS, build_info, last_logits, render
 DECODE_STEPS = 32
 
 
-def run_once(llm, prompt_ids):
+def run_once(llm, prompt_ids, steps=DECODE_STEPS, out_ids=None):
+    """One timed prefill + `steps` greedy decode steps; the greedy ids go to `out_ids` if given."""
     llm.reset()
     t0 = time.perf_counter()
     llm.eval(prompt_ids)
     logits = last_logits(llm)
     t1 = time.perf_counter()
-    for _ in range(DECODE_STEPS):
+    for _ in range(steps):
         tok = int(np.argmax(logits))
+        if out_ids is not None:
+            out_ids.append(tok)
         llm.eval([tok])
         logits = last_logits(llm)
     t2 = time.perf_counter()
@@ -57,7 +60,7 @@ def run_once(llm, prompt_ids):
         "prefill_s": t1 - t0,
         "prefill_tok_s": len(prompt_ids) / (t1 - t0),
         "decode_s": t2 - t1,
-        "decode_tok_s": DECODE_STEPS / (t2 - t1),
+        "decode_tok_s": steps / (t2 - t1),
     }
 
 

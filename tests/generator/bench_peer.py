@@ -10,6 +10,10 @@ own timings (load excluded); llama.cpp's from wall time around `eval` (bench_lla
 `run_once`). Prints JSON: medians, every run, and the ratio webvlm / llama.cpp.
 
     /root/lcpvenv/bin/python tests/generator/bench_peer.py --gguf-dir DIR --webvlm target/release/webvlm [--webvlm-base OLD] [--threads 2] [--repeats 3]
+
+`--only-llamacpp` runs llama.cpp alone (one warm-up, then `--repeats` runs of `--tokens` greedy
+tokens) and prints one JSON object with every run, the medians, the prompt ids, the generated
+text and llama.cpp's version: scripts/bench-peers.mjs reads it.
 """
 
 import argparse
@@ -25,13 +29,39 @@ from make_llamacpp_goldens import CONVERSATIONS, render_chat, token_text  # noqa
 from llama_cpp import Llama  # noqa: E402
 
 
-def webvlm_once(exe, model_dir, prompt):
+def webvlm_once(exe, model_dir, prompt, tokens=32):
     out = subprocess.run(
-        [exe, "run", "--model", model_dir, "--prompt", prompt, "--max-new-tokens", "32", "--ignore-eos", "--json"],
+        [exe, "run", "--model", model_dir, "--prompt", prompt, "--max-new-tokens", str(tokens), "--ignore-eos", "--json"],
         check=True, capture_output=True, text=True,
     ).stdout
     t = json.loads(out.strip().splitlines()[-1])["timings"]
     return {"prefill_tok_s": t["prefill_tokens_per_s"], "decode_tok_s": t["decode_tokens_per_s"], "load_ms": t["load_ms"]}
+
+
+def llamacpp_only(llm, args, name, rendered, ids):
+    """llama.cpp alone: every run with its greedy ids and text, the medians, and what was run."""
+    import llama_cpp
+    from make_llamacpp_goldens import build_info
+
+    load_before = os.getloadavg()
+    run_once(llm, ids, args.tokens)  # warm-up
+    runs = []
+    for _ in range(args.repeats):
+        out = []
+        r = run_once(llm, ids, args.tokens, out)
+        r["ttft_ms"] = r["prefill_s"] * 1000  # the first token is the argmax of the prefill's logits
+        r["generated_tokens"] = len(out)
+        r["ids"] = out
+        r["text"] = llm.detokenize(out).decode("utf-8", errors="replace")
+        runs.append(r)
+    med = {m: statistics.median(r[m] for r in runs) for m in ("prefill_tok_s", "ttft_ms", "decode_tok_s")}
+    print(json.dumps({
+        "prompt": name, "rendered": rendered, "prompt_ids": ids, "prompt_tokens": len(ids),
+        "threads": args.threads, "repeats": args.repeats, "tokens": args.tokens,
+        "llama_cpp_python": llama_cpp.__version__, "llama_cpp_build": build_info(),
+        "cpu_count": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+        "median": med, "runs": runs,
+    }, indent=1))
 
 
 def main():
@@ -43,6 +73,8 @@ def main():
     ap.add_argument("--compare", help="a saved baseline JSON from this machine: print each median's ratio to it")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=32, help="greedy tokens per run")
+    ap.add_argument("--only-llamacpp", action="store_true", help="run llama.cpp alone and print its runs as JSON")
     args = ap.parse_args()
     gguf = next(os.path.join(args.gguf_dir, f) for f in os.listdir(args.gguf_dir) if f.endswith(".gguf"))
     name, messages = CONVERSATIONS[0][0], CONVERSATIONS[0][1]
@@ -51,15 +83,17 @@ def main():
     bos, eos = token_text(llm, llm.token_bos()), token_text(llm, llm.token_eos())
     rendered = render_chat(llm.metadata["tokenizer.chat_template"], messages, bos, eos)
     ids = llm.tokenize(rendered.encode(), add_bos=False, special=True)
-    run_once(llm, ids)  # warm-up
+    if args.only_llamacpp:
+        return llamacpp_only(llm, args, name, rendered, ids)
+    run_once(llm, ids, args.tokens)  # warm-up
     runs = {"webvlm": [], "llama.cpp": []}
     if args.webvlm_base:
         runs["webvlm (base)"] = []
     for _ in range(args.repeats):
-        runs["webvlm"].append(webvlm_once(args.webvlm, args.gguf_dir, messages[0]["content"]))
+        runs["webvlm"].append(webvlm_once(args.webvlm, args.gguf_dir, messages[0]["content"], args.tokens))
         if args.webvlm_base:
-            runs["webvlm (base)"].append(webvlm_once(args.webvlm_base, args.gguf_dir, messages[0]["content"]))
-        runs["llama.cpp"].append(run_once(llm, ids))
+            runs["webvlm (base)"].append(webvlm_once(args.webvlm_base, args.gguf_dir, messages[0]["content"], args.tokens))
+        runs["llama.cpp"].append(run_once(llm, ids, args.tokens))
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("prefill_tok_s", "decode_tok_s")} for k, v in runs.items()}
     ratio = {m: med["webvlm"][m] / med["llama.cpp"][m] for m in ("prefill_tok_s", "decode_tok_s")}
     if args.webvlm_base:
