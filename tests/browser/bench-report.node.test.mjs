@@ -99,6 +99,8 @@ test('query settings clamp and default', () => {
   assert.equal(q.autorun, true);
   assert.equal(settingsFromQuery('').splitting, null);
   assert.equal(settingsFromQuery('').warmup, 1);
+  assert.equal(settingsFromQuery('').prompt, '', 'no prompt: the page picks its own');
+  assert.equal(settingsFromQuery('?prompt=What+is+the+capital+of+France%3F&image=0').prompt, 'What is the capital of France?');
 });
 
 test('roofline: implied bandwidth from bytes per token and decode rate; fraction of the copy kernel', () => {

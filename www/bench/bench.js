@@ -1,7 +1,9 @@
 // The benchmark page: cold and warm loads, sustained generations in the worker, main-thread
 // long tasks, the kernel micro-benchmark, charts, JSON export and comparison with a saved run.
 // Query parameters preset the form and `autorun=1` starts at once (links and tests):
-// ?model=URL&runs=N&tokens=N&warmup=N&image=0|1&size=PX&splitting=0|1&kernels=0|1&autorun=1
+// ?model=URL&runs=N&tokens=N&warmup=N&image=0|1&size=PX&splitting=0|1&kernels=0|1&prompt=TEXT&autorun=1
+// (prompt: the question asked, instead of the page's own; scripts/bench-peers.mjs sets it).
+// After a run, `window.__benchTexts` holds the text each measured run generated.
 import { loadPresets } from '/demo/presets.js';
 import { decodeChart, stageChart } from './charts.js';
 import { aggregateLongTasks, buildReport, compareReports, formatBytes, formatLimit, formatSig, parseReport, runFromUsage, settingsFromQuery } from './report.js';
@@ -65,6 +67,7 @@ function formSettings() {
     imageSize: Number($('image-size').value),
     splitting: $('splitting').value === '' ? null : $('splitting').value === '1',
     kernels: $('kernels').checked,
+    prompt: $('prompt').value.trim(),
   };
 }
 
@@ -101,7 +104,9 @@ async function runBench() {
     const withImage = s.image && info.family === 'vlm';
     const image = withImage ? await testImage(s.imageSize) : undefined;
     const splitting = s.splitting ?? info.imageSplitting;
+    const prompt = s.prompt || (withImage ? PROMPT : TEXT_PROMPT);
     const runs = [];
+    const texts = [];
     for (let i = 0; i < s.warmup + s.runs; i++) {
       const label = i < s.warmup ? `warm-up ${i + 1}/${s.warmup}` : `run ${i - s.warmup + 1}/${s.runs}`;
       progress(`${label}: prefill…`);
@@ -109,8 +114,10 @@ async function runBench() {
       const start = performance.now();
       let last;
       let n = 0;
-      for await (const c of vlm.generate({ prompt: withImage ? PROMPT : TEXT_PROMPT, image, maxTokens: s.tokens, ignoreEos: true, imageSplitting: splitting })) {
+      let text = '';
+      for await (const c of vlm.generate({ prompt, image, maxTokens: s.tokens, ignoreEos: true, imageSplitting: splitting })) {
         if (c.tokenId !== undefined) progress(`${label}: token ${++n}/${s.tokens}`);
+        text += c.text;
         last = c;
       }
       const end = performance.now();
@@ -118,7 +125,10 @@ async function runBench() {
       if (observer) longTasks.push(...observer.takeRecords());
       const lt = observer ? aggregateLongTasks(longTasks.filter((e) => e.startTime >= start && e.startTime < end)) : null;
       const run = runFromUsage(last.usage, lt);
-      if (i >= s.warmup) runs.push(run);
+      if (i >= s.warmup) {
+        runs.push(run);
+        texts.push(text);
+      }
     }
     let kernels = [];
     if (s.kernels) {
@@ -131,7 +141,7 @@ async function runBench() {
     report = buildReport(pkg, {
       info,
       settings: {
-        prompt: withImage ? PROMPT : TEXT_PROMPT,
+        prompt,
         image_width: withImage ? s.imageSize : 0,
         image_height: withImage ? s.imageSize : 0,
         image_splitting: withImage ? splitting : false,
@@ -146,6 +156,7 @@ async function runBench() {
       created: new Date().toISOString(),
       version: pkg.VERSION ?? '0.1.0',
     });
+    window.__benchTexts = texts;
     render(report);
     progress('Done.');
     setState('done');
@@ -256,6 +267,7 @@ async function main() {
   $('image-size').value = q.imageSize;
   $('splitting').value = q.splitting === null ? '' : q.splitting ? '1' : '0';
   $('kernels').checked = q.kernels;
+  $('prompt').value = q.prompt;
   $('run').addEventListener('click', runBench);
   $('export').addEventListener('click', () => {
     const blob = new Blob([JSON.stringify(report, null, 2)], { type: 'application/json' });

@@ -135,6 +135,8 @@ export function settingsFromQuery(search) {
     imageSize: int('size', 512, 16, 4096),
     splitting: q.has('splitting') ? flag('splitting', true) : null,
     kernels: flag('kernels', true),
+    // Empty: the page's own prompt (one for an image, one for text alone).
+    prompt: q.get('prompt') ?? '',
     autorun: flag('autorun', false),
   };
 }
