@@ -29,6 +29,7 @@ mod launch;
 pub mod params;
 pub mod quant;
 pub mod reference;
+pub mod sample;
 pub mod shaders;
 pub mod variants;
 

@@ -18,7 +18,8 @@ use crate::device_matrix::wgpu_device;
 use crate::empty_f32;
 use crate::error::{KernelError, Result};
 use crate::launch::Io;
-use crate::params::{DecodeAttentionParams, EltParams, NormParams, RopeParams, SoftmaxParams, info_words};
+use crate::params::{DecodeAttentionParams, EltParams, NormParams, RopeParams, SampleParams, SoftmaxParams, info_words};
+use crate::sample::{SampleSettings, sample_ref, uniform};
 use crate::shaders::{FusedOp, Kernel};
 use crate::variants::DeviceCaps;
 
@@ -196,6 +197,97 @@ pub fn argmax(x: Tensor<2>) -> Result<Tensor<1, Int>> {
     let params = EltParams { len: cols as u32, _pad: [0; 3] };
     crate::launch::launch(Kernel::Fused { op: FusedOp::Argmax, wg: FUSED_WG }, &xc.client, CubeCount::Static(1, 1, 1), &[&xc], &y, info_words(&params));
     Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
+/// The repetition penalty's memory of the ids seen so far, as [`sample`] reads and updates it:
+/// bit `i % 32` of word `i / 32` set for every id `i` in `ids` (ids ≥ `vocab` are ignored).
+///
+/// # Shapes
+/// → `[ceil(vocab / 32)]` (u32 words in burn's int type)
+pub fn seen_mask(ids: &[u32], vocab: usize, device: &burn::tensor::Device) -> Tensor<1, Int> {
+    let mut words = vec![0u32; vocab.div_ceil(32).max(1)];
+    for &id in ids.iter().filter(|&&id| (id as usize) < vocab) {
+        words[id as usize / 32] |= 1 << (id % 32);
+    }
+    let words: Vec<i32> = words.into_iter().map(|w| w as i32).collect();
+    let len = words.len();
+    Tensor::from_data(TensorData::new(words, [len]), device)
+}
+
+/// Sampling on the device: the token `settings` pick from a logits row with the uniform of
+/// draw `draw` under `seed` ([`crate::sample`] states the rule; `sample_ref` is the reference).
+/// The ids set in `seen` (from [`seen_mask`]) are penalised, and the pick's bit is set in it
+/// when a penalty applies, so the next token needs nothing from the host. On wgpu one
+/// dispatch (`sample.wgsl`) updates `seen` in place (a copy first when it shares its memory);
+/// off wgpu the row is read and `sample_ref` picks. Returns the id and the mask.
+///
+/// # Shapes
+/// `logits: [1, vocab]`, `seen: [ceil(vocab / 32)]` → `([1], seen)`
+pub fn sample(logits: Tensor<2>, seen: Tensor<1, Int>, settings: &SampleSettings, seed: u64, draw: u64) -> Result<(Tensor<1, Int>, Tensor<1, Int>)> {
+    let [rows, cols] = logits.dims();
+    let words = cols.div_ceil(32);
+    let valid = settings.temperature >= 0.0 && settings.temperature.is_finite() && settings.top_p > 0.0 && settings.top_p <= 1.0
+        && settings.repetition_penalty > 0.0 && settings.repetition_penalty.is_finite();
+    if rows != 1 || cols == 0 || seen.dims() != [words] || !valid || cols > u32::MAX as usize / 2 {
+        return Err(KernelError::Device(format!("sample: a [1, cols > 0] row and a [{words}] mask with valid settings, got {:?}, {:?}, {settings:?}", logits.dims(), seen.dims())));
+    }
+    let Some(xc) = on_wgpu(&logits) else {
+        return Ok(sample_on_host(logits, seen, settings, seed, draw));
+    };
+    let device = seen.device();
+    let mask = match seen.clone().try_into_primitive::<CubeBackend>() {
+        Ok(c) if c.is_contiguous() && c.dtype.size() == 4 => {
+            drop(seen);
+            if c.can_mut() { c } else { into_contiguous(Tensor::<1, Int>::from_primitive::<CubeBackend>(c).add_scalar(0).try_into_primitive::<CubeBackend>().map_err(|e| KernelError::Device(format!("{e:?}")))?) }
+        }
+        _ => into_contiguous(seen_copy(seen, &device)?),
+    };
+    let handle = xc.client.empty(DType::I32.size());
+    let y = CubeTensor::new_contiguous(xc.client.clone(), xc.device.clone(), [1usize].into(), handle, DType::I32);
+    let work = empty_f32(&xc, [2 * cols]);
+    let params = SampleParams {
+        cols: cols as u32,
+        top_k: settings.top_k.min(cols) as u32,
+        top_p: settings.top_p,
+        temperature: settings.temperature,
+        penalty: settings.repetition_penalty,
+        key: [seed as u32, (seed >> 32) as u32],
+        draw: [draw as u32, (draw >> 32) as u32],
+        _pad: [0; 3],
+    };
+    crate::launch::launch_io(
+        Kernel::Fused { op: FusedOp::Sample, wg: FusedOp::Sample.workgroup_size() },
+        &xc.client,
+        CubeCount::Static(1, 1, 1),
+        &[(&xc, Io::Read), (&y, Io::Write), (&mask, Io::ReadWrite), (&work, Io::ReadWrite)],
+        info_words(&params),
+    );
+    Ok((Tensor::from_primitive::<CubeBackend>(y), Tensor::from_primitive::<CubeBackend>(mask)))
+}
+
+/// A mask in another int type, or not contiguous: rebuilt as the kernel's u32 words.
+fn seen_copy(seen: Tensor<1, Int>, device: &burn::tensor::Device) -> Result<CubeTensor> {
+    let words: Vec<i32> = seen.into_data().iter::<i64>().map(|w| w as i32).collect();
+    let len = words.len();
+    Tensor::<1, Int>::from_data(TensorData::new(words, [len]), device)
+        .try_into_primitive::<CubeBackend>()
+        .map_err(|e| KernelError::Device(format!("{e:?}")))
+}
+
+/// [`sample`] off wgpu: the row and mask read back, the reference picks.
+fn sample_on_host(logits: Tensor<2>, seen: Tensor<1, Int>, settings: &SampleSettings, seed: u64, draw: u64) -> (Tensor<1, Int>, Tensor<1, Int>) {
+    let device = logits.device();
+    let cols = logits.dims()[1];
+    let row: Vec<f32> = logits.into_data().iter::<f32>().collect();
+    let mut words: Vec<u32> = seen.into_data().iter::<i64>().map(|w| w as u32).collect();
+    let ids: Vec<u32> = (0..cols as u32).filter(|&i| words[i as usize / 32] >> (i % 32) & 1 == 1).collect();
+    let id = sample_ref(&row, &ids, settings, uniform(seed, draw)).id;
+    if settings.repetition_penalty != 1.0 {
+        words[id as usize / 32] |= 1 << (id % 32);
+    }
+    let words: Vec<i32> = words.into_iter().map(|w| w as i32).collect();
+    let len = words.len();
+    (Tensor::from_data(TensorData::new(vec![id as i32], [1]), &device), Tensor::from_data(TensorData::new(words, [len]), &device))
 }
 
 /// What [`decode_attention`] needs to know of the model's attention.

@@ -114,6 +114,25 @@ pub struct DecodeAttentionParams {
     pub scale: f32,
 }
 
+/// `SampleParams` of `sample.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct SampleParams {
+    pub cols: u32,
+    /// 0 = off.
+    pub top_k: u32,
+    /// 1 = off.
+    pub top_p: f32,
+    /// 0 = the first most likely token.
+    pub temperature: f32,
+    /// 1 = off.
+    pub penalty: f32,
+    /// Philox key (the seed's low and high words) and counter (the draw's).
+    pub key: [u32; 2],
+    pub draw: [u32; 2],
+    pub _pad: [u32; 3],
+}
+
 /// The struct's bytes as the u64 words cubecl's launch info carries (little-endian, as the
 /// GPU reads the uniform). Every params struct is a multiple of 8 bytes, checked below.
 pub(crate) fn info_words<T: Pod>(params: &T) -> Vec<u64> {
@@ -141,6 +160,7 @@ mod tests {
         assert_eq!(size_of::<SoftmaxParams>(), 32);
         assert_eq!(size_of::<EltParams>(), 16);
         assert_eq!(size_of::<DecodeAttentionParams>(), 32);
+        assert_eq!(size_of::<SampleParams>(), 48);
     }
 
     #[test]

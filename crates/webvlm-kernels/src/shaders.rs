@@ -17,6 +17,7 @@ mod src {
     pub const SOFTMAX: &str = include_str!("../../../shaders/softmax.wgsl");
     pub const SWIGLU: &str = include_str!("../../../shaders/swiglu.wgsl");
     pub const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
+    pub const SAMPLE: &str = include_str!("../../../shaders/sample.wgsl");
     pub const ATTENTION_DECODE: &str = include_str!("../../../shaders/attention_decode.wgsl");
     pub const MATVEC_Q8: &str = include_str!("../../../shaders/matvec_q8.wgsl");
     pub const MATVEC_Q4: &str = include_str!("../../../shaders/matvec_q4.wgsl");
@@ -151,10 +152,22 @@ pub enum FusedOp {
     Argmax,
     /// `attention_decode.wgsl`: one token's attention over the KV cache, a workgroup per head.
     DecodeAttention,
+    /// `sample.wgsl`: penalty, temperature, top-k, top-p and a seeded draw, one workgroup.
+    Sample,
 }
 
 impl FusedOp {
-    pub const ALL: [FusedOp; 6] = [FusedOp::RmsNorm, FusedOp::Rope, FusedOp::Softmax, FusedOp::SwiGlu, FusedOp::Argmax, FusedOp::DecodeAttention];
+    pub const ALL: [FusedOp; 7] =
+        [FusedOp::RmsNorm, FusedOp::Rope, FusedOp::Softmax, FusedOp::SwiGlu, FusedOp::Argmax, FusedOp::DecodeAttention, FusedOp::Sample];
+
+    /// The workgroup size the model launches it with: the sampler is one workgroup bisecting
+    /// over the whole vocabulary, so it takes WebGPU's guaranteed maximum.
+    pub fn workgroup_size(self) -> u32 {
+        match self {
+            FusedOp::Sample => 256,
+            _ => crate::ops::FUSED_WG,
+        }
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -164,6 +177,7 @@ impl FusedOp {
             FusedOp::SwiGlu => "swiglu",
             FusedOp::Argmax => "argmax",
             FusedOp::DecodeAttention => "attention_decode",
+            FusedOp::Sample => "sample",
         }
     }
 }
@@ -232,6 +246,7 @@ impl Kernel {
                 FusedOp::SwiGlu => vec![src::SWIGLU],
                 FusedOp::Argmax => vec![src::ARGMAX],
                 FusedOp::DecodeAttention => vec![src::ATTENTION_DECODE, src::REDUCE],
+                FusedOp::Sample => vec![src::SAMPLE],
             },
             Kernel::Matvec { scheme, reduction, .. } => {
                 let (family, layout) = match scheme {

@@ -149,7 +149,7 @@ pub fn all_variants() -> Vec<Kernel> {
             }
         }
     }
-    out.extend(crate::shaders::FusedOp::ALL.map(|op| Kernel::Fused { op, wg: crate::ops::FUSED_WG }));
+    out.extend(crate::shaders::FusedOp::ALL.map(|op| Kernel::Fused { op, wg: op.workgroup_size() }));
     out
 }
 

@@ -1,4 +1,4 @@
-//! The fused decoder kernels (`shaders/{rms_norm,rope,softmax,swiglu,attention_decode}.wgsl`) on wgpu (lavapipe
+//! The fused decoder kernels (`shaders/{rms_norm,rope,softmax,swiglu,attention_decode,sample}.wgsl`) on wgpu (lavapipe
 //! without a GPU) against the CPU reference: the same functions on burn's CPU backend, where
 //! they run the plain burn ops the model used before the kernels existed.
 //!
@@ -8,7 +8,7 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::gpu;
 use webvlm_kernels::ops::{DecodeAttention, Mask, attention_softmax, decode_attention, rms_norm, rope, swiglu};
 use webvlm_kernels::reference::Lcg;
@@ -173,4 +173,95 @@ fn decode_attention_refuses_bad_shapes() {
     assert!(decode_attention(z2([1, 56]), z([2, 4, 8]), z([2, 4, 8]), &a(3, 2, 1, 0)).is_err());
     assert!(decode_attention(z2([1, 40]), z([1, 4, 8]), z([1, 4, 8]), &a(2, 1, 1, 0)).is_err());
     assert!(decode_attention(z2([1, 32]), z([1, 4, 8]), z([1, 4, 8]), &a(2, 1, 1, 0)).is_ok());
+}
+
+/// The ids a mask tensor holds, and the id tensor's value.
+fn ints(t: Tensor<1, Int>) -> Vec<u32> {
+    t.try_into_data().expect("readback").iter::<i64>().map(|v| v as u32).collect()
+}
+
+/// `sample.wgsl` against `sample_ref`, the host sampler, for the same row, seen ids, settings
+/// and uniform: the same id, except where the reference's decision lay within 1e-5 of the mass
+/// from a boundary (f32 sums on the device, f64 on the host), and those must be rare. Rows: random at three temperatures of spread up to Qwen's vocabulary, heavy ties
+/// (top-k and top-p cut through a run of equal logits in index order), −∞ and NaN entries.
+/// The mask comes back with the pick's bit set exactly when a penalty applies.
+#[test]
+fn sample_picks_what_the_reference_picks() {
+    use webvlm_kernels::ops::{sample, seen_mask};
+    use webvlm_kernels::sample::{SampleSettings, sample_ref, uniform};
+    let dev = &gpu().device;
+    let mut rng = Lcg::new(31);
+    let mut rows: Vec<Vec<f32>> = Vec::new();
+    for (n, scale) in [(7, 1.0), (1000, 2.0), (1000, 0.3), (49_152, 3.0), (151_936, 4.0)] {
+        rows.push(rng.normals(n).iter().map(|v| v * scale).collect());
+    }
+    rows.push((0..600).map(|_| (rng.next_u32() % 3) as f32).collect());
+    let mut odd = rng.normals(300);
+    for i in (0..300).step_by(7) {
+        odd[i] = f32::NEG_INFINITY;
+    }
+    odd[5] = f32::NAN;
+    odd[250] = f32::NAN;
+    rows.push(odd);
+    let s = |temperature, top_k, top_p, repetition_penalty| SampleSettings { temperature, top_k, top_p, repetition_penalty };
+    let settings = [
+        s(0.0, 0, 1.0, 1.3),
+        s(1.0, 0, 1.0, 1.0),
+        s(0.7, 40, 1.0, 1.0),
+        s(0.8, 0, 0.9, 1.0),
+        s(1.3, 50, 0.77, 1.2),
+        s(1.0, 3, 1.0, 0.8),
+        s(2.0, 500, 0.5, 1.0),
+    ];
+    let (mut checked, mut near) = (0, 0);
+    for (r, row) in rows.iter().enumerate() {
+        let n = row.len();
+        let seen: Vec<u32> = (0..n as u32).filter(|_| rng.next_u32() % 5 == 0).collect();
+        for (c, set) in settings.iter().enumerate() {
+            let seed = 1000 * r as u64 + c as u64;
+            for draw in [0u64, 1, 2, 3, 1 << 33] {
+                let want = sample_ref(row, &seen, set, uniform(seed, draw));
+                let logits = Tensor::<2>::from_data(TensorData::new(row.clone(), [1, n]), dev);
+                let (id, mask) = sample(logits, seen_mask(&seen, n, dev), set, seed, draw).unwrap();
+                let got = ints(id)[0];
+                let mut expect_mask = seen.clone();
+                if set.repetition_penalty != 1.0 {
+                    expect_mask.push(got);
+                }
+                let words = ints(mask);
+                let held: Vec<u32> = (0..n as u32).filter(|&i| words[i as usize / 32] >> (i % 32) & 1 == 1).collect();
+                expect_mask.sort_unstable();
+                expect_mask.dedup();
+                assert_eq!(held, expect_mask, "mask after row {r} settings {set:?}");
+                checked += 1;
+                if got != want.id {
+                    assert!(want.margin < 1e-5, "row {r} ({n}), {set:?}, seed {seed} draw {draw}: got {got}, want {} (margin {})", want.id, want.margin);
+                    near += 1;
+                }
+            }
+        }
+    }
+    assert!(near * 50 <= checked, "{near} of {checked} draws differ (each within rounding of a boundary)");
+}
+
+/// The sampler refuses what it cannot mean, and penalises through a mask shared with another
+/// tensor without touching that tensor.
+#[test]
+fn sample_refuses_bad_input_and_keeps_a_shared_mask() {
+    use webvlm_kernels::ops::{sample, seen_mask};
+    use webvlm_kernels::sample::SampleSettings;
+    let dev = &gpu().device;
+    let ok = SampleSettings { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 2.0 };
+    let row = |n: usize| Tensor::<2>::from_data(TensorData::new((0..n).map(|i| i as f32).collect::<Vec<f32>>(), [1, n]), dev);
+    assert!(sample(row(40), seen_mask(&[], 20, dev), &ok, 0, 0).is_err(), "mask of the wrong length");
+    assert!(sample(row(40), seen_mask(&[], 40, dev), &SampleSettings { top_p: 0.0, ..ok }, 0, 0).is_err());
+    assert!(sample(row(40), seen_mask(&[], 40, dev), &SampleSettings { temperature: f32::NAN, ..ok }, 0, 0).is_err());
+    let two = Tensor::<2>::from_data(TensorData::new(vec![0f32; 8], [2, 4]), dev);
+    assert!(sample(two, seen_mask(&[], 4, dev), &ok, 0, 0).is_err(), "two rows");
+    // 39 is seen (39 / 2 = 19.5 < 38), so 38 wins; the caller's copy of the mask is unchanged.
+    let mask = seen_mask(&[39], 40, dev);
+    let (id, after) = sample(row(40), mask.clone(), &ok, 0, 0).unwrap();
+    assert_eq!(ints(id), vec![38]);
+    assert_eq!(ints(mask), vec![0, 1 << 7]);
+    assert_eq!(ints(after), vec![0, (1 << 7) | (1 << 6)]);
 }

@@ -71,7 +71,8 @@ enum Pending {
     /// The whole logits row on the host, for the CPU sampler (temperature, penalties, or a
     /// device without our kernels).
     Logits(Vec<f32>),
-    /// The greedy pick, made on the device: only its 4 bytes were read back.
+    /// The pick made on the device (argmax, or the sampler kernel): only its 4 bytes were
+    /// read back.
     Token(u32),
 }
 
@@ -94,8 +95,11 @@ pub struct Generator<V: Deref<Target = Vlm>> {
     /// The pending token's id on the device, when it was picked there: the next step embeds
     /// it from there and uploads nothing.
     device_id: Option<Tensor<1, Int>>,
-    /// Greedy decoding on a wgpu device: argmax runs there.
-    device_greedy: bool,
+    /// A wgpu device: the token is picked there (argmax when greedy, else `sample.wgsl`).
+    device_pick: bool,
+    /// The ids the repetition penalty applies to, as the device sampler's bit mask (made at
+    /// the first device-sampled pick, then updated by the kernel).
+    seen_mask: Option<Tensor<1, Int>>,
     finished: Option<FinishReason>,
     /// Prompt positions already in the cache when prefill starts (reused from an earlier turn).
     reused: usize,
@@ -149,13 +153,14 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         reused: usize,
     ) -> Result<Self, GenerateError> {
         let sampler = Sampler::new(&opts)?;
-        let device_greedy = sampler.is_greedy() && webvlm_kernels::gpu::is_wgpu(vlm.model.device());
+        let device_pick = webvlm_kernels::gpu::is_wgpu(vlm.model.device());
         Ok(Self {
             vlm,
             seen: prompt.input_ids.clone(),
             prompt,
             sampler,
-            device_greedy,
+            device_pick,
+            seen_mask: None,
             opts,
             cache,
             generated: Vec::new(),
@@ -224,7 +229,7 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         }
         let id = match self.next.take() {
             Some(Pending::Token(id)) => id,
-            Some(Pending::Logits(mut logits)) => self.sampler.sample(&mut logits, &self.seen),
+            Some(Pending::Logits(logits)) => self.sampler.sample(&logits, &self.seen),
             None => return Err(GenerateError::InvalidOption("step() called before prefill()".into())),
         };
         self.logits = None;
@@ -254,14 +259,28 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         Ok(Some(Step { id, text }))
     }
 
-    /// Read back what the next token is chosen from: greedy decoding on a wgpu device picks
-    /// on the device and reads back only the token id (4 bytes, not the `[vocab]` row);
-    /// everything else reads the row for the CPU sampler.
+    /// Read back what the next token is chosen from: on a wgpu device the token is picked
+    /// there and only its id comes back (4 bytes, not the `[vocab]` row); elsewhere the row is
+    /// read for the CPU sampler.
     async fn choose_from(&mut self, logits: Tensor<2>) -> Result<Pending, GenerateError> {
-        if !self.device_greedy {
+        if !self.device_pick {
             return Ok(Pending::Logits(read_f32_async(logits).await?));
         }
-        let id = webvlm_kernels::ops::argmax(logits.clone()).map_err(|e| ModelError::Kernel { name: "argmax".into(), message: e.to_string() })?;
+        let kernel_error = |name: &str, e: webvlm_kernels::error::KernelError| ModelError::Kernel { name: name.into(), message: e.to_string() };
+        let id = if self.sampler.is_greedy() {
+            webvlm_kernels::ops::argmax(logits.clone()).map_err(|e| kernel_error("argmax", e))?
+        } else {
+            let vocab = logits.dims()[1];
+            let mask = match self.seen_mask.take() {
+                Some(mask) => mask,
+                None => webvlm_kernels::ops::seen_mask(&self.seen, vocab, &logits.device()),
+            };
+            let draw = self.sampler.take_draw();
+            let (id, mask) = webvlm_kernels::ops::sample(logits.clone(), mask, self.sampler.settings(), self.sampler.seed(), draw)
+                .map_err(|e| kernel_error("sample", e))?;
+            self.seen_mask = Some(mask);
+            id
+        };
         let ids = read_ids_async(id.clone()).await?;
         self.logits = Some(logits);
         self.device_id = Some(id);

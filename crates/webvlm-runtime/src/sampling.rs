@@ -1,20 +1,21 @@
 //! Choosing the next token from logits, in the order transformers applies its processors:
-//! repetition penalty, temperature, top-k, top-p, then a draw from a seeded RNG (greedy when the
-//! temperature is 0).
+//! repetition penalty, temperature, top-k, top-p, then a seeded draw (greedy when the
+//! temperature is 0). The rule and its host implementation are `webvlm_kernels::sample`'s, the
+//! reference of the device sampler (`shaders/sample.wgsl`): draw `n` of a generation uses the
+//! Philox uniform of (seed, n) wherever it is picked, so a seeded run picks the same tokens on
+//! the host and on the GPU.
 
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use webvlm_kernels::sample::{SampleSettings, sample_ref, uniform};
 
 use crate::error::GenerateError;
 use crate::generate::GenerationOptions;
 
-/// Stateful sampler (it owns the RNG so a seed reproduces a whole generation).
+/// Stateful sampler: the settings, the seed and how many draws were made.
 #[derive(Debug, Clone)]
 pub struct Sampler {
-    temperature: f32,
-    top_k: usize,
-    top_p: f32,
-    repetition_penalty: f32,
-    rng: StdRng,
+    settings: SampleSettings,
+    seed: u64,
+    draws: u64,
 }
 
 impl Sampler {
@@ -29,69 +30,42 @@ impl Sampler {
         if !(opts.repetition_penalty > 0.0 && opts.repetition_penalty.is_finite()) {
             return bad(format!("repetition_penalty must be > 0, got {}", opts.repetition_penalty));
         }
-        Ok(Self {
+        let settings = SampleSettings {
             temperature: opts.temperature,
             top_k: opts.top_k,
             top_p: opts.top_p,
             repetition_penalty: opts.repetition_penalty,
-            rng: StdRng::seed_from_u64(opts.seed),
-        })
+        };
+        Ok(Self { settings, seed: opts.seed, draws: 0 })
     }
 
     /// Whether every pick is the plain argmax of the logits (temperature 0, no repetition
-    /// penalty): then the device can pick and the host needs only the id.
+    /// penalty): then the device's argmax kernel picks.
     pub fn is_greedy(&self) -> bool {
-        self.temperature == 0.0 && self.repetition_penalty == 1.0
+        self.settings.temperature == 0.0 && self.settings.repetition_penalty == 1.0
+    }
+
+    pub fn settings(&self) -> &SampleSettings {
+        &self.settings
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The number of the next draw, counted as taken (for a pick made on the device).
+    pub fn take_draw(&mut self) -> u64 {
+        self.draws += 1;
+        self.draws - 1
     }
 
     /// Pick a token from `logits` given the ids seen so far (prompt and generated).
-    pub fn sample(&mut self, logits: &mut [f32], seen: &[u32]) -> u32 {
-        if self.repetition_penalty != 1.0 {
-            let mut seen: Vec<u32> = seen.to_vec();
-            seen.sort_unstable();
-            seen.dedup();
-            for id in seen {
-                if let Some(l) = logits.get_mut(id as usize) {
-                    *l = if *l < 0.0 { *l * self.repetition_penalty } else { *l / self.repetition_penalty };
-                }
-            }
-        }
-        if self.temperature == 0.0 {
+    pub fn sample(&mut self, logits: &[f32], seen: &[u32]) -> u32 {
+        if self.is_greedy() {
             return argmax(logits);
         }
-        let mut order: Vec<usize> = (0..logits.len()).collect();
-        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-        if self.top_k > 0 && self.top_k < order.len() {
-            order.truncate(self.top_k);
-        }
-        let max = logits[order[0]] / self.temperature;
-        let mut probs: Vec<f64> = order.iter().map(|&i| ((logits[i] / self.temperature - max) as f64).exp()).collect();
-        let total: f64 = probs.iter().sum();
-        probs.iter_mut().for_each(|p| *p /= total);
-        if self.top_p < 1.0 {
-            // Keep the smallest prefix whose mass reaches top_p (at least one token).
-            let mut cum = 0.0;
-            let mut keep = probs.len();
-            for (i, p) in probs.iter().enumerate() {
-                cum += p;
-                if cum >= self.top_p as f64 {
-                    keep = i + 1;
-                    break;
-                }
-            }
-            probs.truncate(keep);
-            order.truncate(keep);
-            let total: f64 = probs.iter().sum();
-            probs.iter_mut().for_each(|p| *p /= total);
-        }
-        let mut r: f64 = self.rng.random::<f64>();
-        for (i, p) in probs.iter().enumerate() {
-            if r < *p {
-                return order[i] as u32;
-            }
-            r -= p;
-        }
-        order[probs.len() - 1] as u32
+        let draw = self.take_draw();
+        sample_ref(logits, seen, &self.settings, uniform(self.seed, draw)).id
     }
 }
 
@@ -117,16 +91,16 @@ mod tests {
     #[test]
     fn greedy_takes_first_maximum() {
         let mut s = Sampler::new(&opts()).unwrap();
-        assert_eq!(s.sample(&mut [0.1, 3.0, 3.0, -1.0], &[]), 1);
+        assert_eq!(s.sample(&[0.1, 3.0, 3.0, -1.0], &[]), 1);
     }
 
     #[test]
     fn repetition_penalty_follows_transformers_sign_rule() {
         let mut s = Sampler::new(&GenerationOptions { repetition_penalty: 2.0, ..opts() }).unwrap();
-        let mut logits = [4.0, 3.0, -1.0];
         // 4.0 → 2.0 (seen, positive), so 3.0 wins; -1.0 → -2.0.
-        assert_eq!(s.sample(&mut logits, &[0, 2, 0]), 1);
-        assert_eq!(logits, [2.0, 3.0, -2.0]);
+        assert_eq!(s.sample(&[4.0, 3.0, -1.0], &[0, 2, 0]), 1);
+        let mut s = Sampler::new(&GenerationOptions { repetition_penalty: 2.0, ..opts() }).unwrap();
+        assert_eq!(s.sample(&[-1.0, -1.5], &[0]), 1);
     }
 
     #[test]
@@ -134,8 +108,8 @@ mod tests {
         let mut a = Sampler::new(&GenerationOptions { temperature: 1.0, top_k: 1, seed: 7, ..opts() }).unwrap();
         let mut b = Sampler::new(&GenerationOptions { temperature: 1.0, top_p: 1e-6, seed: 7, ..opts() }).unwrap();
         for _ in 0..20 {
-            assert_eq!(a.sample(&mut [0.0, 1.0, 0.5], &[]), 1);
-            assert_eq!(b.sample(&mut [0.0, 1.0, 0.5], &[]), 1);
+            assert_eq!(a.sample(&[0.0, 1.0, 0.5], &[]), 1);
+            assert_eq!(b.sample(&[0.0, 1.0, 0.5], &[]), 1);
         }
     }
 
@@ -144,7 +118,7 @@ mod tests {
         let o = GenerationOptions { temperature: 1.0, seed: 42, ..opts() };
         let draw = |o: &GenerationOptions| {
             let mut s = Sampler::new(o).unwrap();
-            (0..4000).map(|_| s.sample(&mut [0.0, (3.0f32).ln(), f32::NEG_INFINITY], &[])).collect::<Vec<_>>()
+            (0..4000).map(|_| s.sample(&[0.0, (3.0f32).ln(), f32::NEG_INFINITY], &[])).collect::<Vec<_>>()
         };
         let a = draw(&o);
         assert_eq!(a, draw(&o));
