@@ -161,7 +161,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
     for (var i = lo; i < hi; i++) {
         var v = x[i];
         if (is_nan(v)) {
-            v = bitcast<f32>(0xff800000u);
+            // −∞, from a runtime value: Tint rejects an infinite constant expression.
+            v = bitcast<f32>(0xff800000u | (cols & 0u));
         }
         if (params.penalty != 1.0 && ((seen[i >> 5u] >> (i & 31u)) & 1u) == 1u) {
             v = select(v / params.penalty, v * params.penalty, v < 0.0);

@@ -66,6 +66,36 @@ describe('browser runtime', () => {
     await context.close();
   });
 
+  test('sampling runs on the device: seeded, reproducible, the same ids as natively', T, async () => {
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image) => {
+      const vlm = await api.WebVLM.load(arg.url);
+      const draw = async (seed) => {
+        const ids = [];
+        let usage;
+        const opts = { image: image(), prompt: arg.prompt, maxTokens: 6, ignoreEos: true, temperature: 1.5, topK: 20, topP: 0.95, repetitionPenalty: 1.2, seed };
+        for await (const c of vlm.generate(opts)) {
+          if (c.tokenId !== undefined) ids.push(c.tokenId);
+          if (c.usage) usage = c.usage;
+        }
+        return { ids, usage };
+      };
+      const result = { a: await draw(5), b: await draw(5), c: await draw(6) };
+      await vlm.dispose();
+      return result;
+    }, { url: server.modelUrl, prompt: GOLDENS.prompt });
+    assert.equal(out.error, undefined, `${JSON.stringify(out.error)}\n${page.consoleLines.join('\n')}`);
+    // `webvlm run --model tests/fixtures/packed/smolvlm-tiny --image …/image.png --temperature 1.5
+    // --top-k 20 --top-p 0.95 --repetition-penalty 1.2 --seed 5|6 --max-new-tokens 6 --ignore-eos`
+    // on lavapipe: the same Philox draws and the same kernel give the same picks.
+    assert.deepEqual(out.a.ids, [293, 148, 406, 219, 226, 148]);
+    assert.deepEqual(out.b.ids, out.a.ids, 'the same seed draws the same tokens');
+    assert.deepEqual(out.c.ids, [140, 36, 18, 232, 320, 201]);
+    // Only the picked id comes back per token, not the logits row.
+    assert.equal(out.a.usage.gpuCounts.perToken.readbackBytes, 4, JSON.stringify(out.a.usage.gpuCounts));
+    await context.close();
+  });
+
   test('the same model over a Hugging Face–style URL, and the chat API with KV reuse across turns', T, async () => {
     const { page, context } = await openPage(browser, server);
     const out = await run(page, async (api, arg, image) => {
