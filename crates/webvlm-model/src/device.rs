@@ -139,6 +139,35 @@ pub async fn read_ids_async<const D: usize>(t: Tensor<D, burn::tensor::Int>) -> 
     data.try_into_vec_as::<u32>().map_err(|e| ModelError::Device(format!("{e:?}")))
 }
 
+/// A read of token ids already on its way back: the copy is queued and submitted when the
+/// read starts, so work recorded after it runs on the device while the host awaits the ids.
+pub struct IdsInFlight {
+    read: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u32>>>>>,
+    done: Option<Result<Vec<u32>>>,
+}
+
+impl IdsInFlight {
+    /// Start reading `t` now. One poll runs the read up to its wait: burn's `into_data_async`
+    /// reaches cubecl's `read`, which records the copy after the queued work and submits it.
+    pub fn start(t: Tensor<1, burn::tensor::Int>) -> Self {
+        let mut read: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u32>>>>> = Box::pin(read_ids_async(t));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let done = match read.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => Some(r),
+            std::task::Poll::Pending => None,
+        };
+        Self { read, done }
+    }
+
+    /// The ids, once the device has produced and copied them.
+    pub async fn wait(self) -> Result<Vec<u32>> {
+        match self.done {
+            Some(r) => r,
+            None => self.read.await,
+        }
+    }
+}
+
 /// Resolves once the device has finished the work queued so far (at once off wgpu).
 pub async fn wait(device: &burn::tensor::Device) -> Result<()> {
     webvlm_kernels::gpu::wait(device).await.map_err(|e| ModelError::Device(e.to_string()))

@@ -4,7 +4,7 @@ use std::ops::Deref;
 
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
-use webvlm_model::device::{read_f32_async, read_ids_async};
+use webvlm_model::device::{IdsInFlight, read_f32_async};
 use webvlm_model::text::KvCache;
 use webvlm_model::{ModelError, PreparedPrompt, Vlm};
 
@@ -74,6 +74,8 @@ enum Pending {
     /// The pick made on the device (argmax, or the sampler kernel): only its 4 bytes were
     /// read back.
     Token(u32),
+    /// The same, its 4 bytes still on their way back.
+    InFlight(IdsInFlight),
 }
 
 /// A generation in progress. Call [`Generator::prefill`] once, then [`Generator::step`] until it
@@ -214,7 +216,11 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         // and text after it continues from the cache's next position.
         let mrope = if self.reused == 0 { self.prompt.positions.as_deref() } else { None };
         let logits = self.vlm.model.forward_at(embeds, &mut self.cache, mrope, false)?;
-        self.next = Some(self.choose_from(logits).await?);
+        // The first id is awaited here, so that a prefill ends when its work has run.
+        self.next = Some(match self.choose_from(logits).await? {
+            Pending::InFlight(read) => Pending::Token(first_id(read.wait().await?)?),
+            pending => pending,
+        });
         if self.opts.max_new_tokens == 0 {
             self.finished = Some(FinishReason::Length);
         }
@@ -223,23 +229,47 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
 
     /// Produce the next token, or `None` once finished. Dropping the generator between steps
     /// is how a caller aborts.
+    ///
+    /// When the token was picked on the device, the next token's whole step (its embedding
+    /// looked up from the id on the device, the decoder, the pick, the copy of the new id) is
+    /// recorded and submitted *before* this token's id is awaited, so the device never waits
+    /// for the host between tokens. A stop token is then seen one step late: the step recorded
+    /// after it is discarded and its cache position dropped.
     pub async fn step(&mut self) -> Result<Option<Step>, GenerateError> {
         if self.finished.is_some() {
             return Ok(None);
         }
-        let id = match self.next.take() {
-            Some(Pending::Token(id)) => id,
-            Some(Pending::Logits(logits)) => self.sampler.sample(&logits, &self.seen),
-            None => return Err(GenerateError::InvalidOption("step() called before prefill()".into())),
-        };
+        let pending = self.next.take().ok_or_else(|| GenerateError::InvalidOption("step() called before prefill()".into()))?;
         self.logits = None;
         let device_id = self.device_id.take();
+        let known_stop = matches!(pending, Pending::Token(id) if self.is_stop(id));
+        let room = self.generated.len() + 1 < self.opts.max_new_tokens && self.cache.len() < self.cache.capacity();
+        let mut ahead = None;
+        if let (Some(ids), true, false) = (&device_id, room, known_stop) {
+            if let Some(embeds) = self.vlm.model.embed_device(ids.clone()) {
+                let logits = self.vlm.model.forward(embeds, &mut self.cache, false)?;
+                ahead = Some(self.choose_from(logits).await?);
+            }
+        }
+        let id = match pending {
+            Pending::Token(id) => id,
+            Pending::InFlight(read) => first_id(read.wait().await?)?,
+            Pending::Logits(logits) => self.sampler.sample(&logits, &self.seen),
+        };
         self.seen.push(id);
         self.generated.push(id);
-        let is_stop = !self.opts.ignore_eos && self.vlm.stop_ids.contains(&id);
+        let is_stop = self.is_stop(id);
         let mut text = if is_stop { String::new() } else { self.stream.push(&self.vlm.tokenizer, id)? };
         if is_stop {
             self.finished = Some(FinishReason::Stop);
+            if ahead.take().is_some() {
+                // The step recorded after the stop token put it in the cache; nothing else did.
+                self.cache.truncate(self.cache.len() - 1);
+                self.logits = None;
+                self.device_id = None;
+            }
+        } else if let Some(next) = ahead {
+            self.next = Some(next);
         } else if self.generated.len() >= self.opts.max_new_tokens {
             self.finished = Some(FinishReason::Length);
         } else if self.cache.len() >= self.cache.capacity() {
@@ -259,9 +289,13 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         Ok(Some(Step { id, text }))
     }
 
-    /// Read back what the next token is chosen from: on a wgpu device the token is picked
-    /// there and only its id comes back (4 bytes, not the `[vocab]` row); elsewhere the row is
-    /// read for the CPU sampler.
+    fn is_stop(&self, id: u32) -> bool {
+        !self.opts.ignore_eos && self.vlm.stop_ids.contains(&id)
+    }
+
+    /// What the next token is chosen from: on a wgpu device the token is picked there and
+    /// only its id comes back (4 bytes, not the `[vocab]` row), its read started but not
+    /// awaited; elsewhere the row is read for the CPU sampler.
     async fn choose_from(&mut self, logits: Tensor<2>) -> Result<Pending, GenerateError> {
         if !self.device_pick {
             return Ok(Pending::Logits(read_f32_async(logits).await?));
@@ -281,11 +315,10 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
             self.seen_mask = Some(mask);
             id
         };
-        let ids = read_ids_async(id.clone()).await?;
+        let read = IdsInFlight::start(id.clone());
         self.logits = Some(logits);
         self.device_id = Some(id);
-        let id = ids.first().copied().ok_or_else(|| ModelError::Device("argmax read back no id".into()))?;
-        Ok(Pending::Token(id))
+        Ok(Pending::InFlight(read))
     }
 
     /// The logits the next token will be sampled from (after `prefill`, and after each step
@@ -294,7 +327,7 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
     pub async fn next_logits(&self) -> Result<Option<Vec<f32>>, GenerateError> {
         match (&self.next, &self.logits) {
             (Some(Pending::Logits(l)), _) => Ok(Some(l.clone())),
-            (Some(Pending::Token(_)), Some(t)) => Ok(Some(read_f32_async(t.clone()).await?)),
+            (Some(Pending::Token(_) | Pending::InFlight(_)), Some(t)) => Ok(Some(read_f32_async(t.clone()).await?)),
             _ => Ok(None),
         }
     }
@@ -316,4 +349,9 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
     pub fn finish_reason(&self) -> Option<FinishReason> {
         self.finished
     }
+}
+
+/// The one id a pick read back.
+fn first_id(ids: Vec<u32>) -> Result<u32, GenerateError> {
+    Ok(ids.first().copied().ok_or_else(|| ModelError::Device("the device pick read back no id".into()))?)
 }
