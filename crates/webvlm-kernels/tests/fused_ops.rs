@@ -265,3 +265,23 @@ fn sample_refuses_bad_input_and_keeps_a_shared_mask() {
     assert_eq!(ints(mask), vec![0, 1 << 7]);
     assert_eq!(ints(after), vec![0, (1 << 7) | (1 << 6)]);
 }
+
+/// A started read is on the queue before `start_read_u32` returns: once the device has
+/// finished what was submitted, the read is complete without being polled in between. (A read
+/// that began only when awaited would still be pending then, and work recorded after it
+/// could not overlap the wait.)
+#[test]
+fn a_started_read_is_submitted_at_once() {
+    use std::task::{Context, Poll, Waker};
+    let dev = &gpu().device;
+    let mut rng = Lcg::new(5);
+    let row = rng.normals(49_152);
+    let want = webvlm_kernels::sample::sample_ref(&row, &[], &webvlm_kernels::sample::SampleSettings { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0 }, 0.0).id;
+    let id = webvlm_kernels::ops::argmax(Tensor::<2>::from_data(TensorData::new(row, [1, 49_152]), dev)).unwrap();
+    let mut read = webvlm_kernels::gpu::start_read_u32(&id).expect("a wgpu i32 tensor");
+    pollster::block_on(webvlm_kernels::gpu::wait(dev)).unwrap();
+    match read.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(ids) => assert_eq!(ids.unwrap(), vec![want]),
+        Poll::Pending => panic!("the read was not submitted when it started"),
+    }
+}

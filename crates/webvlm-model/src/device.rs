@@ -143,28 +143,22 @@ pub async fn read_ids_async<const D: usize>(t: Tensor<D, burn::tensor::Int>) -> 
 /// read starts, so work recorded after it runs on the device while the host awaits the ids.
 pub struct IdsInFlight {
     read: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u32>>>>>,
-    done: Option<Result<Vec<u32>>>,
 }
 
 impl IdsInFlight {
-    /// Start reading `t` now. One poll runs the read up to its wait: burn's `into_data_async`
-    /// reaches cubecl's `read`, which records the copy after the queued work and submits it.
+    /// Start reading `t` now (on wgpu the copy is submitted before this returns; elsewhere
+    /// the read runs when awaited).
     pub fn start(t: Tensor<1, burn::tensor::Int>) -> Self {
-        let mut read: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u32>>>>> = Box::pin(read_ids_async(t));
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let done = match read.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(r) => Some(r),
-            std::task::Poll::Pending => None,
+        let read: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u32>>>>> = match webvlm_kernels::gpu::start_read_u32(&t) {
+            Some(read) => Box::pin(async move { read.await.map_err(|e| ModelError::Device(e.to_string())) }),
+            None => Box::pin(read_ids_async(t)),
         };
-        Self { read, done }
+        Self { read }
     }
 
     /// The ids, once the device has produced and copied them.
     pub async fn wait(self) -> Result<Vec<u32>> {
-        match self.done {
-            Some(r) => r,
-            None => self.read.await,
-        }
+        self.read.await
     }
 }
 
