@@ -58,9 +58,10 @@ pub fn start_read_u32(t: &Tensor<1, Int>) -> Option<ReadInFlight<Vec<u32>>> {
     }
     let desc = CopyDescriptor::new(c.handle.clone().binding(), c.meta.shape().clone(), c.meta.strides().clone(), 4);
     let client = c.client.clone();
+    // Counted when the copy is recorded, as the browser's counters count it at the API.
+    crate::counters::record_readback(4 * c.meta.shape().iter().product::<usize>() as u64);
     let mut read: ReadInFlight<Vec<u32>> = Box::pin(async move {
         let bytes = client.read_one_tensor_async(desc).await.map_err(|e| KernelError::Device(format!("{e:?}")))?;
-        crate::counters::record_readback(bytes.len() as u64);
         Ok(bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect())
     });
     // The first poll runs the block up to its wait: cubecl's `read` records the copy and
