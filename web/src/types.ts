@@ -71,6 +71,7 @@ export interface SamplingOptions {
   topK?: number;
   topP?: number;
   repetitionPenalty?: number;
+  /** Seeds the draws (Philox, counted per token): the same seed gives the same tokens. */
   seed?: number;
   /** Keep going past end-of-sequence tokens. */
   ignoreEos?: boolean;
