@@ -42,7 +42,6 @@ const WG: u32 = {{ wg }}u;
 const NONE: u32 = 0xffffffffu;
 
 var<workgroup> red_u: array<u32, WG>;
-var<workgroup> red_f: array<f32, WG>;
 // Lane-0 decisions every lane reads after a barrier.
 var<workgroup> found_lane: u32;
 var<workgroup> found_before: f32;
@@ -70,56 +69,39 @@ fn in_prefix(k: u32, i: u32, kt: u32, ct: u32) -> bool {
     return k > kt || (k == kt && i <= ct);
 }
 
-fn sum_u(li: u32, v: u32) -> u32 {
+// The u32 twin of common/reduce.wgsl's `reduce` (counts, keys): every lane gets the result.
+fn reduce_u(li: u32, v: u32, take_max: bool) -> u32 {
     red_u[li] = v;
     workgroupBarrier();
     for (var off = WG / 2u; off > 0u; off >>= 1u) {
         if (li < off) {
-            red_u[li] += red_u[li + off];
+            let a = red_u[li];
+            let b = red_u[li + off];
+            red_u[li] = select(a + b, max(a, b), take_max);
         }
         workgroupBarrier();
     }
-    let total = red_u[0];
+    let r = red_u[0];
     workgroupBarrier();
-    return total;
+    return r;
+}
+
+fn sum_u(li: u32, v: u32) -> u32 {
+    return reduce_u(li, v, false);
 }
 
 fn max_u(li: u32, v: u32) -> u32 {
-    red_u[li] = v;
-    workgroupBarrier();
-    for (var off = WG / 2u; off > 0u; off >>= 1u) {
-        if (li < off) {
-            red_u[li] = max(red_u[li], red_u[li + off]);
-        }
-        workgroupBarrier();
-    }
-    let total = red_u[0];
-    workgroupBarrier();
-    return total;
+    return reduce_u(li, v, true);
 }
 
 fn min_u(li: u32, v: u32) -> u32 {
     return ~max_u(li, ~v);
 }
 
-// Every lane's partial sum, into red_f for a serial scan by lane 0.
+// Every lane's partial sum, into `partial` (common/reduce.wgsl's) for a serial scan by lane 0.
 fn share_f(li: u32, v: f32) {
-    red_f[li] = v;
+    partial[li] = v;
     workgroupBarrier();
-}
-
-fn sum_f(li: u32, v: f32) -> f32 {
-    red_f[li] = v;
-    workgroupBarrier();
-    for (var off = WG / 2u; off > 0u; off >>= 1u) {
-        if (li < off) {
-            red_f[li] += red_f[li + off];
-        }
-        workgroupBarrier();
-    }
-    let total = red_f[0];
-    workgroupBarrier();
-    return total;
 }
 
 // 32 × 32 → 64-bit product as (high, low) words, from 16-bit halves (WGSL has no u64).
@@ -253,7 +235,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
             work[cols + i] = w;
             lane_mass += w;
         }
-        let mass = sum_f(li, lane_mass);
+        let mass = reduce_sum(li, lane_mass);
 
         // Top-p: the largest key K whose prefix holds top_p of the mass, then its ties.
         var k2 = k1;
@@ -268,7 +250,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
                 for (var i = lo; i < hi; i++) {
                     m += select(0.0, work[cols + i], order_key(work[i]) >= mid);
                 }
-                let total = sum_f(li, m);
+                let total = reduce_sum(li, m);
                 a = select(a, mid, total >= goal);
                 b = select(mid - 1u, b, total >= goal);
             }
@@ -280,16 +262,16 @@ fn main(@builtin(local_invocation_index) li: u32) {
                 above += select(0.0, work[cols + i], k > k2);
                 ties += select(0.0, work[cols + i], k == k2);
             }
-            let need = goal - sum_f(li, above);
+            let need = goal - reduce_sum(li, above);
             share_f(li, ties);
             if (li == 0u) {
                 var before = 0.0;
                 var lane = 0u;
                 for (; lane < WG - 1u; lane++) {
-                    if (before + red_f[lane] >= need) {
+                    if (before + partial[lane] >= need) {
                         break;
                     }
-                    before += red_f[lane];
+                    before += partial[lane];
                 }
                 found_lane = lane;
                 found_before = before;
@@ -330,18 +312,18 @@ fn main(@builtin(local_invocation_index) li: u32) {
         if (li == 0u) {
             var kept = 0.0;
             for (var l = 0u; l < WG; l++) {
-                kept += red_f[l];
+                kept += partial[l];
             }
             let r = philox4x32_10(vec4<u32>(params.draw0, params.draw1, 0u, 0u), vec2<u32>(params.key0, params.key1));
             let goal = f32(r.x >> 8u) * (1.0 / 16777216.0) * kept;
             var before = 0.0;
             var lane = NONE;
             for (var l = 0u; l < WG; l++) {
-                if (before + red_f[l] > goal) {
+                if (before + partial[l] > goal) {
                     lane = l;
                     break;
                 }
-                before += red_f[l];
+                before += partial[l];
             }
             found_lane = lane;
             found_before = before;

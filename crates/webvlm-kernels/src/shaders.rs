@@ -246,7 +246,7 @@ impl Kernel {
                 FusedOp::SwiGlu => vec![src::SWIGLU],
                 FusedOp::Argmax => vec![src::ARGMAX],
                 FusedOp::DecodeAttention => vec![src::ATTENTION_DECODE, src::REDUCE],
-                FusedOp::Sample => vec![src::SAMPLE],
+                FusedOp::Sample => vec![src::SAMPLE, src::REDUCE],
             },
             Kernel::Matvec { scheme, reduction, .. } => {
                 let (family, layout) = match scheme {
