@@ -215,3 +215,24 @@ fn device_picks_match_the_host_sampler_step_by_step() {
     // The seeds and temperatures draw something other than the greedy answer.
     assert!(sampled[2..].iter().any(|s| *s != sampled[0]), "every sampled run repeated the greedy tokens");
 }
+
+/// An abort leaves the next token's step and its id read in flight (the step after the one
+/// handed out is already submitted); the conversation goes on from where the host stopped, and
+/// the next generation is exactly what a fresh one gives.
+#[test]
+fn an_aborted_generation_leaves_nothing_in_flight_behind() {
+    let vlm = Vlm::load(&DirSource::new(fixture(FIXTURE).join("model")).unwrap(), &device(Backend::Wgpu)).unwrap();
+    let opts = GenerationOptions { max_new_tokens: 40, ignore_eos: true, ..Default::default() };
+    let mut g = Generator::new(&vlm, vlm.prepare("Describe the colours", None).unwrap(), opts.clone()).unwrap();
+    pollster::block_on(g.prefill()).unwrap();
+    for _ in 0..3 {
+        pollster::block_on(g.step()).unwrap().unwrap();
+    }
+    assert!(g.finish_reason().is_none());
+    let next = vlm.prepare("Hello there", None).unwrap();
+    let mut after = g.follow_up(next, GenerationOptions { max_new_tokens: 6, ..opts.clone() }).unwrap();
+    pollster::block_on(after.prefill()).unwrap();
+    while pollster::block_on(after.step()).unwrap().is_some() {}
+    let (fresh, _) = generate(&vlm, "Hello there", GenerationOptions { max_new_tokens: 6, ..opts });
+    assert_eq!(after.generated(), fresh.as_slice());
+}

@@ -139,26 +139,56 @@ pub async fn read_ids_async<const D: usize>(t: Tensor<D, burn::tensor::Int>) -> 
     data.try_into_vec_as::<u32>().map_err(|e| ModelError::Device(format!("{e:?}")))
 }
 
+type IdRead = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u32>>>>>;
+
+thread_local! {
+    /// Reads dropped before they completed (an aborted generation, a step discarded after a
+    /// stop token). They stay alive until their copy has landed: CubeCL hands a read's staging
+    /// buffer back to its pool when the read is dropped, and one still waiting for its map
+    /// would then be reused mid-map — an invalid copy that poisons the device.
+    static ORPHANS: std::cell::RefCell<Vec<IdRead>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Poll the orphaned reads once and let go of those that have finished.
+fn reap_orphans() {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    ORPHANS.with(|o| o.borrow_mut().retain_mut(|read| read.as_mut().poll(&mut cx).is_pending()));
+}
+
 /// A read of token ids already on its way back: the copy is queued and submitted when the
 /// read starts, so work recorded after it runs on the device while the host awaits the ids.
+/// Dropping it unfinished is safe (it is kept until its copy has landed).
 pub struct IdsInFlight {
-    read: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u32>>>>>,
+    read: Option<IdRead>,
 }
 
 impl IdsInFlight {
     /// Start reading `t` now (on wgpu the copy is submitted before this returns; elsewhere
     /// the read runs when awaited).
     pub fn start(t: Tensor<1, burn::tensor::Int>) -> Self {
-        let read: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u32>>>>> = match webvlm_kernels::gpu::start_read_u32(&t) {
+        reap_orphans();
+        let read: IdRead = match webvlm_kernels::gpu::start_read_u32(&t) {
             Some(read) => Box::pin(async move { read.await.map_err(|e| ModelError::Device(e.to_string())) }),
             None => Box::pin(read_ids_async(t)),
         };
-        Self { read }
+        Self { read: Some(read) }
     }
 
     /// The ids, once the device has produced and copied them.
-    pub async fn wait(self) -> Result<Vec<u32>> {
-        self.read.await
+    pub async fn wait(mut self) -> Result<Vec<u32>> {
+        match self.read.take() {
+            Some(read) => read.await,
+            None => Err(ModelError::Device("an id read was awaited twice".into())),
+        }
+    }
+}
+
+impl Drop for IdsInFlight {
+    fn drop(&mut self) {
+        if let Some(read) = self.read.take() {
+            ORPHANS.with(|o| o.borrow_mut().push(read));
+            reap_orphans();
+        }
     }
 }
 
