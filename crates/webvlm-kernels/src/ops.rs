@@ -209,6 +209,11 @@ pub fn seen_mask(ids: &[u32], vocab: usize, device: &burn::tensor::Device) -> Te
     for &id in ids.iter().filter(|&&id| (id as usize) < vocab) {
         words[id as usize / 32] |= 1 << (id % 32);
     }
+    words_tensor(words, device)
+}
+
+/// u32 words as burn's int type, bit for bit (the mask and the id travel as i32 on wgpu).
+fn words_tensor(words: Vec<u32>, device: &burn::tensor::Device) -> Tensor<1, Int> {
     let words: Vec<i32> = words.into_iter().map(|w| w as i32).collect();
     let len = words.len();
     Tensor::from_data(TensorData::new(words, [len]), device)
@@ -267,9 +272,7 @@ pub fn sample(logits: Tensor<2>, seen: Tensor<1, Int>, settings: &SampleSettings
 
 /// A mask in another int type, or not contiguous: rebuilt as the kernel's u32 words.
 fn seen_copy(seen: Tensor<1, Int>, device: &burn::tensor::Device) -> Result<CubeTensor> {
-    let words: Vec<i32> = seen.into_data().iter::<i64>().map(|w| w as i32).collect();
-    let len = words.len();
-    Tensor::<1, Int>::from_data(TensorData::new(words, [len]), device)
+    words_tensor(seen.into_data().iter::<i64>().map(|w| w as u32).collect(), device)
         .try_into_primitive::<CubeBackend>()
         .map_err(|e| KernelError::Device(format!("{e:?}")))
 }
@@ -285,9 +288,7 @@ fn sample_on_host(logits: Tensor<2>, seen: Tensor<1, Int>, settings: &SampleSett
     if settings.repetition_penalty != 1.0 {
         words[id as usize / 32] |= 1 << (id % 32);
     }
-    let words: Vec<i32> = words.into_iter().map(|w| w as i32).collect();
-    let len = words.len();
-    (Tensor::from_data(TensorData::new(vec![id as i32], [1]), &device), Tensor::from_data(TensorData::new(words, [len]), &device))
+    (words_tensor(vec![id], &device), words_tensor(words, &device))
 }
 
 /// What [`decode_attention`] needs to know of the model's attention.
