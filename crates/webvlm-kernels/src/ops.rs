@@ -18,7 +18,7 @@ use crate::device_matrix::wgpu_device;
 use crate::empty_f32;
 use crate::error::{KernelError, Result};
 use crate::launch::Io;
-use crate::params::{DecodeAttentionParams, EltParams, NormParams, RopeParams, SampleParams, SoftmaxParams, info_words};
+use crate::params::{DecodeAttentionParams, EltParams, FlashParams, NormParams, RopeParams, SampleParams, SoftmaxParams, info_words};
 use crate::sample::{SampleSettings, sample_ref, uniform};
 use crate::shaders::{FusedOp, Kernel};
 use crate::variants::DeviceCaps;
@@ -134,6 +134,154 @@ pub fn attention_softmax(scores: Tensor<3>, scale: f64, mask: Mask) -> Result<Te
     let params = SoftmaxParams { rows: (b * r) as u32, cols: t as u32, scale: scale as f32, n: n as u32, start: start as u32, causal, _pad: [0; 2] };
     run(FusedOp::Softmax, groups(b * r, &sc)?, &[&sc], &y, info_words(&params));
     Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
+/// Which keys each query row of [`flash_attention`] sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRange<'a> {
+    /// Every key (the vision towers).
+    All,
+    /// Row `r` is the token at position `start + r` and sees keys `0 ..= start + r` (prefill
+    /// after `start` cached positions).
+    Causal { start: usize },
+    /// Consecutive segments tiling the rows (Qwen2.5-VL's windows, in order): a row sees the
+    /// keys of its own segment, keys and rows being the same sequence.
+    Segments(&'a [std::ops::Range<usize>]),
+}
+
+/// `softmax(q·kᵀ·scale)·v` for every query row and head, keys `0 .. total` (those `keys`
+/// allows); grouped-query heads share KV head `h / (heads / kv_heads)`. On wgpu one dispatch
+/// (`attention_flash.wgsl`) that never holds a `[heads, n, keys]` scores tensor, reading q, k
+/// and v through their strides (a projection's output viewed as heads, a KV cache with room
+/// past `total`) and writing the rows with their heads side by side, as the output projection
+/// reads them. Off wgpu, or for heads over 256 values or not in f32, burn's matmuls around
+/// [`attention_softmax`]: the reference.
+///
+/// # Shapes
+/// `q: [heads, n, hd]`, `k, v: [kv_heads, ≥ total, hd]` → `[n, heads·hd]`
+pub fn flash_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, total: usize, keys: KeyRange<'_>, scale: f64) -> Result<Tensor<2>> {
+    let [heads, n, hd] = q.dims();
+    let [kvh, room, khd] = k.dims();
+    let segments_ok = |s: &[std::ops::Range<usize>]| {
+        s.first().is_none_or(|f| f.start == 0) && s.windows(2).all(|w| w[0].end == w[1].start) && s.iter().all(|r| r.start <= r.end)
+            && s.last().map_or(n == 0, |l| l.end == n)
+    };
+    let keys_ok = match keys {
+        KeyRange::All => true,
+        KeyRange::Causal { start } => start + n <= total,
+        KeyRange::Segments(s) => total == n && segments_ok(s),
+    };
+    if kvh == 0 || heads % kvh != 0 || khd != hd || v.dims() != k.dims() || total > room || !keys_ok {
+        return Err(KernelError::Device(format!(
+            "flash attention: q {:?} over k {:?} / v {:?}, {total} keys, {keys:?}",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        )));
+    }
+    let rep = heads / kvh;
+    let hd4 = hd.div_ceil(4);
+    let views = (hd4 <= 64).then(|| (heads_view(&q), heads_view(&k), heads_view(&v)));
+    let Some((Some((qc, q_hs, q_rs)), Some((kc, k_hs, k_rs)), Some((vc, v_hs, v_rs)))) = views else {
+        return Ok(flash_attention_ops(q, k, v, total, keys, scale));
+    };
+    crate::launch::check_binding(n * heads * hd, "attention output", DeviceCaps::of(&qc.client).max_binding_bytes)?;
+    let y = empty_f32(&qc, [n, heads * hd]);
+    if n == 0 || heads == 0 || hd == 0 {
+        return Ok(Tensor::from_primitive::<CubeBackend>(y));
+    }
+    let (mode, start, ranges) = match keys {
+        KeyRange::All => (0, 0, None),
+        KeyRange::Causal { start } => (1, start, None),
+        KeyRange::Segments(segments) => {
+            let mut words = vec![0u32; 2 * n];
+            for s in segments {
+                for r in s.clone() {
+                    words[2 * r] = s.start as u32;
+                    words[2 * r + 1] = s.end as u32;
+                }
+            }
+            let t = words_tensor(words, &q.device()).try_into_primitive::<CubeBackend>().map_err(|e| KernelError::Device(format!("{e:?}")))?;
+            (2, 0, Some(t))
+        }
+    };
+    // One word the kernel never reads stands in for the ranges it does not need.
+    let ranges = ranges.unwrap_or_else(|| {
+        CubeTensor::new_contiguous(qc.client.clone(), qc.device.clone(), [1usize].into(), qc.client.empty(4), DType::I32)
+    });
+    let wg = FUSED_WG as usize;
+    let row_blocks = n.div_ceil(wg);
+    let params = FlashParams {
+        heads: heads as u32,
+        rep: rep as u32,
+        n: n as u32,
+        hd: hd as u32,
+        total: total as u32,
+        mode,
+        start: start as u32,
+        scale: scale as f32,
+        q_hs,
+        q_rs,
+        k_hs,
+        k_rs,
+        v_hs,
+        v_rs,
+        row_blocks: row_blocks as u32,
+        _pad: 0,
+    };
+    crate::launch::launch_io(
+        Kernel::FlashAttention { hd4: hd4 as u32 },
+        &qc.client,
+        groups(heads * row_blocks, &qc)?,
+        &[(&qc, Io::Read), (&y, Io::Write), (&kc, Io::Read), (&vc, Io::Read), (&ranges, Io::Read)],
+        info_words(&params),
+    );
+    Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
+/// The f32 CubeCL tensor behind a `[heads, rows, hd]` view on wgpu and its head and row
+/// strides in elements; copied only when its last axis is not contiguous.
+fn heads_view(t: &Tensor<3>) -> Option<(CubeTensor, u32, u32)> {
+    wgpu_device(&t.device())?;
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    let c = t.clone().try_into_primitive::<CubeBackend>().ok()?;
+    let c = if c.meta.strides()[2] == 1 || c.meta.shape()[2] <= 1 { c } else { into_contiguous(c) };
+    let (hs, rs) = (c.meta.strides()[0], c.meta.strides()[1]);
+    Some((c, u32::try_from(hs).ok()?, u32::try_from(rs).ok()?))
+}
+
+/// [`flash_attention`] as burn ops: the scores materialised, per segment.
+fn flash_attention_ops(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, total: usize, keys: KeyRange<'_>, scale: f64) -> Tensor<2> {
+    let [heads, n, hd] = q.dims();
+    let kvh = k.dims()[0];
+    let k = k.slice_dim(1, 0..total);
+    let v = v.slice_dim(1, 0..total);
+    // Query heads sharing a KV head stacked along the rows: `[kv_heads, rep·rows, hd]`, how
+    // transformers' repeat_kv pairs them.
+    let attend = |q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, mask: Mask| -> Tensor<3> {
+        let [_, rows, _] = q.dims();
+        let q: Tensor<3> = q.reshape([kvh, heads / kvh * rows, hd]);
+        let w = attention_softmax(q.matmul(k.swap_dims(1, 2)), scale, mask).expect("softmax of a checked shape");
+        w.matmul(v).reshape([heads, rows, hd])
+    };
+    let ctx = match keys {
+        KeyRange::All => attend(q, k, v, Mask::None),
+        KeyRange::Causal { start } => attend(q, k, v, Mask::Causal { n, start }),
+        KeyRange::Segments(segments) => {
+            let parts: Vec<Tensor<3>> = segments
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    let part = |t: &Tensor<3>| t.clone().slice_dim(1, s.clone());
+                    attend(part(&q), part(&k), part(&v), Mask::None)
+                })
+                .collect();
+            Tensor::cat(parts, 1)
+        }
+    };
+    ctx.swap_dims(0, 1).reshape([n, heads * hd])
 }
 
 /// The additive mask of [`Mask::Causal`]: 0 where visible, −∞ elsewhere.

@@ -114,6 +114,35 @@ pub struct DecodeAttentionParams {
     pub scale: f32,
 }
 
+/// `FlashParams` of `attention_flash.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct FlashParams {
+    pub heads: u32,
+    /// Query heads per KV head.
+    pub rep: u32,
+    /// Query rows.
+    pub n: u32,
+    pub hd: u32,
+    /// Keys per KV head.
+    pub total: u32,
+    /// 0: every key; 1: causal; 2: per-row ranges.
+    pub mode: u32,
+    /// Causal: the position of query row 0.
+    pub start: u32,
+    pub scale: f32,
+    /// Element strides (per head, per row) of q, k and v.
+    pub q_hs: u32,
+    pub q_rs: u32,
+    pub k_hs: u32,
+    pub k_rs: u32,
+    pub v_hs: u32,
+    pub v_rs: u32,
+    /// Workgroups per head.
+    pub row_blocks: u32,
+    pub _pad: u32,
+}
+
 /// `SampleParams` of `sample.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
@@ -161,6 +190,7 @@ mod tests {
         assert_eq!(size_of::<EltParams>(), 16);
         assert_eq!(size_of::<DecodeAttentionParams>(), 32);
         assert_eq!(size_of::<SampleParams>(), 48);
+        assert_eq!(size_of::<FlashParams>(), 64);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod src {
     pub const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
     pub const SAMPLE: &str = include_str!("../../../shaders/sample.wgsl");
     pub const ATTENTION_DECODE: &str = include_str!("../../../shaders/attention_decode.wgsl");
+    pub const ATTENTION_FLASH: &str = include_str!("../../../shaders/attention_flash.wgsl");
     pub const MATVEC_Q8: &str = include_str!("../../../shaders/matvec_q8.wgsl");
     pub const MATVEC_Q4: &str = include_str!("../../../shaders/matvec_q4.wgsl");
     pub const MATVEC_F16: &str = include_str!("../../../shaders/matvec_f16.wgsl");
@@ -193,6 +194,16 @@ pub enum Kernel {
     Matmul { scheme: QuantScheme, precision: Precision, tile: Tile },
     /// A fused decoder operation; `wg` a power of two (the row reductions halve it).
     Fused { op: FusedOp, wg: u32 },
+    /// `attention_flash.wgsl`: attention of many query rows, tile by tile, for heads of up to
+    /// `4·hd4` values (the per-lane registers and the tile size follow `hd4`).
+    FlashAttention { hd4: u32 },
+}
+
+/// Keys per tile of [`Kernel::FlashAttention`]: two tiles (keys and values, `hd4` vec4s per
+/// key) within WebGPU's guaranteed 16 KiB of workgroup memory, less 1 KiB for its other
+/// workgroup variables.
+pub fn flash_keys_per_tile(hd4: u32) -> u32 {
+    ((MAX_WORKGROUP_BYTES - 1024) / (2 * 16 * hd4.max(1))).clamp(1, 64)
 }
 
 impl Kernel {
@@ -200,6 +211,7 @@ impl Kernel {
     pub fn workgroup_size(&self) -> u32 {
         match *self {
             Kernel::Copy { wg, .. } | Kernel::Fused { wg, .. } => wg,
+            Kernel::FlashAttention { .. } => crate::ops::FUSED_WG,
             Kernel::Matvec { reduction: Reduction::Workgroup { wg, .. } | Reduction::Subgroup { wg, .. }, .. } => wg,
             Kernel::Matmul { tile, .. } => (tile.tm / tile.rm) * (tile.tn / tile.rn),
         }
@@ -221,6 +233,7 @@ impl Kernel {
         match *self {
             Kernel::Copy { wg, items } => format!("copy/wg{wg}x{items}"),
             Kernel::Fused { op, wg } => format!("{}/wg{wg}", op.name()),
+            Kernel::FlashAttention { hd4 } => format!("attention_flash/hd{}", 4 * hd4),
             Kernel::Matvec { scheme, precision, reduction, fuse } => {
                 let r = match reduction {
                     Reduction::Workgroup { wg, tpr, rpi } => format!("wg{wg}/tpr{tpr}/rpi{rpi}"),
@@ -248,6 +261,7 @@ impl Kernel {
                 FusedOp::DecodeAttention => vec![src::ATTENTION_DECODE, src::REDUCE],
                 FusedOp::Sample => vec![src::SAMPLE, src::REDUCE],
             },
+            Kernel::FlashAttention { .. } => vec![src::ATTENTION_FLASH],
             Kernel::Matvec { scheme, reduction, .. } => {
                 let (family, layout) = match scheme {
                     QuantScheme::Q8 => (src::MATVEC_Q8, src::Q8),
@@ -285,6 +299,13 @@ impl Kernel {
         let mut vars = vec![("enables", enables.join("\n"))];
         match *self {
             Kernel::Fused { wg, .. } => vars.push(("wg", wg.to_string())),
+            Kernel::FlashAttention { hd4 } => {
+                let bc = flash_keys_per_tile(hd4);
+                vars.push(("wg", self.workgroup_size().to_string()));
+                vars.push(("hd4", hd4.to_string()));
+                vars.push(("bc", bc.to_string()));
+                vars.push(("tile", (bc * hd4).to_string()));
+            }
             Kernel::Copy { wg, items } => {
                 vars.push(("wg", wg.to_string()));
                 vars.push(("items", items.to_string()));

@@ -150,6 +150,9 @@ pub fn all_variants() -> Vec<Kernel> {
         }
     }
     out.extend(crate::shaders::FusedOp::ALL.map(|op| Kernel::Fused { op, wg: op.workgroup_size() }));
+    // Head sizes of the supported models (SigLIP 64/72, Qwen-VL's vision and Phi 80, Qwen2 128)
+    // and the extremes.
+    out.extend([1, 16, 18, 20, 32, 64].map(|hd4| Kernel::FlashAttention { hd4 }));
     out
 }
 
@@ -167,7 +170,7 @@ mod tests {
             match k {
                 Kernel::Matvec { reduction, .. } => assert!(reduction.is_valid(), "{}", k.label()),
                 Kernel::Matmul { tile, .. } => assert!(tile.is_valid(), "{}", k.label()),
-                Kernel::Copy { .. } | Kernel::Fused { .. } => {}
+                Kernel::Copy { .. } | Kernel::Fused { .. } | Kernel::FlashAttention { .. } => {}
             }
         }
         for c in [caps(false, false, false), caps(true, true, false), caps(true, true, true)] {

@@ -1,4 +1,4 @@
-//! The fused decoder kernels (`shaders/{rms_norm,rope,softmax,swiglu,attention_decode,sample}.wgsl`) on wgpu (lavapipe
+//! The fused kernels (`shaders/{rms_norm,rope,softmax,swiglu,attention_decode,attention_flash,sample}.wgsl`) on wgpu (lavapipe
 //! without a GPU) against the CPU reference: the same functions on burn's CPU backend, where
 //! they run the plain burn ops the model used before the kernels existed.
 //!
@@ -10,7 +10,7 @@ mod common;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::gpu;
-use webvlm_kernels::ops::{DecodeAttention, Mask, attention_softmax, decode_attention, rms_norm, rope, swiglu};
+use webvlm_kernels::ops::{DecodeAttention, KeyRange, Mask, attention_softmax, decode_attention, flash_attention, rms_norm, rope, swiglu};
 use webvlm_kernels::reference::Lcg;
 
 #[allow(deprecated)]
@@ -173,6 +173,100 @@ fn decode_attention_refuses_bad_shapes() {
     assert!(decode_attention(z2([1, 56]), z([2, 4, 8]), z([2, 4, 8]), &a(3, 2, 1, 0)).is_err());
     assert!(decode_attention(z2([1, 40]), z([1, 4, 8]), z([1, 4, 8]), &a(2, 1, 1, 0)).is_err());
     assert!(decode_attention(z2([1, 32]), z([1, 4, 8]), z([1, 4, 8]), &a(2, 1, 1, 0)).is_ok());
+}
+
+/// How a test hands q, k or v to `flash_attention`.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// `[heads, rows, hd]` contiguous (RoPE's output, a KV cache).
+    HeadsFirst,
+    /// A projection's `[rows, heads·hd]` output viewed as heads (strided, no copy).
+    Rows,
+}
+
+fn heads_tensor(data: &[f32], [heads, rows, hd]: [usize; 3], layout: Layout, d: &Device) -> Tensor<3> {
+    match layout {
+        Layout::HeadsFirst => t(data, [heads, rows, hd], d),
+        Layout::Rows => {
+            // `data` is [heads, rows, hd]; lay it out as [rows, heads·hd], then view it back.
+            let mut r = vec![0.0; data.len()];
+            for (i, &x) in data.iter().enumerate() {
+                let (h, row, e) = (i / (rows * hd), i / hd % rows, i % hd);
+                r[row * heads * hd + h * hd + e] = x;
+            }
+            t(&r, [rows, heads * hd], d).reshape([rows, heads, hd]).swap_dims(0, 1)
+        }
+    }
+}
+
+/// `attention_flash.wgsl` against burn's matmuls and softmax on the CPU: every key, causal
+/// after cached positions with room left in the cache, windows (one of them empty), grouped
+/// heads, head sizes from 6 (not whole vec4s) to 256, rows past one workgroup and a partial
+/// last one, 1 100 keys with large scores (the online softmax rescales what it summed), q/k/v
+/// as strided views of projections. Tolerance: the file's, its absolute part times the gain of
+/// the queries.
+#[test]
+fn flash_attention_matches_the_cpu_reference() {
+    let mut rng = Lcg::new(11);
+    let windows = [0..16, 16..16, 16..80, 80..100];
+    // (heads, kv_heads, rows, hd, cache room, keys, layout, gain)
+    let cases: [(usize, usize, usize, usize, usize, KeyRange<'_>, Layout, f32); 8] = [
+        (3, 3, 70, 64, 70, KeyRange::All, Layout::Rows, 1.0),
+        (6, 2, 37, 64, 80, KeyRange::Causal { start: 20 }, Layout::HeadsFirst, 1.0),
+        (4, 1, 130, 80, 130, KeyRange::Causal { start: 0 }, Layout::HeadsFirst, 3.0),
+        (2, 1, 5, 6, 7, KeyRange::All, Layout::HeadsFirst, 1.0),
+        (2, 2, 9, 256, 16, KeyRange::Causal { start: 3 }, Layout::Rows, 1.0),
+        (2, 2, 100, 80, 100, KeyRange::Segments(&windows), Layout::Rows, 2.0),
+        (2, 2, 100, 72, 100, KeyRange::Segments(&[0..100]), Layout::HeadsFirst, 1.0),
+        (2, 1, 1100, 64, 1100, KeyRange::Causal { start: 0 }, Layout::HeadsFirst, 6.0),
+    ];
+    for (heads, kvh, n, hd, room, keys, layout, gain) in cases {
+        let total = match keys {
+            KeyRange::Causal { start } => start + n,
+            _ => n,
+        };
+        let q: Vec<f32> = rng.normals(heads * n * hd).iter().map(|v| gain * v).collect();
+        let k = rng.normals(kvh * room * hd);
+        let v = rng.normals(kvh * room * hd);
+        let kv_layout = if room == total { layout } else { Layout::HeadsFirst };
+        let run = |d: &Device| {
+            let y = flash_attention(
+                heads_tensor(&q, [heads, n, hd], layout, d),
+                heads_tensor(&k, [kvh, room, hd], kv_layout, d),
+                heads_tensor(&v, [kvh, room, hd], kv_layout, d),
+                total,
+                keys,
+                (hd as f64).powf(-0.5),
+            )
+            .unwrap();
+            assert_eq!(y.dims(), [n, heads * hd]);
+            values(y)
+        };
+        let what = format!("flash attention {heads}/{kvh} heads, {n} rows, hd {hd}, {total} of {room} keys, {keys:?}, {layout:?}");
+        // Scores grow with the gain, and an ulp of a score is a relative error of every
+        // weight exp() makes from it: the absolute bound grows with the gain too.
+        let (got, want) = (run(&gpu().device), run(&cpu()));
+        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 2e-6 * gain + 2e-5 * w.abs(), "{what}: [{i}] = {g}, want {w}");
+        }
+    }
+}
+
+#[test]
+fn flash_attention_refuses_bad_shapes() {
+    let d = gpu().device.clone();
+    let z = |shape: [usize; 3]| Tensor::<3>::zeros(shape, &d);
+    let run = |q, k, total, keys| flash_attention(z(q), z(k), z(k), total, keys, 1.0);
+    // Heads not a multiple of the KV heads, head sizes that differ, more keys than the cache
+    // holds, a causal row past the keys, windows that leave a gap or stop short.
+    assert!(run([3, 4, 8], [2, 4, 8], 4, KeyRange::All).is_err());
+    assert!(run([2, 4, 8], [1, 4, 6], 4, KeyRange::All).is_err());
+    assert!(run([2, 4, 8], [1, 4, 8], 5, KeyRange::All).is_err());
+    assert!(run([2, 4, 8], [1, 6, 8], 6, KeyRange::Causal { start: 3 }).is_err());
+    assert!(run([2, 4, 8], [2, 4, 8], 4, KeyRange::Segments(&[0..1, 2..4])).is_err());
+    assert!(run([2, 4, 8], [2, 4, 8], 4, KeyRange::Segments(&[0..3])).is_err());
+    assert!(run([2, 4, 8], [1, 6, 8], 6, KeyRange::Causal { start: 2 }).is_ok());
+    assert!(run([2, 4, 8], [2, 4, 8], 4, KeyRange::Segments(&[0..1, 1..4])).is_ok());
 }
 
 /// The ids a mask tensor holds, and the id tensor's value.

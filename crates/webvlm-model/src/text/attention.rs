@@ -2,7 +2,7 @@
 //! only in which projections carry a bias and in the output projection's name).
 
 use burn::tensor::Tensor;
-use webvlm_kernels::ops::{DecodeAttention, Mask, attention_softmax, decode_attention};
+use webvlm_kernels::ops::{DecodeAttention, KeyRange, decode_attention, flash_attention};
 
 use super::kv_cache::KvCache;
 use super::rope::RopeAt;
@@ -67,10 +67,10 @@ impl Attention {
 
     /// Attend the `n` new positions (starting at `cache.len()`) to everything cached so far.
     ///
-    /// Grouped-query attention without copying K/V: the `rep = heads / kv_heads` query heads
-    /// that share a KV head are stacked along the sequence axis, `[kv_heads, rep·n, head_dim]`,
-    /// which is exactly how transformers' `repeat_kv` pairs them (head h uses kv head h / rep).
-    /// One token (decode) goes through a single kernel: RoPE, the cache write and attention.
+    /// Grouped-query attention without copying K/V: query head h reads KV head h / rep
+    /// (transformers' `repeat_kv` pairing). One token (decode) goes through a single kernel:
+    /// RoPE, the cache write and attention; several (prefill) through flash attention over the
+    /// cache, never holding their scores.
     ///
     /// `residual`, when given, is added to the output inside the o-projection.
     ///
@@ -80,7 +80,6 @@ impl Attention {
         let [n, _] = x.dims();
         let start = cache.len();
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
-        let rep = h / kvh;
         let scale = (hd as f64).powf(-0.5);
         let qkv = self.project(x)?;
         if n == 1 {
@@ -96,13 +95,9 @@ impl Attention {
         let k = rope.apply(qkv.clone().slice_dim(1, h * hd..(h + kvh) * hd), kvh)?;
         let v: Tensor<3> = qkv.slice_dim(1, (h + kvh) * hd..(h + 2 * kvh) * hd).reshape([n, kvh, hd]).swap_dims(0, 1);
         let (keys, values) = cache.append(layer, k, v);
-
-        let q: Tensor<3> = q.reshape([kvh, rep * n, hd]);
-        let scores = q.matmul(keys.swap_dims(1, 2)); // [kvh, rep·n, total]
-        let weights = attention_softmax(scores, scale, Mask::Causal { n, start })
-            .map_err(|e| crate::error::ModelError::Kernel { name: "attention softmax".into(), message: e.to_string() })?;
-        let ctx = weights.matmul(values); // [kvh, rep·n, hd]
-        let ctx: Tensor<3> = ctx.reshape([h, n, hd]);
-        self.o.forward_fused(ctx.swap_dims(0, 1).reshape([n, h * hd]), false, residual)
+        // [n, h·hd], heads side by side: what the o-projection reads.
+        let ctx = flash_attention(q, keys, values, start + n, KeyRange::Causal { start }, scale)
+            .map_err(|e| crate::error::ModelError::Kernel { name: "prefill attention".into(), message: e.to_string() })?;
+        self.o.forward_fused(ctx, false, residual)
     }
 }

@@ -81,11 +81,12 @@ impl KvCache {
         self.capacity = capacity;
     }
 
-    /// Write `n` new positions for `layer` at `len..len+n` and return keys/values of all
-    /// `len+n` positions. The caller checks capacity first; [`KvCache::advance`] commits.
+    /// Write `n` new positions for `layer` at `len..len+n` and return the layer's whole key
+    /// and value buffers (positions past `len+n` unused). The caller checks capacity first;
+    /// [`KvCache::advance`] commits.
     ///
     /// # Shapes
-    /// `k, v: [kv_heads, n, head_dim]` → `([kv_heads, len+n, head_dim], same)`
+    /// `k, v: [kv_heads, n, head_dim]` → `([kv_heads, capacity, head_dim], same)`
     pub(crate) fn append(&mut self, layer: usize, k: Tensor<3>, v: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
         let [h, n, d] = k.dims();
         let (start, end) = (self.len, self.len + n);
@@ -95,7 +96,7 @@ impl KvCache {
         let values = std::mem::replace(&mut self.values[layer], self.placeholder.clone()).slice_assign([0..h, start..end, 0..d], v);
         self.keys[layer] = keys.clone();
         self.values[layer] = values.clone();
-        (keys.slice([0..h, 0..end, 0..d]), values.slice([0..h, 0..end, 0..d]))
+        (keys, values)
     }
 
     /// Move `layer`'s whole key and value buffers out (all `capacity` positions) for a kernel

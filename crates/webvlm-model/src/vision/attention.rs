@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use burn::tensor::Tensor;
-use webvlm_kernels::ops::{Mask, attention_softmax};
+use webvlm_kernels::ops::{KeyRange, flash_attention};
 
 use crate::config::VisionConfig;
 use crate::error::Result;
@@ -76,24 +76,13 @@ impl VisionAttention {
         };
         let v = split(v); // [heads, n, head_dim]
         let scale = (self.head_dim as f64).powf(-0.5);
-        let attend = |q: Tensor<3>, k: Tensor<3>, v: Tensor<3>| -> Result<Tensor<3>> {
-            let scores = q.matmul(k.swap_dims(1, 2));
-            Ok(attention_softmax(scores, scale, Mask::None).map_err(kernel_error)?.matmul(v))
-        };
-        let ctx = if segments.len() <= 1 {
-            attend(q, k, v)?
-        } else {
-            let mut parts = Vec::with_capacity(segments.len());
-            for seg in segments.iter().filter(|s| !s.is_empty()) {
-                let part = |t: &Tensor<3>| t.clone().slice_dim(1, seg.clone());
-                parts.push(attend(part(&q), part(&k), part(&v))?);
-            }
-            Tensor::cat(parts, 1)
-        }; // [heads, n, head_dim]
-        self.out.forward(ctx.swap_dims(0, 1).reshape([n, d]))
+        let keys = if segments.len() <= 1 { KeyRange::All } else { KeyRange::Segments(segments) };
+        // [n, hidden], heads side by side.
+        let ctx = flash_attention(q, k, v, n, keys, scale).map_err(kernel_error)?;
+        self.out.forward(ctx)
     }
 }
 
 fn kernel_error(e: webvlm_kernels::KernelError) -> crate::error::ModelError {
-    crate::error::ModelError::Kernel { name: "vision attention softmax".into(), message: e.to_string() }
+    crate::error::ModelError::Kernel { name: "vision attention".into(), message: e.to_string() }
 }
