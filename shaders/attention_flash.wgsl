@@ -11,8 +11,9 @@
 // row's position, a windowed one (Qwen2.5-VL) keeps to its rows' windows.
 // Grouped-query heads read KV head h / rep (transformers' repeat_kv pairing). The output is
 // written as [n, heads·hd], what the output projection reads, so no transpose follows.
-// Views: q, k and v are read through strides (head, row), so a projection's [n, heads·hd]
-// output or a KV cache [kv_heads, capacity, hd] serves without a copy.
+// Views: q, k and v are read through an offset and strides (head, row), so a projection's
+// [n, heads·hd] output, a joined q/k/v projection's [n, (heads + 2·kv_heads)·hd] or a KV cache
+// [kv_heads, capacity, hd] serves without a copy.
 
 struct FlashParams {
     heads: u32,
@@ -30,7 +31,12 @@ struct FlashParams {
     v_hs: u32,
     v_rs: u32,
     row_blocks: u32, // workgroups per head: ceil(n / WG)
-    _pad: u32,
+    q_off: u32,      // element offsets of q, k and v (a joined projection's output)
+    k_off: u32,
+    v_off: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> q: array<f32>;
@@ -127,7 +133,7 @@ fn main(
     var acc: array<vec4<f32>, HD4>;
     if (live) {
         mine = row_range(r);
-        let qb = head * params.q_hs + r * params.q_rs;
+        let qb = params.q_off + head * params.q_hs + r * params.q_rs;
         for (var c = 0u; c < HD4; c++) {
             qv[c] = load_q(qb, c);
             acc[c] = vec4<f32>(0.0);
@@ -145,8 +151,8 @@ fn main(
             var kk = vec4<f32>(0.0);
             var vv = vec4<f32>(0.0);
             if (j < count) {
-                kk = load_k(kvh * params.k_hs + (t0 + j) * params.k_rs, c);
-                vv = load_v(kvh * params.v_hs + (t0 + j) * params.v_rs, c);
+                kk = load_k(params.k_off + kvh * params.k_hs + (t0 + j) * params.k_rs, c);
+                vv = load_v(params.v_off + kvh * params.v_hs + (t0 + j) * params.v_rs, c);
             }
             k_s[i] = kk;
             v_s[i] = vv;

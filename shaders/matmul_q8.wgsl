@@ -7,7 +7,7 @@
 @group(0) @binding(2) var<storage, read_write> qs: array<u32>;
 // [ceil(N·Kb / 2)] f16 scales, two per word.
 @group(0) @binding(3) var<storage, read_write> qd: array<u32>;
-@group(0) @binding(4) var<uniform> params: MatmulParams;
+@group(0) @binding({{ params_binding }}) var<uniform> params: MatmulParams;
 
 // Weights 4·j .. 4·j+3 of block b of row n.
 fn w4(n: u32, b: u32, j: u32) -> vec4<CT> {

@@ -1,4 +1,7 @@
 // Matmul entry point: a workgroup computes a TM×TN tile of y, each invocation RM×RN of it.
+// Its epilogue (`store_mn`) may add a bias per column, apply an activation (common/act.wgsl)
+// and add a residual per element, bound after the weight planes: a vision block's projections
+// then need no separate bias, activation or residual kernels.
 // Per step of 32 along K, the workgroup stages one block of x (TM rows) and one block of W
 // (TN rows, dequantised by the family's `w4`) in shared memory, so every weight is read
 // and dequantised once per tile instead of once per output row.
@@ -13,6 +16,13 @@ const WG: u32 = (TM / RM) * (TN / RN);
 // 32 columns = 8 vec4s per row.
 var<workgroup> xs: array<vec4<CT>, TM * 8u>;
 var<workgroup> ws: array<vec4<CT>, TN * 8u>;
+
+{{ epilogue_bindings }}
+// Output (row m, column c of the whole matrix) = v, through the epilogue.
+fn store_mn(m: u32, c: u32, v: f32) {
+    let i = m * params.ld_y + c;
+    {{ epilogue }}
+}
 
 @compute @workgroup_size(WG)
 fn main(
@@ -63,7 +73,7 @@ fn main(
         for (var j = 0u; j < RN; j++) {
             let n = n0 + j * TX + tx;
             if (m < params.m && n < params.n) {
-                y[m * params.ld_y + params.n_offset + n] = acc[i * RN + j];
+                store_mn(m, params.n_offset + n, acc[i * RN + j]);
             }
         }
     }

@@ -128,7 +128,8 @@ pub(crate) fn matvec(
 /// `y[.., n_offset .. n_offset + n] = x · W_chunkᵀ` for one row chunk (prefill, M > 1).
 ///
 /// # Shapes
-/// `x: [m, 4·k4]` f32, planes per [`QuantScheme`], `y: [m, ld_y]` f32.
+/// `x: [m, 4·k4]` f32, planes per [`QuantScheme`] then the epilogue's bias `[ld_y]` and
+/// residual `[m, ld_y]` where it has them, `y: [m, ld_y]` f32.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(kernel: Kernel, caps: &DeviceCaps, x: &CubeTensor, planes: &[CubeTensor], y: &CubeTensor, shape: &MatShape, m: usize, n_offset: usize, n: usize) -> Result<()> {
     check_feature(&kernel, caps)?;

@@ -42,7 +42,7 @@ pub use device_matrix::DeviceQuantMatrix;
 pub use error::{KernelError, Result};
 pub use gpu::{GpuMemory, gpu_memory};
 pub use quant::{QuantMatrix, QuantScheme};
-pub use shaders::{Fuse, Kernel, Precision, Reduction, Tile};
+pub use shaders::{Act, Epilogue, Fuse, Kernel, Precision, Reduction, Tile};
 pub use variants::{DeviceCaps, KernelOptions};
 
 use device_matrix::Repr;
@@ -66,6 +66,54 @@ pub fn quant_matmul(x: Tensor<2>, w: &DeviceQuantMatrix) -> Result<Tensor<2>> {
 /// [`quant_matmul`] with explicit options (forced variants for the bench and the tests).
 /// `options.max_binding_bytes` is ignored here: the row chunks were fixed at upload.
 pub fn quant_matmul_with(x: Tensor<2>, w: &DeviceQuantMatrix, options: &KernelOptions) -> Result<Tensor<2>> {
+    matmul_with_epilogue(x, w, options, None)
+}
+
+/// The tensors of an epilogue, as bound: the bias `[N]`, the residual `[M, N]`.
+struct EpilogueInputs {
+    epilogue: Epilogue,
+    bias: Option<Tensor<1>>,
+    residual: Option<Tensor<2>>,
+}
+
+/// `act(x·Wᵀ + bias) + residual` for a quantised `W` and `M > 1` rows: one dispatch per row
+/// chunk of the weight on wgpu (the tiled matmul's epilogue), the same operations one after
+/// another elsewhere (the reference; also for `M = 1`, where [`quant_matmul_fused`] is the
+/// one-dispatch path).
+///
+/// # Shapes
+/// `x: [M, K]`, `bias: [N]`, `residual: [M, N]` → `[M, N]`
+pub fn quant_matmul_epilogue(x: Tensor<2>, w: &DeviceQuantMatrix, bias: Option<&Tensor<1>>, act: Act, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
+    let [m, _] = x.dims();
+    let n = w.n();
+    if bias.is_some_and(|b| b.dims() != [n]) || residual.as_ref().is_some_and(|r| r.dims() != [m, n]) {
+        return Err(KernelError::Device(format!(
+            "matmul epilogue: a bias {:?} and a residual {:?} for a [{m}, {n}] output",
+            bias.map(|b| b.dims()),
+            residual.as_ref().map(|r| r.dims())
+        )));
+    }
+    let on_device = m > 1
+        && matches!(w.repr, Repr::Wgpu { .. })
+        && bias.is_none_or(|b| b.dtype() == DType::F32)
+        && residual.as_ref().is_none_or(|r| r.dtype() == DType::F32);
+    if !on_device {
+        let addends: Vec<Tensor<1>> = bias.into_iter().cloned().collect();
+        let y = ops::activate(quant_matmul_fused(x, w, false, &addends)?, act);
+        return Ok(match residual {
+            Some(r) => y + r,
+            None => y,
+        });
+    }
+    let options = match &w.repr {
+        Repr::Wgpu { options, .. } => *options,
+        Repr::Dense { .. } => unreachable!("checked above"),
+    };
+    let epilogue = Epilogue { bias: bias.is_some(), act, residual: residual.is_some() };
+    matmul_with_epilogue(x, w, &options, Some(EpilogueInputs { epilogue, bias: bias.cloned(), residual }))
+}
+
+fn matmul_with_epilogue(x: Tensor<2>, w: &DeviceQuantMatrix, options: &KernelOptions, epilogue: Option<EpilogueInputs>) -> Result<Tensor<2>> {
     let [m, k] = x.dims();
     if k != w.k() {
         return Err(KernelError::ShapeMismatch { k: w.k(), found: k });
@@ -96,13 +144,27 @@ pub fn quant_matmul_with(x: Tensor<2>, w: &DeviceQuantMatrix, options: &KernelOp
     launch::check_binding(m * w.n(), "the output", caps.max_binding_bytes)?;
     let y = empty_f32(&x, [m, w.n()]);
     let shape = MatShape { k4: k4 as u32, k, ld_y: w.n() };
-    let kernel = if m == 1 { options.matvec_kernel(w.scheme(), k, caps) } else { options.matmul_kernel(w.scheme(), m, caps) };
+    let mut kernel = if m == 1 { options.matvec_kernel(w.scheme(), k, caps) } else { options.matmul_kernel(w.scheme(), m, caps) };
+    let mut extra = Vec::new();
+    if let Some(e) = epilogue {
+        let not_wgpu = |e| KernelError::NotWgpu(format!("{e:?}"));
+        if let Some(b) = e.bias {
+            extra.push(into_contiguous(b.try_into_primitive::<CubeBackend>().map_err(not_wgpu)?));
+        }
+        if let Some(r) = e.residual {
+            extra.push(into_contiguous(r.try_into_primitive::<CubeBackend>().map_err(not_wgpu)?));
+        }
+        if let Kernel::Matmul { epilogue, .. } = &mut kernel {
+            *epilogue = e.epilogue;
+        }
+    }
     for c in chunks {
         debug_assert_eq!(c.planes.len(), launch::plane_count(w.scheme()));
         if m == 1 {
             launch::matvec(kernel, caps, &x, &c.planes, &[], &y, &shape, c.n_offset, c.n)?;
         } else {
-            launch::matmul(kernel, caps, &x, &c.planes, &y, &shape, m, c.n_offset, c.n)?;
+            let inputs: Vec<CubeTensor> = c.planes.iter().cloned().chain(extra.iter().cloned()).collect();
+            launch::matmul(kernel, caps, &x, &inputs, &y, &shape, m, c.n_offset, c.n)?;
         }
     }
     Ok(Tensor::from_primitive::<CubeBackend>(y))

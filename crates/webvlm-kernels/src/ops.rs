@@ -63,6 +63,30 @@ pub fn rms_norm(x: Tensor<2>, w: &Tensor<1>, eps: f64) -> Result<Tensor<2>> {
     Ok(Tensor::from_primitive::<CubeBackend>(y))
 }
 
+/// `nn.LayerNorm` over the last axis: `(x − mean) / sqrt(var + eps) · w + b`, the variance
+/// biased (torch's).
+///
+/// # Shapes
+/// `x: [rows, cols]`, `w, b: [cols]` → `[rows, cols]`
+pub fn layer_norm(x: Tensor<2>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Result<Tensor<2>> {
+    let [rows, cols] = x.dims();
+    if w.dims() != [cols] || b.dims() != [cols] {
+        return Err(KernelError::Device(format!("layer norm: rows of {cols} with a weight {:?} and a bias {:?}", w.dims(), b.dims())));
+    }
+    let (Some(xc), Some(wc), Some(bc)) = (on_wgpu(&x), on_wgpu(w), on_wgpu(b)) else {
+        let (var, mean) = x.clone().var_mean_bias(1);
+        let normed = (x - mean) / (var + eps).sqrt();
+        return Ok(normed * w.clone().unsqueeze::<2>() + b.clone().unsqueeze::<2>());
+    };
+    if rows == 0 {
+        return Ok(x);
+    }
+    let y = empty_f32(&xc, [rows, cols]);
+    let params = NormParams { rows: rows as u32, cols: cols as u32, eps: eps as f32, _pad: 0 };
+    run(FusedOp::LayerNorm, groups(rows, &xc)?, &[&xc, &wc, &bc], &y, info_words(&params));
+    Ok(Tensor::from_primitive::<CubeBackend>(y))
+}
+
 /// Rotary embedding (rotate_half convention) of a projection's output, transposed to heads
 /// first: row `p` of `x` sits at position `start + p`; `cos`/`sin` are `[positions, rot]` and
 /// rotate the first `rot ≤ hd` values of each head (partial rotary), the rest passing through.
@@ -162,15 +186,7 @@ pub enum KeyRange<'a> {
 pub fn flash_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, total: usize, keys: KeyRange<'_>, scale: f64) -> Result<Tensor<2>> {
     let [heads, n, hd] = q.dims();
     let [kvh, room, khd] = k.dims();
-    let segments_ok = |s: &[std::ops::Range<usize>]| {
-        s.first().is_none_or(|f| f.start == 0) && s.windows(2).all(|w| w[0].end == w[1].start) && s.iter().all(|r| r.start <= r.end)
-            && s.last().map_or(n == 0, |l| l.end == n)
-    };
-    let keys_ok = match keys {
-        KeyRange::All => true,
-        KeyRange::Causal { start } => start + n <= total,
-        KeyRange::Segments(s) => total == n && segments_ok(s),
-    };
+    let keys_ok = keys_fit(keys, n, total);
     if kvh == 0 || heads % kvh != 0 || khd != hd || v.dims() != k.dims() || total > room || !keys_ok {
         return Err(KernelError::Device(format!(
             "flash attention: q {:?} over k {:?} / v {:?}, {total} keys, {keys:?}",
@@ -179,14 +195,30 @@ pub fn flash_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, total: usize, k
             v.dims()
         )));
     }
-    let rep = heads / kvh;
-    let hd4 = hd.div_ceil(4);
-    let views = (hd4 <= 64).then(|| (heads_view(&q), heads_view(&k), heads_view(&v)));
-    let Some((Some((qc, q_hs, q_rs)), Some((kc, k_hs, k_rs)), Some((vc, v_hs, v_rs)))) = views else {
+    let views = (hd.div_ceil(4) <= 64).then(|| (heads_view(&q), heads_view(&k), heads_view(&v)));
+    let Some((Some(qv), Some(kv), Some(vv))) = views else {
         return Ok(flash_attention_ops(q, k, v, total, keys, scale));
     };
+    let geometry = FlashGeometry { heads, kv_heads: kvh, n, hd, total };
+    launch_flash(&geometry, [&qv, &kv, &vv], keys, scale, &q.device())
+}
+
+/// One of q, k, v as the kernel reads it: the buffer, the element offset, the head and row strides.
+type HeadsView = (CubeTensor, u32, u32, u32);
+
+struct FlashGeometry {
+    heads: usize,
+    kv_heads: usize,
+    n: usize,
+    hd: usize,
+    total: usize,
+}
+
+fn launch_flash(g: &FlashGeometry, [q, k, v]: [&HeadsView; 3], keys: KeyRange<'_>, scale: f64, device: &burn::tensor::Device) -> Result<Tensor<2>> {
+    let FlashGeometry { heads, kv_heads, n, hd, total } = *g;
+    let qc = &q.0;
     crate::launch::check_binding(n * heads * hd, "attention output", DeviceCaps::of(&qc.client).max_binding_bytes)?;
-    let y = empty_f32(&qc, [n, heads * hd]);
+    let y = empty_f32(qc, [n, heads * hd]);
     if n == 0 || heads == 0 || hd == 0 {
         return Ok(Tensor::from_primitive::<CubeBackend>(y));
     }
@@ -201,7 +233,7 @@ pub fn flash_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, total: usize, k
                     words[2 * r + 1] = s.end as u32;
                 }
             }
-            let t = words_tensor(words, &q.device()).try_into_primitive::<CubeBackend>().map_err(|e| KernelError::Device(format!("{e:?}")))?;
+            let t = words_tensor(words, device).try_into_primitive::<CubeBackend>().map_err(|e| KernelError::Device(format!("{e:?}")))?;
             (2, 0, Some(t))
         }
     };
@@ -209,39 +241,87 @@ pub fn flash_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, total: usize, k
     let ranges = ranges.unwrap_or_else(|| {
         CubeTensor::new_contiguous(qc.client.clone(), qc.device.clone(), [1usize].into(), qc.client.empty(4), DType::I32)
     });
-    let wg = FUSED_WG as usize;
-    let row_blocks = n.div_ceil(wg);
+    let row_blocks = n.div_ceil(FUSED_WG as usize);
     let params = FlashParams {
         heads: heads as u32,
-        rep: rep as u32,
+        rep: (heads / kv_heads) as u32,
         n: n as u32,
         hd: hd as u32,
         total: total as u32,
         mode,
         start: start as u32,
         scale: scale as f32,
-        q_hs,
-        q_rs,
-        k_hs,
-        k_rs,
-        v_hs,
-        v_rs,
+        q_hs: q.2,
+        q_rs: q.3,
+        k_hs: k.2,
+        k_rs: k.3,
+        v_hs: v.2,
+        v_rs: v.3,
         row_blocks: row_blocks as u32,
-        _pad: 0,
+        q_off: q.1,
+        k_off: k.1,
+        v_off: v.1,
+        _pad: [0; 3],
     };
     crate::launch::launch_io(
-        Kernel::FlashAttention { hd4: hd4 as u32 },
+        Kernel::FlashAttention { hd4: hd.div_ceil(4) as u32 },
         &qc.client,
-        groups(heads * row_blocks, &qc)?,
-        &[(&qc, Io::Read), (&y, Io::Write), (&kc, Io::Read), (&vc, Io::Read), (&ranges, Io::Read)],
+        groups(heads * row_blocks, qc)?,
+        &[(qc, Io::Read), (&y, Io::Write), (&k.0, Io::Read), (&v.0, Io::Read), (&ranges, Io::Read)],
         info_words(&params),
     );
     Ok(Tensor::from_primitive::<CubeBackend>(y))
 }
 
-/// The f32 CubeCL tensor behind a `[heads, rows, hd]` view on wgpu and its head and row
-/// strides in elements; copied only when its last axis is not contiguous.
-fn heads_view(t: &Tensor<3>) -> Option<(CubeTensor, u32, u32)> {
+/// [`flash_attention`] over a joined projection's output, q, k and v side by side in each row
+/// (no RoPE): on wgpu the kernel reads the three straight from it, no slice copied.
+///
+/// # Shapes
+/// `qkv: [n, (heads + 2·kv_heads)·hd]` → `[n, heads·hd]`
+pub fn flash_attention_joined(qkv: Tensor<2>, heads: usize, kv_heads: usize, keys: KeyRange<'_>, scale: f64) -> Result<Tensor<2>> {
+    let [n, width] = qkv.dims();
+    let parts = heads + 2 * kv_heads;
+    if kv_heads == 0 || heads % kv_heads != 0 || width % parts != 0 {
+        return Err(KernelError::Device(format!("flash attention: a [{n}, {width}] q/k/v row as {heads} + 2·{kv_heads} heads")));
+    }
+    let hd = width / parts;
+    let on_device = hd.div_ceil(4) <= 64 && keys_fit(keys, n, n);
+    match on_wgpu(&qkv) {
+        Some(c) if on_device => {
+            let (w, h) = (width as u32, hd as u32);
+            let view = |heads_before: usize| (c.clone(), (heads_before * hd) as u32, h, w);
+            let (q, k, v) = (view(0), view(heads), view(heads + kv_heads));
+            let geometry = FlashGeometry { heads, kv_heads, n, hd, total: n };
+            launch_flash(&geometry, [&q, &k, &v], keys, scale, &qkv.device())
+        }
+        _ => {
+            let split = |from: usize, count: usize| -> Tensor<3> {
+                qkv.clone().slice_dim(1, from * hd..(from + count) * hd).reshape([n, count, hd]).swap_dims(0, 1)
+            };
+            flash_attention(split(0, heads), split(heads, kv_heads), split(heads + kv_heads, kv_heads), n, keys, scale)
+        }
+    }
+}
+
+/// Whether `keys` is a valid choice for `n` query rows over `total` keys.
+fn keys_fit(keys: KeyRange<'_>, n: usize, total: usize) -> bool {
+    match keys {
+        KeyRange::All => true,
+        KeyRange::Causal { start } => start + n <= total,
+        KeyRange::Segments(s) => {
+            total == n
+                && s.first().is_none_or(|f| f.start == 0)
+                && s.windows(2).all(|w| w[0].end == w[1].start)
+                && s.iter().all(|r| r.start <= r.end)
+                && s.last().map_or(n == 0, |l| l.end == n)
+        }
+    }
+}
+
+/// The f32 CubeCL tensor behind a `[heads, rows, hd]` view on wgpu, as the kernel reads it
+/// (offset 0: a view's own offset is in its binding); copied only when its last axis is not
+/// contiguous.
+fn heads_view(t: &Tensor<3>) -> Option<HeadsView> {
     wgpu_device(&t.device())?;
     if t.dtype() != DType::F32 {
         return None;
@@ -249,7 +329,7 @@ fn heads_view(t: &Tensor<3>) -> Option<(CubeTensor, u32, u32)> {
     let c = t.clone().try_into_primitive::<CubeBackend>().ok()?;
     let c = if c.meta.strides()[2] == 1 || c.meta.shape()[2] <= 1 { c } else { into_contiguous(c) };
     let (hs, rs) = (c.meta.strides()[0], c.meta.strides()[1]);
-    Some((c, u32::try_from(hs).ok()?, u32::try_from(rs).ok()?))
+    Some((c, 0, u32::try_from(hs).ok()?, u32::try_from(rs).ok()?))
 }
 
 /// [`flash_attention`] as burn ops: the scores materialised, per segment.
@@ -292,6 +372,19 @@ fn causal_bias(rows: usize, n: usize, start: usize, keys: usize, device: &burn::
         bias.extend((0..keys).map(|j| if j <= start + i { 0.0f32 } else { f32::NEG_INFINITY }));
     }
     Tensor::from_data(TensorData::new(bias, [rows, keys]), device)
+}
+
+/// `act` elementwise with burn's ops (the reference of the matmul epilogue's activations).
+pub fn activate(x: Tensor<2>, act: crate::shaders::Act) -> Tensor<2> {
+    use burn::tensor::activation;
+    use crate::shaders::Act;
+    match act {
+        Act::None => x,
+        Act::GeluErf => activation::gelu(x),
+        Act::GeluTanh => activation::gelu_approximate(x),
+        Act::QuickGelu => activation::sigmoid(x.clone() * 1.702) * x,
+        Act::Silu => activation::silu(x),
+    }
 }
 
 /// SwiGLU's gate on a joined gate/up product's output: `silu(x[.., ..k]) · x[.., k..]`.

@@ -140,7 +140,11 @@ pub struct FlashParams {
     pub v_rs: u32,
     /// Workgroups per head.
     pub row_blocks: u32,
-    pub _pad: u32,
+    /// Element offsets of q, k and v in their bindings (a joined projection's output).
+    pub q_off: u32,
+    pub k_off: u32,
+    pub v_off: u32,
+    pub _pad: [u32; 3],
 }
 
 /// `SampleParams` of `sample.wgsl`.
@@ -190,7 +194,7 @@ mod tests {
         assert_eq!(size_of::<EltParams>(), 16);
         assert_eq!(size_of::<DecodeAttentionParams>(), 32);
         assert_eq!(size_of::<SampleParams>(), 48);
-        assert_eq!(size_of::<FlashParams>(), 64);
+        assert_eq!(size_of::<FlashParams>(), 80);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::quant::QuantScheme;
 mod src {
     pub const COPY: &str = include_str!("../../../shaders/copy.wgsl");
     pub const RMS_NORM: &str = include_str!("../../../shaders/rms_norm.wgsl");
+    pub const LAYER_NORM: &str = include_str!("../../../shaders/layer_norm.wgsl");
     pub const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
     pub const SOFTMAX: &str = include_str!("../../../shaders/softmax.wgsl");
     pub const SWIGLU: &str = include_str!("../../../shaders/swiglu.wgsl");
@@ -35,6 +36,7 @@ mod src {
     pub const MATVEC_SUBGROUP: &str = include_str!("../../../shaders/common/matvec_subgroup.wgsl");
     pub const MATMUL_TILED: &str = include_str!("../../../shaders/common/matmul_tiled.wgsl");
     pub const REDUCE: &str = include_str!("../../../shaders/common/reduce.wgsl");
+    pub const ACT: &str = include_str!("../../../shaders/common/act.wgsl");
 }
 
 /// Arithmetic type of the dot products.
@@ -114,6 +116,76 @@ impl Fuse {
     }
 }
 
+/// An activation a matmul's epilogue applies (transformers' `ACT2FN` names in the comments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Act {
+    #[default]
+    None,
+    /// `gelu`: the erf form.
+    GeluErf,
+    /// `gelu_pytorch_tanh`, `gelu_new`.
+    GeluTanh,
+    /// `quick_gelu`.
+    QuickGelu,
+    /// `silu`.
+    Silu,
+}
+
+/// What a matmul (M > 1) does to its outputs: `act(x·Wᵀ + bias) + residual`, a bias per
+/// output column and a residual per element, each a binding after the weight planes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Epilogue {
+    pub bias: bool,
+    pub act: Act,
+    pub residual: bool,
+}
+
+impl Epilogue {
+    pub const NONE: Epilogue = Epilogue { bias: false, act: Act::None, residual: false };
+
+    /// Bindings after the weight planes.
+    pub fn bindings(self) -> u32 {
+        u32::from(self.bias) + u32::from(self.residual)
+    }
+
+    fn label(self) -> String {
+        let mut s = String::new();
+        if self.bias {
+            s.push_str("/bias");
+        }
+        if self.act != Act::None {
+            s.push_str(&format!("/{:?}", self.act).to_lowercase());
+        }
+        if self.residual {
+            s.push_str("/res");
+        }
+        s
+    }
+
+    /// The body of `store_mn` in common/matmul_tiled.wgsl.
+    fn wgsl(self) -> String {
+        let mut body = String::from("var o = v;");
+        if self.bias {
+            body.push_str("\n    o += bias[c];");
+        }
+        let f = match self.act {
+            Act::None => None,
+            Act::GeluErf => Some("act_gelu_erf"),
+            Act::GeluTanh => Some("act_gelu_tanh"),
+            Act::QuickGelu => Some("act_quick_gelu"),
+            Act::Silu => Some("act_silu"),
+        };
+        if let Some(f) = f {
+            body.push_str(&format!("\n    o = {f}(o);"));
+        }
+        if self.residual {
+            body.push_str("\n    o += res[i];");
+        }
+        body.push_str("\n    y[i] = o;");
+        body
+    }
+}
+
 /// Matmul tiling: `tm × tn` outputs per workgroup, `rm × rn` per invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tile {
@@ -143,6 +215,8 @@ impl Tile {
 pub enum FusedOp {
     /// `rms_norm.wgsl`: one workgroup per row.
     RmsNorm,
+    /// `layer_norm.wgsl`: LayerNorm with weight and bias, one workgroup per row.
+    LayerNorm,
     /// `rope.wgsl`: rotary embedding + head transpose.
     Rope,
     /// `softmax.wgsl`: scaled, optionally causal softmax, one workgroup per row.
@@ -158,8 +232,8 @@ pub enum FusedOp {
 }
 
 impl FusedOp {
-    pub const ALL: [FusedOp; 7] =
-        [FusedOp::RmsNorm, FusedOp::Rope, FusedOp::Softmax, FusedOp::SwiGlu, FusedOp::Argmax, FusedOp::DecodeAttention, FusedOp::Sample];
+    pub const ALL: [FusedOp; 8] =
+        [FusedOp::RmsNorm, FusedOp::LayerNorm, FusedOp::Rope, FusedOp::Softmax, FusedOp::SwiGlu, FusedOp::Argmax, FusedOp::DecodeAttention, FusedOp::Sample];
 
     /// The workgroup size the model launches it with: the sampler is one workgroup bisecting
     /// over the whole vocabulary, so it takes WebGPU's guaranteed maximum.
@@ -173,6 +247,7 @@ impl FusedOp {
     fn name(self) -> &'static str {
         match self {
             FusedOp::RmsNorm => "rms_norm",
+            FusedOp::LayerNorm => "layer_norm",
             FusedOp::Rope => "rope",
             FusedOp::Softmax => "softmax",
             FusedOp::SwiGlu => "swiglu",
@@ -191,7 +266,7 @@ pub enum Kernel {
     /// `matvec_{q8,q4,f16}.wgsl`.
     Matvec { scheme: QuantScheme, precision: Precision, reduction: Reduction, fuse: Fuse },
     /// `matmul_{q8,q4,f16}.wgsl`.
-    Matmul { scheme: QuantScheme, precision: Precision, tile: Tile },
+    Matmul { scheme: QuantScheme, precision: Precision, tile: Tile, epilogue: Epilogue },
     /// A fused decoder operation; `wg` a power of two (the row reductions halve it).
     Fused { op: FusedOp, wg: u32 },
     /// `attention_flash.wgsl`: attention of many query rows, tile by tile, for heads of up to
@@ -241,8 +316,8 @@ impl Kernel {
                 };
                 format!("matvec_{}/{}/{r}{}", scheme.name(), p(precision), fuse.label())
             }
-            Kernel::Matmul { scheme, precision, tile: t } => {
-                format!("matmul_{}/{}/{}x{}/{}x{}", scheme.name(), p(precision), t.tm, t.tn, t.rm, t.rn)
+            Kernel::Matmul { scheme, precision, tile: t, epilogue } => {
+                format!("matmul_{}/{}/{}x{}/{}x{}{}", scheme.name(), p(precision), t.tm, t.tn, t.rm, t.rn, epilogue.label())
             }
         }
     }
@@ -254,6 +329,7 @@ impl Kernel {
             Kernel::Copy { .. } => vec![src::COPY],
             Kernel::Fused { op, .. } => match op {
                 FusedOp::RmsNorm => vec![src::RMS_NORM, src::REDUCE],
+                FusedOp::LayerNorm => vec![src::LAYER_NORM, src::REDUCE],
                 FusedOp::Rope => vec![src::ROPE],
                 FusedOp::Softmax => vec![src::SOFTMAX, src::REDUCE],
                 FusedOp::SwiGlu => vec![src::SWIGLU],
@@ -280,7 +356,7 @@ impl Kernel {
                     QuantScheme::Q4 => (src::MATMUL_Q4, src::Q4),
                     QuantScheme::F16 => (src::MATMUL_F16, src::F16),
                 };
-                vec![family, src::IO, layout, src::MATMUL_TILED]
+                vec![family, src::IO, layout, src::ACT, src::MATMUL_TILED]
             }
         }
     }
@@ -335,11 +411,22 @@ impl Kernel {
                     }
                 }
             }
-            Kernel::Matmul { precision, tile, .. } => {
+            Kernel::Matmul { scheme, precision, tile, epilogue } => {
                 vars.push(("ct", ct(precision).into()));
                 vars.push(("x_load", x_load(false).into()));
                 vars.push(("addend_bindings", String::new()));
                 vars.push(("store", "y[i] = v;".into()));
+                let first = 2 + if scheme == QuantScheme::F16 { 1 } else { 2 };
+                let mut bindings = Vec::new();
+                if epilogue.bias {
+                    bindings.push(format!("@group(0) @binding({}) var<storage, read_write> bias: array<f32>;", first + bindings.len() as u32));
+                }
+                if epilogue.residual {
+                    bindings.push(format!("@group(0) @binding({}) var<storage, read_write> res: array<f32>;", first + bindings.len() as u32));
+                }
+                vars.push(("params_binding", (first + epilogue.bindings()).to_string()));
+                vars.push(("epilogue_bindings", bindings.join("\n")));
+                vars.push(("epilogue", epilogue.wgsl()));
                 vars.push(("tm", tile.tm.to_string()));
                 vars.push(("tn", tile.tn.to_string()));
                 vars.push(("rm", tile.rm.to_string()));

@@ -10,7 +10,7 @@ use burn_cubecl::cubecl::features::Plane;
 use burn_cubecl::cubecl::ir::{ElemType, FloatKind};
 
 use crate::quant::QuantScheme;
-use crate::shaders::{Fuse, Kernel, Precision, Reduction, Tile};
+use crate::shaders::{Act, Epilogue, Fuse, Kernel, Precision, Reduction, Tile};
 
 /// What a device offers the kernels, read from burn's cubecl client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl KernelOptions {
         } else {
             Tile { tm: 32, tn: 32, rm: 4, rn: 4 }
         });
-        Kernel::Matmul { scheme, precision: self.precision(caps), tile }
+        Kernel::Matmul { scheme, precision: self.precision(caps), tile, epilogue: Epilogue::NONE }
     }
 }
 
@@ -145,7 +145,13 @@ pub fn all_variants() -> Vec<Kernel> {
                 }
             }
             for tile in [Tile { tm: 32, tn: 32, rm: 4, rn: 4 }, Tile { tm: 16, tn: 64, rm: 2, rn: 8 }] {
-                out.push(Kernel::Matmul { scheme, precision, tile });
+                out.push(Kernel::Matmul { scheme, precision, tile, epilogue: Epilogue::NONE });
+            }
+            let tile = Tile { tm: 64, tn: 64, rm: 8, rn: 8 };
+            for act in [Act::None, Act::GeluErf, Act::GeluTanh, Act::QuickGelu, Act::Silu] {
+                for (bias, residual) in [(true, false), (true, true), (false, true)] {
+                    out.push(Kernel::Matmul { scheme, precision, tile, epilogue: Epilogue { bias, act, residual } });
+                }
             }
         }
     }

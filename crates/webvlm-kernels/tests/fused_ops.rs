@@ -1,4 +1,4 @@
-//! The fused kernels (`shaders/{rms_norm,rope,softmax,swiglu,attention_decode,attention_flash,sample}.wgsl`) on wgpu (lavapipe
+//! The fused kernels (`shaders/{rms_norm,layer_norm,rope,softmax,swiglu,attention_decode,attention_flash,sample}.wgsl`) on wgpu (lavapipe
 //! without a GPU) against the CPU reference: the same functions on burn's CPU backend, where
 //! they run the plain burn ops the model used before the kernels existed.
 //!
@@ -10,7 +10,7 @@ mod common;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::gpu;
-use webvlm_kernels::ops::{DecodeAttention, KeyRange, Mask, attention_softmax, decode_attention, flash_attention, rms_norm, rope, swiglu};
+use webvlm_kernels::ops::{DecodeAttention, KeyRange, Mask, attention_softmax, decode_attention, flash_attention, flash_attention_joined, layer_norm, rms_norm, rope, swiglu};
 use webvlm_kernels::reference::Lcg;
 
 #[allow(deprecated)]
@@ -46,6 +46,23 @@ fn rms_norm_matches_the_cpu_reference() {
         let run = |d: &Device| values(rms_norm(t(&x, [rows, cols], d), &t(&w, [cols], d), 1e-5).unwrap());
         close(&run(&gpu().device), &run(&cpu()), &format!("rms_norm {rows}x{cols}"));
     }
+}
+
+/// Rows of a few values to past several workgroup strides, means away from zero (five times
+/// the spread: a one-pass E[x²] − E[x]² would lose digits there; far larger offsets lose them
+/// in any f32 sum, the CPU's too).
+#[test]
+fn layer_norm_matches_the_cpu_reference() {
+    let mut rng = Lcg::new(13);
+    for (rows, cols, offset) in [(1, 1, 0.0), (3, 7, 1.0), (5, 64, -3.0), (4, 200, 10.0), (2, 1152, 0.5)] {
+        let x: Vec<f32> = rng.normals(rows * cols).iter().map(|v| offset + 2.0 * v).collect();
+        let w: Vec<f32> = rng.normals(cols).iter().map(|v| 1.0 + 0.3 * v).collect();
+        let b = rng.normals(cols);
+        let run = |d: &Device| values(layer_norm(t(&x, [rows, cols], d), &t(&w, [cols], d), &t(&b, [cols], d), 1e-6).unwrap());
+        close(&run(&gpu().device), &run(&cpu()), &format!("layer norm {rows}x{cols} around {offset}"));
+    }
+    let d = gpu().device.clone();
+    assert!(layer_norm(Tensor::<2>::zeros([2, 4], &d), &Tensor::<1>::zeros([3], &d), &Tensor::<1>::zeros([4], &d), 1e-5).is_err());
 }
 
 #[test]
@@ -250,6 +267,33 @@ fn flash_attention_matches_the_cpu_reference() {
             assert!((g - w).abs() <= 2e-6 * gain + 2e-5 * w.abs(), "{what}: [{i}] = {g}, want {w}");
         }
     }
+}
+
+/// A joined q/k/v projection's rows `[n, (heads + 2·kv_heads)·hd]` read in place equal q, k and
+/// v sliced apart, on the GPU and on the CPU.
+#[test]
+fn flash_attention_reads_a_joined_projection_in_place() {
+    let mut rng = Lcg::new(12);
+    let windows = [0..40, 40..41, 41..90];
+    for (heads, kvh, n, hd, keys) in [(3, 3, 70, 64, KeyRange::All), (4, 2, 90, 20, KeyRange::Segments(&windows)), (2, 1, 5, 6, KeyRange::Causal { start: 0 })] {
+        let width = (heads + 2 * kvh) * hd;
+        let qkv = rng.normals(n * width);
+        let scale = (hd as f64).powf(-0.5);
+        let joined = |d: &Device| values(flash_attention_joined(t(&qkv, [n, width], d), heads, kvh, keys, scale).unwrap());
+        let apart = |d: &Device| {
+            let x = t(&qkv, [n, width], d);
+            let part = |from: usize, count: usize| -> Tensor<3> { x.clone().slice_dim(1, from * hd..(from + count) * hd).reshape([n, count, hd]).swap_dims(0, 1) };
+            values(flash_attention(part(0, heads), part(heads, kvh), part(heads + kvh, kvh), n, keys, scale).unwrap())
+        };
+        let what = format!("joined q/k/v {heads}/{kvh} heads, {n} rows, hd {hd}, {keys:?}");
+        let gpu_joined = joined(&gpu().device);
+        assert_eq!(gpu_joined, apart(&gpu().device), "{what}: in place vs sliced on the GPU");
+        close(&gpu_joined, &apart(&cpu()), &what);
+        assert_eq!(joined(&cpu()), apart(&cpu()), "{what}: on the CPU");
+    }
+    let d = gpu().device.clone();
+    assert!(flash_attention_joined(Tensor::<2>::zeros([4, 50], &d), 2, 1, KeyRange::All, 1.0).is_err());
+    assert!(flash_attention_joined(Tensor::<2>::zeros([4, 48], &d), 3, 2, KeyRange::All, 1.0).is_err());
 }
 
 #[test]

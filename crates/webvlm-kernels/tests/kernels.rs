@@ -13,7 +13,7 @@ mod common;
 
 use common::{gpu, read, tensor};
 use webvlm_kernels::reference::{Lcg, abs_matmul_ref, matmul_ref};
-use webvlm_kernels::{DeviceQuantMatrix, KernelError, KernelOptions, QuantMatrix, QuantScheme, Reduction, Tile, quant_matmul, quant_matmul_with};
+use webvlm_kernels::{Act, DeviceQuantMatrix, KernelError, KernelOptions, QuantMatrix, QuantScheme, Reduction, Tile, quant_matmul, quant_matmul_epilogue, quant_matmul_with};
 
 const SCHEMES: [QuantScheme; 3] = [QuantScheme::Q8, QuantScheme::Q4, QuantScheme::F16];
 
@@ -152,6 +152,70 @@ fn f16_compute_matches_within_f16_tolerance() {
 
 /// A weight larger than the binding limit is split by rows, one dispatch per chunk; with a
 /// forced tiny limit the result must be bit-identical to the unsplit one.
+/// transformers' activations in f64.
+fn act_ref(act: Act, x: f64) -> f64 {
+    match act {
+        Act::None => x,
+        Act::GeluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+        Act::GeluTanh => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()),
+        Act::QuickGelu => x / (1.0 + (-1.702 * x).exp()),
+        Act::Silu => x / (1.0 + (-x).exp()),
+    }
+}
+
+/// The tiled matmul's epilogue, `act(x·Wᵀ + bias) + residual`, against the f64 reference for
+/// every activation and every bias/residual combination, with the weight whole and split into
+/// chunks of 7 rows (the bias is indexed by the whole matrix's column). Tolerance: the matmul's
+/// (`1e-5·S + 1e-6`) times the activations' largest slope (≤ 1.13), plus 1e-6 of the answer
+/// for the activation's own f32 arithmetic (erf approximated to 1.5e-7).
+#[test]
+fn matmul_epilogue_matches_the_reference() {
+    let device = &gpu().device;
+    let acts = [Act::None, Act::GeluErf, Act::GeluTanh, Act::QuickGelu, Act::Silu];
+    for scheme in SCHEMES {
+        for (i, &(m, n, k)) in [(3, 37, 45), (70, 130, 96)].iter().enumerate() {
+            let c = case(m, n, k, scheme, 700 + i as u64);
+            let mut rng = Lcg::new(800 + i as u64);
+            let bias: Vec<f32> = rng.normals(n).iter().map(|b| 2.0 * b).collect();
+            let res = rng.normals(m * n);
+            let limit = scheme.row_bytes(k) * 7 + 3;
+            let whole = DeviceQuantMatrix::upload(&c.qm, device).unwrap();
+            let split = DeviceQuantMatrix::upload_with(&c.qm, device, KernelOptions { max_binding_bytes: Some(limit), ..Default::default() }).unwrap();
+            for act in acts {
+                for (with_bias, with_res) in [(true, false), (true, true), (false, true), (false, false)] {
+                    for (w, how) in [(&whole, "whole"), (&split, "split")] {
+                        let b = with_bias.then(|| t1(&bias));
+                        let r = with_res.then(|| tensor(res.clone(), m, n, device));
+                        let got = read(quant_matmul_epilogue(tensor(c.x.clone(), m, k, device), w, b.as_ref(), act, r).unwrap());
+                        for (j, &g) in got.iter().enumerate() {
+                            let pre = c.want[j] as f64 + if with_bias { bias[j % n] as f64 } else { 0.0 };
+                            let want = act_ref(act, pre) + if with_res { res[j] as f64 } else { 0.0 };
+                            let tol = 1.13 * (1e-5 * c.scale[j] as f64 + 1e-6) + 1e-6 * want.abs();
+                            assert!(
+                                (g as f64 - want).abs() <= tol,
+                                "{scheme:?} {m}x{n}x{k} {how} {act:?} bias {with_bias} residual {with_res}: y[{}, {}] = {g}, want {want}",
+                                j / n,
+                                j % n
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_epilogue_refuses_misshapen_inputs() {
+    let device = &gpu().device;
+    let c = case(3, 37, 45, QuantScheme::Q8, 9);
+    let w = DeviceQuantMatrix::upload(&c.qm, device).unwrap();
+    let x = || tensor(c.x.clone(), 3, 45, device);
+    assert!(quant_matmul_epilogue(x(), &w, Some(&t1(&[0.0; 36])), Act::None, None).is_err());
+    assert!(quant_matmul_epilogue(x(), &w, None, Act::None, Some(tensor(vec![0.0; 37 * 2], 2, 37, device))).is_err());
+    assert!(quant_matmul_epilogue(x(), &w, Some(&t1(&[0.0; 37])), Act::GeluErf, Some(tensor(vec![0.0; 37 * 3], 3, 37, device))).is_ok());
+}
+
 #[test]
 fn forced_row_split_gives_identical_results() {
     let device = &gpu().device;

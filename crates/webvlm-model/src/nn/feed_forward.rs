@@ -47,7 +47,16 @@ impl FeedForward {
     /// # Shapes
     /// `x: [n, dim]` → `[n, out]`
     pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
-        self.fc2.forward(activate(self.fc1.forward(x)?, self.act))
+        self.forward_residual(x, None)
+    }
+
+    /// `residual + fc2(act(fc1(x)))`: the bias and activation inside fc1, the bias and the
+    /// addition inside fc2 (quantised weights on wgpu; see [`Linear::forward_epilogue`]).
+    ///
+    /// # Shapes
+    /// `x: [n, dim]`, `residual: [n, out]` → `[n, out]`
+    pub fn forward_residual(&self, x: Tensor<2>, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
+        self.fc2.forward_epilogue(self.fc1.forward_epilogue(x, Some(self.act), None)?, None, residual)
     }
 }
 

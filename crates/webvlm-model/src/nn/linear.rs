@@ -1,7 +1,9 @@
 //! `nn.Linear`: y = x·Wᵀ + b, with W stored as the checkpoint has it (`[out, in]`).
 
 use burn::tensor::Tensor;
-use webvlm_kernels::{DeviceQuantMatrix, quant_matmul, quant_matmul_fused};
+use webvlm_kernels::{Act, DeviceQuantMatrix, quant_matmul, quant_matmul_epilogue, quant_matmul_fused};
+
+use crate::config::Activation;
 
 use crate::error::{ModelError, Result};
 use crate::weights::{LinearWeight, WeightReader};
@@ -120,6 +122,30 @@ impl Linear {
         })
     }
 
+    /// `act(x·Wᵀ + b) + residual`: one dispatch for a quantised weight on wgpu (the tiled
+    /// matmul's epilogue for several rows; for one row the matvec's, with `act` after it),
+    /// else the same operations one after another.
+    ///
+    /// # Shapes
+    /// `x: [n, in]`, `residual: [n, out]` → `[n, out]`
+    pub fn forward_epilogue(&self, x: Tensor<2>, act: Option<Activation>, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
+        let [n, _] = x.dims();
+        match (&self.weight, act) {
+            (Weight::Quant(q), _) if n > 1 => quant_matmul_epilogue(x, q, self.bias.as_ref(), kernel_act(act), residual).map_err(|e| ModelError::Kernel {
+                name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()),
+                message: e.to_string(),
+            }),
+            (_, None) => self.forward_fused(x, false, residual),
+            (_, Some(act)) => {
+                let y = super::activate(self.forward_fused(x, false, None)?, act);
+                Ok(match residual {
+                    Some(r) => y + r,
+                    None => y,
+                })
+            }
+        }
+    }
+
     /// # Shapes
     /// `x: [.., in]` → `[.., out]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
@@ -139,5 +165,16 @@ impl Linear {
         let mut out_dims = dims;
         out_dims[D - 1] = self.out_features;
         Ok(y.reshape(out_dims))
+    }
+}
+
+/// The kernels' name for an activation.
+fn kernel_act(act: Option<Activation>) -> Act {
+    match act {
+        None => Act::None,
+        Some(Activation::Gelu) => Act::GeluErf,
+        Some(Activation::GeluTanh) => Act::GeluTanh,
+        Some(Activation::QuickGelu) => Act::QuickGelu,
+        Some(Activation::Silu) => Act::Silu,
     }
 }

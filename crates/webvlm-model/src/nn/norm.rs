@@ -28,10 +28,13 @@ impl LayerNorm {
 
     /// # Shapes
     /// `x: [.., dim]` → same
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let (var, mean) = x.clone().var_mean_bias(D - 1);
-        let normed = (x - mean) / (var + self.eps).sqrt();
-        normed * self.weight.clone().unsqueeze::<D>() + self.bias.clone().unsqueeze::<D>()
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
+        let dims = x.dims();
+        let cols = dims[D - 1];
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let y = webvlm_kernels::ops::layer_norm(x.reshape([rows, cols]), &self.weight, &self.bias, self.eps)
+            .map_err(|e| crate::error::ModelError::Kernel { name: "layer_norm".into(), message: e.to_string() })?;
+        Ok(y.reshape(dims))
     }
 }
 
@@ -89,7 +92,7 @@ impl Norm {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
         match self {
             Self::Rms(n) => n.forward(x),
-            Self::Layer(n) => Ok(n.forward(x)),
+            Self::Layer(n) => n.forward(x),
         }
     }
 }

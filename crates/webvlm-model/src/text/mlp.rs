@@ -41,14 +41,14 @@ impl Mlp {
         }
     }
 
-    /// `residual + mlp(x)`; the gated form adds inside its last projection.
+    /// `residual + mlp(x)`, added inside the last projection.
     ///
     /// # Shapes
     /// `x, residual: [n, hidden]` → same
     pub fn forward_residual(&self, x: Tensor<2>, residual: Tensor<2>) -> Result<Tensor<2>> {
         match self {
             Self::Gated(ff) => ff.forward_residual(x, Some(residual)),
-            Self::Plain(ff) => Ok(residual + ff.forward(x)?),
+            Self::Plain(ff) => ff.forward_residual(x, Some(residual)),
         }
     }
 }

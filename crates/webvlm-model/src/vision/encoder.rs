@@ -35,8 +35,9 @@ impl VisionLayer {
     /// `x: [n, hidden]` → same
     pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
         let [n, _] = x.dims();
-        let x = x.clone() + self.attn.forward(self.ln1.forward(x), None, &[0..n])?;
-        Ok(x.clone() + self.mlp.forward(self.ln2.forward(x))?)
+        // The residual additions happen inside the output projection and fc2.
+        let x = self.attn.forward(self.ln1.forward(x.clone())?, None, &[0..n], Some(x))?;
+        self.mlp.forward_residual(self.ln2.forward(x.clone())?, Some(x))
     }
 }
 
@@ -90,13 +91,13 @@ impl VisionTransformer {
     pub fn forward(&self, patches: Tensor<2>) -> Result<Tensor<2>> {
         let mut x = self.embeddings.forward(patches)?;
         if let Some(ln) = &self.pre_layernorm {
-            x = ln.forward(x);
+            x = ln.forward(x)?;
         }
         for layer in &self.layers {
             x = layer.forward(x)?;
         }
         if let Some(ln) = &self.post_layernorm {
-            x = ln.forward(x);
+            x = ln.forward(x)?;
         }
         if self.drop_class_token {
             let [n, _] = x.dims();

@@ -149,8 +149,8 @@ impl QwenVision {
         let whole = [0..n];
         for block in &self.blocks {
             let segments: &[Range<usize>] = if block.full { &whole } else { &window_segments };
-            x = x.clone() + block.attn.forward(block.norm1.forward(x)?, Some(&rope), segments)?;
-            x = x.clone() + block.mlp.forward(block.norm2.forward(x)?)?;
+            x = block.attn.forward(block.norm1.forward(x.clone())?, Some(&rope), segments, Some(x))?;
+            x = block.mlp.forward_residual(block.norm2.forward(x.clone())?, x)?;
         }
         if reordered {
             let mut inverse = vec![0; n];
