@@ -14,6 +14,12 @@ fn every_variant_validates_and_uses_every_binding() {
     for kernel in all_variants() {
         let label = kernel.label();
         let src = kernel.wgsl();
+        // Tint (browsers) checks more than naga (e.g. constant-expression overflow, some
+        // uniformity): `WEBVLM_WGSL_DUMP=dir` writes every variant there for a check in Chromium.
+        if let Some(dir) = std::env::var_os("WEBVLM_WGSL_DUMP") {
+            let name = label.replace('/', "_");
+            std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(std::path::Path::new(&dir).join(format!("{name}.wgsl")), &src)).expect("dump");
+        }
         let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{label}: {}\n{src}", e.emit_to_string(&src)));
         let mut caps = BASELINE;
         if kernel.needs_f16() {
