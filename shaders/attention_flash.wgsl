@@ -4,8 +4,10 @@
 // [heads, n, n] scores were 48 MiB per SmolVLM vision layer and past a phone's binding limit
 // for long prompts).
 //
-// A workgroup takes WG query rows of one head, one row per lane; a lane keeps its query and
-// its accumulators in registers, so the softmax needs no reduction across lanes. The lanes
+// A workgroup takes WG·R query rows of one head, R rows per lane; a lane keeps its queries and
+// accumulators in registers, so the softmax needs no reduction across lanes. R = 1 suits a
+// GPU; a CPU adapter (lavapipe, SwiftShader) pays for every workgroup-memory load lane by
+// lane, so there R = 4 rows share each key and value loaded. The lanes
 // load each tile of BC keys and values together (every lane then reads the same key, a
 // broadcast), and skip tiles no row of theirs can see: a causal workgroup stops at its last
 // row's position, a windowed one (Qwen2.5-VL) keeps to its rows' windows.
@@ -53,6 +55,9 @@ const WG: u32 = {{ wg }}u;
 const HD4: u32 = {{ hd4 }}u; // vec4s per head (zero-padded past hd)
 const BC: u32 = {{ bc }}u;   // keys per tile
 const TILE: u32 = {{ tile }}u; // BC · HD4
+const R: u32 = {{ rows }}u;     // query rows per lane
+const RQ: u32 = {{ rq }}u;     // R · HD4
+const RS: u32 = {{ rs }}u;     // R · BC
 
 var<workgroup> k_s: array<vec4<f32>, TILE>;
 var<workgroup> v_s: array<vec4<f32>, TILE>;
@@ -117,90 +122,115 @@ fn main(
     if (head >= params.heads) {
         return;
     }
-    let r0 = (idx % params.row_blocks) * WG;
-    let r = r0 + li;
-    let live = r < params.n;
+    let r0 = (idx % params.row_blocks) * WG * R;
     let kvh = head / params.rep;
     // Ranges are monotone in the row: the first row's start and the last row's end.
     if (li == 0u) {
-        bounds = vec2<u32>(row_range(r0).x, row_range(min(r0 + WG, params.n) - 1u).y);
+        bounds = vec2<u32>(row_range(r0).x, row_range(min(r0 + WG * R, params.n) - 1u).y);
     }
     let wb = workgroupUniformLoad(&bounds);
     let t_lo = wb.x;
     let t_hi = wb.y;
-    var mine = vec2<u32>(0u, 0u);
-    var qv: array<vec4<f32>, HD4>;
-    var acc: array<vec4<f32>, HD4>;
-    if (live) {
-        mine = row_range(r);
-        let qb = params.q_off + head * params.q_hs + r * params.q_rs;
-        for (var c = 0u; c < HD4; c++) {
-            qv[c] = load_q(qb, c);
-            acc[c] = vec4<f32>(0.0);
+    // Lane li takes rows r0 + li, r0 + li + WG, ...; a row past the last sees no key and
+    // writes nothing.
+    var mine: array<vec2<u32>, R>;
+    var qv: array<vec4<f32>, RQ>;
+    var acc: array<vec4<f32>, RQ>;
+    var m: array<f32, R>;
+    var l: array<f32, R>;
+    let lowest = bitcast<f32>(0xff7fffffu); // -FLT_MAX (the literal does not round-trip in Tint)
+    for (var i = 0u; i < R; i++) {
+        let r = r0 + i * WG + li;
+        m[i] = lowest;
+        if (r < params.n) {
+            mine[i] = row_range(r);
+            let qb = params.q_off + head * params.q_hs + r * params.q_rs;
+            for (var c = 0u; c < HD4; c++) {
+                qv[i * HD4 + c] = load_q(qb, c);
+            }
         }
     }
-    let lowest = bitcast<f32>(0xff7fffffu); // -FLT_MAX (the literal does not round-trip in Tint)
-    var m = lowest;
-    var l = 0.0;
-    var s: array<f32, BC>;
+    var s: array<f32, RS>;
     for (var t0 = t_lo; t0 < t_hi; t0 += BC) {
         let count = min(BC, t_hi - t0);
-        for (var i = li; i < TILE; i += WG) {
-            let j = i / HD4;
-            let c = i % HD4;
+        for (var e = li; e < TILE; e += WG) {
+            let j = e / HD4;
+            let c = e % HD4;
             var kk = vec4<f32>(0.0);
             var vv = vec4<f32>(0.0);
             if (j < count) {
                 kk = load_k(params.k_off + kvh * params.k_hs + (t0 + j) * params.k_rs, c);
                 vv = load_v(params.v_off + kvh * params.v_hs + (t0 + j) * params.v_rs, c);
             }
-            k_s[i] = kk;
-            v_s[i] = vv;
+            k_s[e] = kk;
+            v_s[e] = vv;
         }
         workgroupBarrier();
-        // Keys of this tile the row sees: [j_lo, j_hi).
-        let j_lo = max(mine.x, t0) - t0;
-        let j_hi = min(max(mine.y, t0), t0 + count) - t0;
-        if (live && j_lo < j_hi) {
-            var m_new = m;
-            for (var j = j_lo; j < j_hi; j++) {
-                var dot4 = vec4<f32>(0.0);
-                for (var c = 0u; c < HD4; c++) {
-                    dot4 += qv[c] * k_s[j * HD4 + c];
-                }
-                let sj = (dot4.x + dot4.y + dot4.z + dot4.w) * params.scale;
-                s[j] = sj;
-                m_new = max(m_new, sj);
-            }
-            let alpha = exp(m - m_new);
-            l *= alpha;
+        // Every lane walks the whole tile (uniform loops: a CPU adapter runs the lanes as
+        // SIMD and would turn per-lane bounds into gathers); keys a row does not see get no
+        // weight. Each key and value loaded serves the lane's R rows.
+        var m_new: array<f32, R>;
+        for (var i = 0u; i < R; i++) {
+            m_new[i] = m[i];
+        }
+        for (var j = 0u; j < count; j++) {
+            var dot4: array<vec4<f32>, R>;
             for (var c = 0u; c < HD4; c++) {
-                acc[c] *= alpha;
-            }
-            for (var j = j_lo; j < j_hi; j++) {
-                let p = exp(s[j] - m_new);
-                l += p;
-                for (var c = 0u; c < HD4; c++) {
-                    acc[c] += p * v_s[j * HD4 + c];
+                let kv = k_s[j * HD4 + c];
+                for (var i = 0u; i < R; i++) {
+                    dot4[i] += qv[i * HD4 + c] * kv;
                 }
             }
-            m = m_new;
+            let t = t0 + j;
+            for (var i = 0u; i < R; i++) {
+                let d = dot4[i];
+                let sj = select(lowest, (d.x + d.y + d.z + d.w) * params.scale, t >= mine[i].x && t < mine[i].y);
+                s[i * BC + j] = sj;
+                m_new[i] = max(m_new[i], sj);
+            }
+        }
+        for (var i = 0u; i < R; i++) {
+            let alpha = exp(m[i] - m_new[i]);
+            l[i] *= alpha;
+            for (var c = 0u; c < HD4; c++) {
+                acc[i * HD4 + c] *= alpha;
+            }
+        }
+        for (var j = 0u; j < count; j++) {
+            let t = t0 + j;
+            var p: array<f32, R>;
+            for (var i = 0u; i < R; i++) {
+                p[i] = select(0.0, exp(s[i * BC + j] - m_new[i]), t >= mine[i].x && t < mine[i].y);
+                l[i] += p[i];
+            }
+            for (var c = 0u; c < HD4; c++) {
+                let vv = v_s[j * HD4 + c];
+                for (var i = 0u; i < R; i++) {
+                    acc[i * HD4 + c] += p[i] * vv;
+                }
+            }
+        }
+        for (var i = 0u; i < R; i++) {
+            m[i] = m_new[i];
         }
         // The next tile overwrites k_s and v_s: every lane must be done reading them.
         workgroupBarrier();
     }
-    if (live) {
-        var inv = 0.0;
-        if (l > 0.0) {
-            inv = 1.0 / l;
-        }
-        let yb = r * params.heads * params.hd + head * params.hd;
-        for (var c = 0u; c < HD4; c++) {
-            let o = acc[c] * inv;
-            for (var e = 0u; e < 4u; e++) {
-                let d = 4u * c + e;
-                if (d < params.hd) {
-                    y[yb + d] = o[e];
+    for (var i = 0u; i < R; i++) {
+        let r = r0 + i * WG + li;
+        if (r < params.n) {
+            var inv = 0.0;
+            if (l[i] > 0.0) {
+                inv = 1.0 / l[i];
+            }
+            let yb = r * params.heads * params.hd + head * params.hd;
+            for (var c = 0u; c < HD4; c++) {
+                let o = acc[i * HD4 + c] * inv;
+                for (var e = 0u; e < 4u; e++) {
+                    let d = 4u * c + e;
+                    if (d < params.hd) {
+                        y[yb + d] = o[e];
+                    }
                 }
             }
         }

@@ -270,8 +270,9 @@ pub enum Kernel {
     /// A fused decoder operation; `wg` a power of two (the row reductions halve it).
     Fused { op: FusedOp, wg: u32 },
     /// `attention_flash.wgsl`: attention of many query rows, tile by tile, for heads of up to
-    /// `4·hd4` values (the per-lane registers and the tile size follow `hd4`).
-    FlashAttention { hd4: u32 },
+    /// `4·hd4` values (the per-lane registers and the tile size follow `hd4`), `rows` query rows
+    /// per lane.
+    FlashAttention { hd4: u32, rows: u32 },
 }
 
 /// Keys per tile of [`Kernel::FlashAttention`]: two tiles (keys and values, `hd4` vec4s per
@@ -308,7 +309,7 @@ impl Kernel {
         match *self {
             Kernel::Copy { wg, items } => format!("copy/wg{wg}x{items}"),
             Kernel::Fused { op, wg } => format!("{}/wg{wg}", op.name()),
-            Kernel::FlashAttention { hd4 } => format!("attention_flash/hd{}", 4 * hd4),
+            Kernel::FlashAttention { hd4, rows } => format!("attention_flash/hd{}/r{rows}", 4 * hd4),
             Kernel::Matvec { scheme, precision, reduction, fuse } => {
                 let r = match reduction {
                     Reduction::Workgroup { wg, tpr, rpi } => format!("wg{wg}/tpr{tpr}/rpi{rpi}"),
@@ -375,12 +376,15 @@ impl Kernel {
         let mut vars = vec![("enables", enables.join("\n"))];
         match *self {
             Kernel::Fused { wg, .. } => vars.push(("wg", wg.to_string())),
-            Kernel::FlashAttention { hd4 } => {
+            Kernel::FlashAttention { hd4, rows } => {
                 let bc = flash_keys_per_tile(hd4);
                 vars.push(("wg", self.workgroup_size().to_string()));
                 vars.push(("hd4", hd4.to_string()));
                 vars.push(("bc", bc.to_string()));
                 vars.push(("tile", (bc * hd4).to_string()));
+                vars.push(("rows", rows.to_string()));
+                vars.push(("rq", (rows * hd4).to_string()));
+                vars.push(("rs", (rows * bc).to_string()));
             }
             Kernel::Copy { wg, items } => {
                 vars.push(("wg", wg.to_string()));
