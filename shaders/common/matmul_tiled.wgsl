@@ -33,7 +33,7 @@ fn main(
     let ty = li / TX;
     let n0 = wid.x * TN;
     let m0 = wid.y * TM;
-    var acc: array<f32, RM * RN>;
+    {{ acc_decl }}
     for (var b = 0u; b < params.kb; b++) {
         for (var i = li; i < TM * 8u; i += WG) {
             let m = m0 + i / 8u;
@@ -53,28 +53,14 @@ fn main(
         }
         workgroupBarrier();
         for (var kk = 0u; kk < 8u; kk++) {
-            var a: array<vec4<CT>, RM>;
-            for (var i = 0u; i < RM; i++) {
-                a[i] = xs[(ty * RM + i) * 8u + kk];
-            }
-            for (var j = 0u; j < RN; j++) {
-                // Columns tx, tx + TX, ...: neighbouring invocations read neighbouring rows
-                // of the weight tile and write neighbouring outputs.
-                let wv = ws[(j * TX + tx) * 8u + kk];
-                for (var i = 0u; i < RM; i++) {
-                    acc[i * RN + j] += f32(dot(a[i], wv));
-                }
-            }
+            // Written out for every (i, j) by the template (`acc_i_j`, `a_i`, `w_j`): a loop
+            // over a private array indexes memory lane by lane on a CPU adapter, where
+            // separate variables stay in SIMD registers (3× on lavapipe). Columns tx, tx + TX,
+            // ...: neighbouring invocations read neighbouring rows of the weight tile and
+            // write neighbouring outputs.
+            {{ inner }}
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < RM; i++) {
-        let m = m0 + ty * RM + i;
-        for (var j = 0u; j < RN; j++) {
-            let n = n0 + j * TX + tx;
-            if (m < params.m && n < params.n) {
-                store_mn(m, params.n_offset + n, acc[i * RN + j]);
-            }
-        }
-    }
+    {{ store_all }}
 }

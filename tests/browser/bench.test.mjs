@@ -244,6 +244,7 @@ describe('benchmark page, WebGPU on the tiny fixture', () => {
       assert.equal(t.readback_bytes, 4, 'a greedy token reads back 4 bytes');
       assert.equal(t.syncs, 1, 'one wait on the GPU per token');
       assert.ok(r.gpu_counts.prefill.dispatches > t.dispatches, JSON.stringify(r.gpu_counts));
+      assert.ok(r.gpu_counts.encode.dispatches > 0 && r.gpu_counts.encode.readback_bytes === 0, 'the encode stays on the GPU: ' + JSON.stringify(r.gpu_counts));
     }
     assert.deepEqual(report.summary.gpu_counts_per_token, report.runs[0].gpu_counts.per_token, 'the counts are the same every run');
     for (const [key, field] of [['decode_tokens_per_s', 'decode_tokens_per_s'], ['prefill_tokens_per_s', 'prefill_tokens_per_s'], ['ttft_ms', 'ttft_ms'], ['encode_ms', 'encode_ms']]) {

@@ -83,7 +83,7 @@ export interface BenchRun {
   /** Main-thread tasks over 50 ms during the run (browser only). */
   long_tasks: LongTasks | null;
   /** GPU commands of the prefill and of one decoded token (median of the decoder steps). */
-  gpu_counts: { prefill: BenchGpuCost; per_token: BenchGpuCost };
+  gpu_counts: { encode?: BenchGpuCost; prefill: BenchGpuCost; per_token: BenchGpuCost };
 }
 
 /** Host-side cost of GPU work: counted at the WebGPU API in a browser, at CubeCL/wgpu natively. */

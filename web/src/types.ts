@@ -96,8 +96,8 @@ export interface Usage {
   imageTokens: number;
   /** Highest GPU memory the runtime held during the request (sampled before it and after encode, prefill and the last token). */
   peakGpuBytes: number;
-  /** WebGPU commands the prefill and one decoded token (median of the steps) cost, counted at the API. */
-  gpuCounts: { prefill: GpuCost; perToken: GpuCost };
+  /** WebGPU commands the image encode (zero without an image), the prefill and one decoded token (median of the steps) cost, counted at the API. */
+  gpuCounts: { encode: GpuCost; prefill: GpuCost; perToken: GpuCost };
   timings: {
     /** Image decode in the worker. */
     imageMs: number;

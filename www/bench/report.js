@@ -19,7 +19,11 @@ export function runFromUsage(usage, longTasks) {
     decode_tokens_per_s: t.decodeTokensPerSecond,
     peak_gpu_bytes: usage.peakGpuBytes,
     long_tasks: longTasks,
-    gpu_counts: { prefill: snakeCost(usage.gpuCounts.prefill), per_token: snakeCost(usage.gpuCounts.perToken) },
+    gpu_counts: {
+      encode: snakeCost(usage.gpuCounts.encode),
+      prefill: snakeCost(usage.gpuCounts.prefill),
+      per_token: snakeCost(usage.gpuCounts.perToken),
+    },
   };
 }
 

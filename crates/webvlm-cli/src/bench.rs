@@ -198,6 +198,13 @@ fn print_summary(r: &BenchReport) {
         c.dispatches, c.submissions, c.readback_bytes, c.syncs
     );
     if let Some(run) = r.runs.first() {
+        let e = &run.gpu_counts.encode;
+        if run.image_tokens > 0 {
+            eprintln!(
+                "encode         {} dispatches, {} submissions, {} bytes read back, {} syncs",
+                e.dispatches, e.submissions, e.readback_bytes, e.syncs
+            );
+        }
         let p = &run.gpu_counts.prefill;
         eprintln!(
             "prefill        {} dispatches, {} submissions, {} bytes read back, {} syncs ({} prompt tokens)",

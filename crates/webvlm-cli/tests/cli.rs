@@ -264,6 +264,29 @@ fn bench_pins_the_gpu_commands_of_a_smollm2_token() {
     }
 }
 
+/// The image encode of the packed SmolVLM fixture (3 SigLIP layers), counted like the token
+/// step. A block is LayerNorm, the joined q/k/v matmul (bias in its epilogue), flash attention
+/// reading q/k/v in place, the output projection (bias + residual), LayerNorm, fc1 (bias + GELU),
+/// fc2 (bias + residual): 7 dispatches where the widths are whole blocks of 32, plus a zero
+/// padding of the activations for each of the fixture's 48- and 80-wide inputs. Nothing is
+/// read back: the features stay on the GPU for the prefill.
+#[test]
+fn bench_pins_the_gpu_commands_of_a_vision_encode() {
+    let json = std::env::temp_dir().join(format!("webvlm-encode-counts-{}.json", std::process::id()));
+    let model = fixture("packed/smolvlm-tiny");
+    let out = webvlm(&[
+        "bench", "--model", model.to_str().unwrap(), "--image-size", "64", "--runs", "1", "--warmup", "0", "--max-new-tokens", "2",
+        "--no-kernels", "--json", json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let e = &r["runs"][0]["gpu_counts"]["encode"];
+    let got = ["dispatches", "submissions", "readback_bytes", "syncs"].map(|k| e[k].as_u64().unwrap_or_else(|| panic!("{k} in {e}")));
+    assert_eq!(got, ENCODE, "dispatches, submissions, bytes read back, syncs of the image encode");
+}
+
+const ENCODE: [u64; 4] = [68, 3, 0, 1];
+
 /// SmolLM2-135M, greedy, one decoded token: dispatches, submissions, bytes read back, syncs.
 const PER_TOKEN: [u64; 4] = [214, 3, 4, 1];
 /// The same for the prefill of the chat-templated prompt.

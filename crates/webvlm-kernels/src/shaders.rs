@@ -431,6 +431,21 @@ impl Kernel {
                 vars.push(("params_binding", (first + epilogue.bindings()).to_string()));
                 vars.push(("epilogue_bindings", bindings.join("\n")));
                 vars.push(("epilogue", epilogue.wgsl()));
+                let (rm, rn) = (tile.rm, tile.rn);
+                let acc_decl: Vec<String> = (0..rm).flat_map(|i| (0..rn).map(move |j| format!("var acc_{i}_{j} = 0.0;"))).collect();
+                vars.push(("acc_decl", acc_decl.join("\n    ")));
+                let mut inner: Vec<String> = (0..rm).map(|i| format!("let a_{i} = xs[(ty * RM + {i}u) * 8u + kk];")).collect();
+                inner.extend((0..rn).map(|j| format!("let w_{j} = ws[({j}u * TX + tx) * 8u + kk];")));
+                inner.extend((0..rm).flat_map(|i| (0..rn).map(move |j| format!("acc_{i}_{j} += f32(dot(a_{i}, w_{j}));"))));
+                vars.push(("inner", inner.join("\n            ")));
+                let store: Vec<String> = (0..rm)
+                    .flat_map(|i| {
+                        (0..rn).map(move |j| {
+                            format!("if (m0 + ty * RM + {i}u < params.m && n0 + {j}u * TX + tx < params.n) {{ store_mn(m0 + ty * RM + {i}u, params.n_offset + n0 + {j}u * TX + tx, acc_{i}_{j}); }}")
+                        })
+                    })
+                    .collect();
+                vars.push(("store_all", store.join("\n    ")));
                 vars.push(("tm", tile.tm.to_string()));
                 vars.push(("tn", tile.tn.to_string()));
                 vars.push(("rm", tile.rm.to_string()));

@@ -140,6 +140,10 @@ impl From<webvlm_kernels::counters::GpuCounts> for GpuCost {
 /// A run's GPU command counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GpuCounts {
+    /// The vision encode of the prompt's images (zero without one; absent from reports
+    /// written before it was counted).
+    #[serde(default)]
+    pub encode: GpuCost,
     /// The decoder over the prompt, to the first token (the vision encode excluded).
     pub prefill: GpuCost,
     /// One decoded token in steady state: the median of the steps that ran the decoder.
@@ -285,7 +289,9 @@ pub async fn measure_run<V: Deref<Target = Vlm>>(
     let mut generator = Generator::new(vlm, prompt, opts)?;
     let encodes = generator.needs_encode();
     let t0 = now();
+    let before = counters::snapshot();
     generator.encode().await?;
+    let encode_counts = counters::snapshot().since(&before);
     // Sampling asks the device thread for a report (about a millisecond): at stage ends only.
     // The allocator keeps what it reserved, so the last sample holds the run's peak.
     if encodes {
@@ -329,7 +335,7 @@ pub async fn measure_run<V: Deref<Target = Vlm>>(
         decode_tokens_per_s: if generated > 1 && decode_ms > 0.0 { (generated - 1) as f64 * 1000.0 / decode_ms } else { 0.0 },
         peak_gpu_bytes: peak,
         long_tasks: None,
-        gpu_counts: GpuCounts { prefill: prefill_counts.into(), per_token: median_cost(&steps) },
+        gpu_counts: GpuCounts { encode: encode_counts.into(), prefill: prefill_counts.into(), per_token: median_cost(&steps) },
     })
 }
 

@@ -158,10 +158,12 @@ export class WasmEngine implements Engine {
     const started = session.start(request, pixels?.data, pixels?.width ?? 0, pixels?.height ?? 0) as Started;
     const tPrepared = performance.now();
     // The vision tower on its own, waited for on the GPU, so its time is not the prefill's.
+    const beforeEncode = gpuCounts();
     if (pixels) {
       await this.guard(session.encode());
       sample();
     }
+    const encodeCost = costSince(gpuCounts(), beforeEncode);
     const tEncoded = performance.now();
     const beforePrefill = gpuCounts();
     await this.guard(session.prefill());
@@ -181,7 +183,7 @@ export class WasmEngine implements Engine {
         reusedTokens: started.reusedTokens,
         imageTokens: started.imageTokens,
         peakGpuBytes,
-        gpuCounts: { prefill: prefillCost, perToken: medianCost(stepCosts) },
+        gpuCounts: { encode: encodeCost, prefill: prefillCost, perToken: medianCost(stepCosts) },
         timings: {
           imageMs: tImage - t0,
           prepareMs: tPrepared - tImage,
