@@ -38,7 +38,6 @@ struct FlashParams {
     v_off: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> q: array<f32>;

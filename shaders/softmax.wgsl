@@ -35,7 +35,7 @@ fn main(
     if (params.causal != 0u) {
         visible = min(params.cols, params.start + row % params.n + 1u);
     }
-    // Uniform loop bounds (see rms_norm.wgsl): the reductions' barriers need them.
+    // Uniform loop bounds (see norm.wgsl): the reductions' barriers need them.
     let iters = (params.cols + WG - 1u) / WG;
     var m = bitcast<f32>(0xff7fffffu); // -FLT_MAX (the literal does not round-trip in Tint)
     for (var it = 0u; it < iters; it++) {

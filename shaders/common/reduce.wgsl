@@ -1,4 +1,4 @@
-// Workgroup-wide reductions for kernels that give one row to one workgroup (rms_norm.wgsl,
+// Workgroup-wide reductions for kernels that give one row to one workgroup (norm.wgsl,
 // softmax.wgsl): every invocation passes its partial value, every invocation gets the result.
 // The including file defines `WG` (a power of two); calls must be in uniform control flow.
 

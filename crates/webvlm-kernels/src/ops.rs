@@ -271,7 +271,7 @@ fn launch_flash(g: &FlashGeometry, [q, k, v]: [&HeadsView; 3], keys: KeyRange<'_
         q_off: q.1,
         k_off: k.1,
         v_off: v.1,
-        _pad: [0; 3],
+        _pad: [0; 2],
     };
     crate::launch::launch_io(
         Kernel::FlashAttention { hd4: hd.div_ceil(4) as u32, rows: rows as u32 },

@@ -47,7 +47,7 @@ pub struct MatmulParams {
     pub _pad: u32,
 }
 
-/// `NormParams` of `rms_norm.wgsl`.
+/// `NormParams` of `norm.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 pub struct NormParams {
@@ -144,7 +144,7 @@ pub struct FlashParams {
     pub q_off: u32,
     pub k_off: u32,
     pub v_off: u32,
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// `SampleParams` of `sample.wgsl`.

@@ -12,8 +12,7 @@ use crate::quant::QuantScheme;
 
 mod src {
     pub const COPY: &str = include_str!("../../../shaders/copy.wgsl");
-    pub const RMS_NORM: &str = include_str!("../../../shaders/rms_norm.wgsl");
-    pub const LAYER_NORM: &str = include_str!("../../../shaders/layer_norm.wgsl");
+    pub const NORM: &str = include_str!("../../../shaders/norm.wgsl");
     pub const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
     pub const SOFTMAX: &str = include_str!("../../../shaders/softmax.wgsl");
     pub const SWIGLU: &str = include_str!("../../../shaders/swiglu.wgsl");
@@ -213,9 +212,9 @@ impl Tile {
 /// The decoder's fused row and element-wise operations (see [`crate::ops`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FusedOp {
-    /// `rms_norm.wgsl`: one workgroup per row.
+    /// `norm.wgsl` as RMSNorm: one workgroup per row.
     RmsNorm,
-    /// `layer_norm.wgsl`: LayerNorm with weight and bias, one workgroup per row.
+    /// `norm.wgsl` as LayerNorm with weight and bias, one workgroup per row.
     LayerNorm,
     /// `rope.wgsl`: rotary embedding + head transpose.
     Rope,
@@ -329,8 +328,7 @@ impl Kernel {
         match *self {
             Kernel::Copy { .. } => vec![src::COPY],
             Kernel::Fused { op, .. } => match op {
-                FusedOp::RmsNorm => vec![src::RMS_NORM, src::REDUCE],
-                FusedOp::LayerNorm => vec![src::LAYER_NORM, src::REDUCE],
+                FusedOp::RmsNorm | FusedOp::LayerNorm => vec![src::NORM, src::REDUCE],
                 FusedOp::Rope => vec![src::ROPE],
                 FusedOp::Softmax => vec![src::SOFTMAX, src::REDUCE],
                 FusedOp::SwiGlu => vec![src::SWIGLU],
@@ -375,7 +373,17 @@ impl Kernel {
         }
         let mut vars = vec![("enables", enables.join("\n"))];
         match *self {
-            Kernel::Fused { wg, .. } => vars.push(("wg", wg.to_string())),
+            Kernel::Fused { op, wg } => {
+                vars.push(("wg", wg.to_string()));
+                if let FusedOp::RmsNorm | FusedOp::LayerNorm = op {
+                    let layer = op == FusedOp::LayerNorm;
+                    vars.push(("center", layer.to_string()));
+                    let bias = "@group(0) @binding(3) var<storage, read_write> b: array<f32>;";
+                    vars.push(("bias_binding", if layer { bias.into() } else { String::new() }));
+                    vars.push(("params_binding", if layer { "4" } else { "3" }.into()));
+                    vars.push(("shift", if layer { "return b[c];" } else { "return -0.0;" }.into()));
+                }
+            }
             Kernel::FlashAttention { hd4, rows } => {
                 let bc = flash_keys_per_tile(hd4);
                 vars.push(("wg", self.workgroup_size().to_string()));
