@@ -13,7 +13,11 @@ const usage = (decode, extra = {}) => ({
   reusedTokens: 0,
   imageTokens: 64,
   peakGpuBytes: 5e8,
-  gpuCounts: { prefill: { dispatches: 700, submissions: 3, readbackBytes: 4, syncs: 1 }, perToken: { dispatches: 190, submissions: 1, readbackBytes: 4, syncs: 1 } },
+  gpuCounts: {
+    encode: { dispatches: 92, submissions: 3, readbackBytes: 0, syncs: 1 },
+    prefill: { dispatches: 700, submissions: 3, readbackBytes: 4, syncs: 1 },
+    perToken: { dispatches: 190, submissions: 1, readbackBytes: 4, syncs: 1 },
+  },
   timings: { imageMs: 3, prepareMs: 7, encodeMs: 400, prefillMs: 900, firstTokenMs: 1320, decodeMs: 7000 / decode, decodeTokensPerSecond: decode },
   ...extra,
 });
@@ -58,6 +62,7 @@ test('a run maps usage fields; prefill rate counts only the prefilled tokens', (
   assert.equal(r.decode_tokens_per_s, 4);
   assert.equal(r.image_tokens, 64);
   assert.deepEqual(r.long_tasks, { count: 1, total_ms: 60, max_ms: 60 });
+  assert.deepEqual(r.gpu_counts.encode, { dispatches: 92, submissions: 3, readback_bytes: 0, syncs: 1 });
 });
 
 test('long tasks aggregate to count, total and longest', () => {
