@@ -173,7 +173,13 @@ fn main(
             m_new[i] = m[i];
         }
         for (var j = 0u; j < count; j++) {
+            // Zeroed by hand: WGSL zero-initialises a `var` each time its declaration runs, but
+            // Chromium on SwiftShader kept the previous key's sums here (scores then summed
+            // over keys, and every row past the first went wrong).
             var dot4: array<vec4<f32>, R>;
+            for (var i = 0u; i < R; i++) {
+                dot4[i] = vec4<f32>(0.0);
+            }
             for (var c = 0u; c < HD4; c++) {
                 let kv = k_s[j * HD4 + c];
                 for (var i = 0u; i < R; i++) {

@@ -203,13 +203,13 @@ pub fn flash_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, total: usize, k
     launch_flash(&geometry, [&qv, &kv, &vv], keys, scale, &q.device())
 }
 
-/// Whether this build runs the flash kernel. In Chromium on SwiftShader it gave the SmolVLM
-/// fixture other greedy tokens than natively (where every test passes against the CPU
-/// reference), not yet understood: the browser keeps the materialised path (burn's matmuls
-/// around the fused softmax) until it is. Note for that day: the kernel binds its inputs
-/// writable (CubeCL pools buffers, so a read-only and a writable binding may share one), and a
-/// browser refuses two writable bindings over the same bytes in one dispatch, which the joined
-/// q/k/v views are.
+/// Whether this build runs the flash kernel: natively only, for now. In Chromium on SwiftShader
+/// it gave the SmolVLM fixture other greedy tokens: a `var` array declared in a loop kept its
+/// previous iteration's values there (now zeroed by hand in the shader; checked in Chromium on
+/// a standalone page, not yet with the browser suites). Before the wasm build turns it on, the
+/// joined q/k/v must stop binding three writable views of one buffer, which a browser refuses
+/// in one dispatch (CubeCL pools buffers, so the bindings cannot be made read-only either:
+/// copy k and v out, or bind the row once).
 const FLASH_KERNEL: bool = cfg!(not(target_family = "wasm"));
 
 /// Query rows per lane of the flash kernel: one on a GPU; on a CPU adapter, where every
