@@ -87,7 +87,11 @@ export class WebVLM {
     const rate = 10 + k;
     yield { text: '', done: true, finishReason: 'length', usage: {
       promptTokens: 100, completionTokens: req.maxTokens, reusedTokens: 0, imageTokens: 64, peakGpuBytes: 1e8 + k,
-      gpuCounts: { prefill: { dispatches: 600 + k, submissions: 2, readbackBytes: 4, syncs: 1 }, perToken: { dispatches: 200 + k, submissions: 1, readbackBytes: 4, syncs: 1 } },
+      gpuCounts: {
+        encode: { dispatches: 90 + k, submissions: 3, readbackBytes: 0, syncs: 1 },
+        prefill: { dispatches: 600 + k, submissions: 2, readbackBytes: 4, syncs: 1 },
+        perToken: { dispatches: 200 + k, submissions: 1, readbackBytes: 4, syncs: 1 },
+      },
       timings: { imageMs: 2, prepareMs: 3, encodeMs: 40 + k, prefillMs: 50, firstTokenMs: 100 + k, decodeMs: ((req.maxTokens - 1) * 1000) / rate, decodeTokensPerSecond: rate },
     } };
   }
