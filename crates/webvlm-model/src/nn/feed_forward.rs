@@ -3,22 +3,12 @@
 //! and the gated SwiGLU form `down(silu(gate(x)) · up(x))` (Llama-style decoders and
 //! Qwen2.5-VL's vision blocks).
 
-use burn::tensor::{Tensor, activation};
+use burn::tensor::Tensor;
 
 use super::Linear;
 use crate::config::Activation;
 use crate::error::{ModelError, Result};
 use crate::weights::WeightReader;
-
-/// `act` applied elementwise, as transformers' `ACT2FN[name]`.
-pub fn activate<const D: usize>(x: Tensor<D>, act: Activation) -> Tensor<D> {
-    match act {
-        Activation::GeluTanh => activation::gelu_approximate(x),
-        Activation::Gelu => activation::gelu(x),
-        Activation::QuickGelu => activation::sigmoid(x.clone() * 1.702) * x,
-        Activation::Silu => activation::silu(x),
-    }
-}
 
 /// `fc1 → act → fc2`.
 #[derive(Clone, Debug)]

@@ -137,7 +137,7 @@ impl Linear {
             }),
             (_, None) => self.forward_fused(x, false, residual),
             (_, Some(act)) => {
-                let y = super::activate(self.forward_fused(x, false, None)?, act);
+                let y = webvlm_kernels::ops::activate(self.forward_fused(x, false, None)?, kernel_act(Some(act)));
                 Ok(match residual {
                     Some(r) => y + r,
                     None => y,

@@ -6,7 +6,7 @@ mod linear;
 mod norm;
 
 pub use embedding::Embedding;
-pub use feed_forward::{FeedForward, GatedFeedForward, activate};
+pub use feed_forward::{FeedForward, GatedFeedForward};
 pub use linear::Linear;
 pub use norm::{LayerNorm, Norm, RmsNorm};
 
