@@ -43,12 +43,14 @@ struct FlashParams {
 @group(0) @binding(0) var<storage, read_write> q: array<f32>;
 // [n, heads·hd]
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> k: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+// k and v: their own bindings, or (joined) read from q's buffer, a joined projection's output
+// bound once: browsers refuse overlapping bindings of one buffer when one is writable, and
+// CubeCL declares every binding writable.
+{{ kv_bindings }}
 // mode 2: [n, 2], row r sees keys ranges[2r] .. ranges[2r + 1]; rows in order, ranges
 // non-decreasing (windows tiling the sequence). Otherwise one unread word.
-@group(0) @binding(4) var<storage, read_write> ranges: array<u32>;
-@group(0) @binding(5) var<uniform> params: FlashParams;
+@group(0) @binding({{ ranges_binding }}) var<storage, read_write> ranges: array<u32>;
+@group(0) @binding({{ params_binding }}) var<uniform> params: FlashParams;
 
 const WG: u32 = {{ wg }}u;
 const HD4: u32 = {{ hd4 }}u; // vec4s per head (zero-padded past hd)
@@ -81,7 +83,7 @@ fn load_k(base: u32, c: u32) -> vec4<f32> {
     for (var e = 0u; e < 4u; e++) {
         let d = 4u * c + e;
         if (d < params.hd) {
-            out[e] = k[base + d];
+            out[e] = {{ k_buf }}[base + d];
         }
     }
     return out;
@@ -92,7 +94,7 @@ fn load_v(base: u32, c: u32) -> vec4<f32> {
     for (var e = 0u; e < 4u; e++) {
         let d = 4u * c + e;
         if (d < params.hd) {
-            out[e] = v[base + d];
+            out[e] = {{ v_buf }}[base + d];
         }
     }
     return out;

@@ -195,22 +195,18 @@ pub fn flash_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, total: usize, k
             v.dims()
         )));
     }
-    let views = (hd.div_ceil(4) <= 64 && FLASH_KERNEL).then(|| (heads_view(&q), heads_view(&k), heads_view(&v)));
+    let views = (hd.div_ceil(4) <= 64).then(|| (heads_view(&q), heads_view(&k), heads_view(&v)));
     let Some((Some(qv), Some(kv), Some(vv))) = views else {
+        // On a wgpu device the materialised scores must fit one binding: refused by name here
+        // rather than failing inside burn (heads of over 256 values, or not f32).
+        if let Some(c) = wgpu_device(&q.device()).and_then(|_| q.clone().try_into_primitive::<CubeBackend>().ok()) {
+            crate::launch::check_binding(heads * n * total, "attention scores", DeviceCaps::of(&c.client).max_binding_bytes)?;
+        }
         return Ok(flash_attention_ops(q, k, v, total, keys, scale));
     };
     let geometry = FlashGeometry { heads, kv_heads: kvh, n, hd, total };
-    launch_flash(&geometry, [&qv, &kv, &vv], keys, scale, &q.device())
+    launch_flash(&geometry, [&qv, &kv, &vv], false, keys, scale, &q.device())
 }
-
-/// Whether this build runs the flash kernel: natively only, for now. In Chromium on SwiftShader
-/// it gave the SmolVLM fixture other greedy tokens: a `var` array declared in a loop kept its
-/// previous iteration's values there (now zeroed by hand in the shader; checked in Chromium on
-/// a standalone page, not yet with the browser suites). Before the wasm build turns it on, the
-/// joined q/k/v must stop binding three writable views of one buffer, which a browser refuses
-/// in one dispatch (CubeCL pools buffers, so the bindings cannot be made read-only either:
-/// copy k and v out, or bind the row once).
-const FLASH_KERNEL: bool = cfg!(not(target_family = "wasm"));
 
 /// Query rows per lane of the flash kernel: one on a GPU; on a CPU adapter, where every
 /// workgroup-memory load is paid lane by lane, as many as keep the lane's queries and
@@ -232,7 +228,8 @@ struct FlashGeometry {
     total: usize,
 }
 
-fn launch_flash(g: &FlashGeometry, [q, k, v]: [&HeadsView; 3], keys: KeyRange<'_>, scale: f64, device: &burn::tensor::Device) -> Result<Tensor<2>> {
+/// `joined`: k and v are views of q's buffer, which is then bound once.
+fn launch_flash(g: &FlashGeometry, [q, k, v]: [&HeadsView; 3], joined: bool, keys: KeyRange<'_>, scale: f64, device: &burn::tensor::Device) -> Result<Tensor<2>> {
     let FlashGeometry { heads, kv_heads, n, hd, total } = *g;
     let qc = &q.0;
     crate::launch::check_binding(n * heads * hd, "attention output", DeviceCaps::of(&qc.client).max_binding_bytes)?;
@@ -282,13 +279,13 @@ fn launch_flash(g: &FlashGeometry, [q, k, v]: [&HeadsView; 3], keys: KeyRange<'_
         v_off: v.1,
         _pad: [0; 2],
     };
-    crate::launch::launch_io(
-        Kernel::FlashAttention { hd4: hd.div_ceil(4) as u32, rows: rows as u32 },
-        &qc.client,
-        groups(heads * row_blocks, qc)?,
-        &[(qc, Io::Read), (&y, Io::Write), (&k.0, Io::Read), (&v.0, Io::Read), (&ranges, Io::Read)],
-        info_words(&params),
-    );
+    let kernel = Kernel::FlashAttention { hd4: hd.div_ceil(4) as u32, rows: rows as u32, joined };
+    let bindings: &[(&CubeTensor, Io)] = if joined {
+        &[(qc, Io::Read), (&y, Io::Write), (&ranges, Io::Read)]
+    } else {
+        &[(qc, Io::Read), (&y, Io::Write), (&k.0, Io::Read), (&v.0, Io::Read), (&ranges, Io::Read)]
+    };
+    crate::launch::launch_io(kernel, &qc.client, groups(heads * row_blocks, qc)?, bindings, info_words(&params));
     Ok(Tensor::from_primitive::<CubeBackend>(y))
 }
 
@@ -304,14 +301,14 @@ pub fn flash_attention_joined(qkv: Tensor<2>, heads: usize, kv_heads: usize, key
         return Err(KernelError::Device(format!("flash attention: a [{n}, {width}] q/k/v row as {heads} + 2·{kv_heads} heads")));
     }
     let hd = width / parts;
-    let on_device = hd.div_ceil(4) <= 64 && keys_fit(keys, n, n) && FLASH_KERNEL;
+    let on_device = hd.div_ceil(4) <= 64 && keys_fit(keys, n, n);
     match on_wgpu(&qkv) {
         Some(c) if on_device => {
             let (w, h) = (width as u32, hd as u32);
             let view = |heads_before: usize| (c.clone(), (heads_before * hd) as u32, h, w);
             let (q, k, v) = (view(0), view(heads), view(heads + kv_heads));
             let geometry = FlashGeometry { heads, kv_heads, n, hd, total: n };
-            launch_flash(&geometry, [&q, &k, &v], keys, scale, &qkv.device())
+            launch_flash(&geometry, [&q, &k, &v], true, keys, scale, &qkv.device())
         }
         _ => {
             let split = |from: usize, count: usize| -> Tensor<3> {

@@ -270,8 +270,8 @@ pub enum Kernel {
     Fused { op: FusedOp, wg: u32 },
     /// `attention_flash.wgsl`: attention of many query rows, tile by tile, for heads of up to
     /// `4·hd4` values (the per-lane registers and the tile size follow `hd4`), `rows` query rows
-    /// per lane.
-    FlashAttention { hd4: u32, rows: u32 },
+    /// per lane; `joined`: k and v read from q's binding (a joined q/k/v projection's output).
+    FlashAttention { hd4: u32, rows: u32, joined: bool },
 }
 
 /// Keys per tile of [`Kernel::FlashAttention`]: two tiles (keys and values, `hd4` vec4s per
@@ -308,7 +308,9 @@ impl Kernel {
         match *self {
             Kernel::Copy { wg, items } => format!("copy/wg{wg}x{items}"),
             Kernel::Fused { op, wg } => format!("{}/wg{wg}", op.name()),
-            Kernel::FlashAttention { hd4, rows } => format!("attention_flash/hd{}/r{rows}", 4 * hd4),
+            Kernel::FlashAttention { hd4, rows, joined } => {
+                format!("attention_flash/hd{}/r{rows}{}", 4 * hd4, if joined { "/joined" } else { "" })
+            }
             Kernel::Matvec { scheme, precision, reduction, fuse } => {
                 let r = match reduction {
                     Reduction::Workgroup { wg, tpr, rpi } => format!("wg{wg}/tpr{tpr}/rpi{rpi}"),
@@ -384,8 +386,15 @@ impl Kernel {
                     vars.push(("shift", if layer { "return b[c];" } else { "return -0.0;" }.into()));
                 }
             }
-            Kernel::FlashAttention { hd4, rows } => {
+            Kernel::FlashAttention { hd4, rows, joined } => {
                 let bc = flash_keys_per_tile(hd4);
+                let separate = "@group(0) @binding(2) var<storage, read_write> k: array<f32>;\n\
+                                @group(0) @binding(3) var<storage, read_write> v: array<f32>;";
+                vars.push(("kv_bindings", if joined { String::new() } else { separate.into() }));
+                vars.push(("k_buf", if joined { "q" } else { "k" }.into()));
+                vars.push(("v_buf", if joined { "q" } else { "v" }.into()));
+                vars.push(("ranges_binding", if joined { "2" } else { "4" }.into()));
+                vars.push(("params_binding", if joined { "3" } else { "5" }.into()));
                 vars.push(("wg", self.workgroup_size().to_string()));
                 vars.push(("hd4", hd4.to_string()));
                 vars.push(("bc", bc.to_string()));

@@ -158,8 +158,10 @@ pub fn all_variants() -> Vec<Kernel> {
     out.extend(crate::shaders::FusedOp::ALL.map(|op| Kernel::Fused { op, wg: op.workgroup_size() }));
     // Head sizes of the supported models (SigLIP 64/72, Qwen-VL's vision and Phi 80, Qwen2 128)
     // and the extremes.
-    out.extend([1, 16, 18, 20, 32, 64].map(|hd4| Kernel::FlashAttention { hd4, rows: 1 }));
-    out.extend([(1, 8), (16, 8), (18, 7), (20, 6), (32, 4), (64, 2)].map(|(hd4, rows)| Kernel::FlashAttention { hd4, rows }));
+    for joined in [false, true] {
+        out.extend([1, 16, 18, 20, 32, 64].map(|hd4| Kernel::FlashAttention { hd4, rows: 1, joined }));
+        out.extend([(1, 8), (16, 8), (18, 7), (20, 6), (32, 4), (64, 2)].map(|(hd4, rows)| Kernel::FlashAttention { hd4, rows, joined }));
+    }
     out
 }
 

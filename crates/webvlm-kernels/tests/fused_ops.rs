@@ -11,6 +11,7 @@ mod common;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::gpu;
 use webvlm_kernels::ops::{DecodeAttention, KeyRange, Mask, attention_softmax, decode_attention, flash_attention, flash_attention_joined, layer_norm, rms_norm, rope, swiglu};
+use webvlm_kernels::KernelError;
 use webvlm_kernels::reference::Lcg;
 
 #[allow(deprecated)]
@@ -311,6 +312,10 @@ fn flash_attention_refuses_bad_shapes() {
     assert!(run([2, 4, 8], [2, 4, 8], 4, KeyRange::Segments(&[0..3])).is_err());
     assert!(run([2, 4, 8], [1, 6, 8], 6, KeyRange::Causal { start: 2 }).is_ok());
     assert!(run([2, 4, 8], [2, 4, 8], 4, KeyRange::Segments(&[0..1, 1..4])).is_ok());
+    // Heads of 260 values take the materialised path, whose 1 × 6 000² scores (144 MB) pass
+    // lavapipe's 128 MiB binding: a named refusal before any launch, not a failure in burn.
+    let err = run([1, 6000, 260], [1, 6000, 260], 6000, KeyRange::All).unwrap_err();
+    assert!(matches!(err, KernelError::BindingTooLarge { what: "attention scores", bytes: 144_000_000, .. }), "{err}");
 }
 
 /// The ids a mask tensor holds, and the id tensor's value.

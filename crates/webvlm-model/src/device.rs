@@ -60,14 +60,90 @@ fn submission_index(index: &impl std::fmt::Debug) -> Option<u64> {
 #[cfg(not(target_family = "wasm"))]
 static WGPU: std::sync::OnceLock<std::result::Result<(Device, AdapterSummary), String>> = std::sync::OnceLock::new();
 
+/// The environment variable that caps the wgpu device's `maxStorageBufferBindingSize` and
+/// `maxBufferSize` (bytes, or with a `KiB`/`MiB`/`GiB` suffix): a device as small as a phone's,
+/// on which wgpu itself refuses any larger buffer or binding. Read once, when the device is
+/// created.
+pub const BINDING_LIMIT_ENV: &str = "WEBVLM_MAX_BINDING_BYTES";
+
+/// Parse a byte count such as `16777216`, `16MiB` or `1 GiB`.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(scale).filter(|&b| b > 0)
+}
+
+/// A wgpu device on the default adapter whose binding and buffer limits are at most `cap`
+/// bytes (the adapter's own when smaller), handed to burn as its device.
+#[cfg(not(target_family = "wasm"))]
+fn limited_wgpu(cap: u64) -> std::result::Result<(Device, burn::tensor::wgpu::WgpuSetup), String> {
+    use burn::tensor::wgpu::{WgpuSetup, wgpu};
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    }))
+    .map_err(|e| e.to_string())?;
+    let mut limits = adapter.limits();
+    limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
+    limits.max_buffer_size = limits.max_buffer_size.min(cap);
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("webvlm (binding limit)"),
+        // What burn's own device request asks for.
+        required_features: adapter.features().difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+        required_limits: limits,
+        memory_hints: wgpu::MemoryHints::MemoryUsage,
+        trace: wgpu::Trace::Off,
+        experimental_features: wgpu::ExperimentalFeatures::disabled(),
+    }))
+    .map_err(|e| e.to_string())?;
+    let backend = adapter.get_info().backend;
+    let setup = WgpuSetup { instance, adapter, device, queue, backend };
+    let device = Device::wgpu_options().tasks_max(TASKS_PER_SUBMIT).setup(setup.clone()).init().map_err(|e| e.to_string())?;
+    Ok((device, setup))
+}
+
+#[cfg(not(target_family = "wasm"))]
+static BINDING_LIMIT: std::sync::Mutex<Option<u64>> = std::sync::Mutex::new(None);
+
+/// Cap the wgpu device's binding and buffer limits at `bytes` (see [`BINDING_LIMIT_ENV`], which
+/// this overrides). Only before the device exists: afterwards it is an error.
+#[cfg(not(target_family = "wasm"))]
+pub fn limit_bindings(bytes: u64) -> Result<()> {
+    let mut slot = BINDING_LIMIT.lock().unwrap_or_else(|e| e.into_inner());
+    if WGPU.get().is_some() && *slot != Some(bytes) {
+        return Err(ModelError::Device("the wgpu device already exists: limit its bindings before creating it".into()));
+    }
+    *slot = Some(bytes);
+    Ok(())
+}
+
 #[cfg(not(target_family = "wasm"))]
 fn init_wgpu() -> std::result::Result<(Device, AdapterSummary), String> {
-    let (device, setup) = Device::wgpu_options().tasks_max(TASKS_PER_SUBMIT).init_with_setup().map_err(|e| e.to_string())?;
+    let set = *BINDING_LIMIT.lock().unwrap_or_else(|e| e.into_inner());
+    let cap = match (set, std::env::var(BINDING_LIMIT_ENV)) {
+        (Some(cap), _) => Some(cap),
+        (None, Ok(text)) => Some(parse_bytes(&text).ok_or_else(|| format!("{BINDING_LIMIT_ENV}={text:?} is not a byte count"))?),
+        (None, Err(_)) => None,
+    };
+    let (device, setup) = match cap {
+        Some(cap) => limited_wgpu(cap)?,
+        None => Device::wgpu_options().tasks_max(TASKS_PER_SUBMIT).init_with_setup().map_err(|e| e.to_string())?,
+    };
     webvlm_kernels::counters::install();
     let queue = setup.queue.clone();
     webvlm_kernels::counters::set_submission_probe(Box::new(move || submission_index(&queue.submit([]))));
     let info = setup.adapter.get_info();
-    let l = setup.adapter.limits();
+    // The device's limits: the adapter's, or lower under a binding cap.
+    let l = setup.device.limits();
     let limits = [
         ("maxBufferSize", l.max_buffer_size as f64),
         ("maxStorageBufferBindingSize", l.max_storage_buffer_binding_size as f64),
