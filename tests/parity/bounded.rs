@@ -130,3 +130,24 @@ fn a_4000_token_prefill_runs_within_16_mib_bindings() {
     println!("4000-token prefill under 16 MiB bindings: max |diff| logits {l:.2e}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A dense matrix past the device's binding (here 20 MB over 16 MiB) is held in row blocks of at
+/// most one binding, and lookups across blocks come back in the ids' order.
+#[test]
+fn a_dense_embedding_past_the_binding_is_held_in_blocks() {
+    use webvlm_model::nn::Embedding;
+    use webvlm_model::weights::WeightStore;
+    let gpu = limited_gpu();
+    let (vocab, dim) = (10_000, 500);
+    let values: Vec<f32> = (0..vocab * dim).map(|i| ((i / dim) as f32) + (i % dim) as f32 * 1e-3).collect();
+    let mut store = WeightStore::empty(&gpu);
+    store.insert("embed.weight".into(), vec![vocab, dim], values);
+    let embed = Embedding::load(&mut store.reader(""), "embed", vocab, dim).unwrap();
+    assert!(embed.weight().is_err(), "two blocks, not one tensor");
+    let ids = [3u32, 9_999, 8_387, 8_388, 0]; // 8 388 rows per 16 MiB block
+    let rows = read_f32(embed.forward(&ids).unwrap()).unwrap();
+    for (k, &id) in ids.iter().enumerate() {
+        assert_eq!(rows[k * dim], id as f32, "row {k}");
+        assert_eq!(rows[k * dim + 7], id as f32 + 7.0 * 1e-3, "row {k} column 7");
+    }
+}

@@ -42,6 +42,11 @@ impl DeviceCaps {
             max_workgroups: p.hardware.max_cube_count.0,
         }
     }
+
+    /// The capabilities of a burn device, when it is a wgpu one.
+    pub fn of_device(device: &burn::tensor::Device) -> Option<Self> {
+        crate::device_matrix::wgpu_device(device).map(|d| Self::of(&d.client()))
+    }
 }
 
 /// Caller's choices; `Default` means "what the device offers, f32 compute".

@@ -178,13 +178,14 @@ impl WeightStore {
         }
     }
 
-    /// Add one tensor (f32 values, row-major). A matrix over [`MAX_DENSE_BINDING_BYTES`] is
-    /// uploaded in row blocks, each its own buffer.
+    /// Add one tensor (f32 values, row-major). A matrix over [`MAX_DENSE_BINDING_BYTES`] (or the
+    /// device's binding limit, when smaller) is uploaded in row blocks, each its own buffer.
     pub fn insert(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>) {
         let n = values.len();
-        if shape.len() == 2 && n * 4 > MAX_DENSE_BINDING_BYTES && shape[1] > 0 {
+        let limit = dense_limit(&self.device);
+        if shape.len() == 2 && n * 4 > limit && shape[1] > 0 {
             let cols = shape[1];
-            let rows_per_block = (MAX_DENSE_BINDING_BYTES / 4 / cols).max(1);
+            let rows_per_block = (limit / 4 / cols).max(1);
             let blocks = values
                 .chunks(rows_per_block * cols)
                 .map(|c| Tensor::<2>::from_data(TensorData::new(c.to_vec(), [c.len() / cols, cols]), &self.device))
@@ -284,6 +285,13 @@ impl WeightStore {
         }
         Ok(stored)
     }
+}
+
+/// The largest dense tensor held as one buffer on `device`: [`MAX_DENSE_BINDING_BYTES`], or the
+/// device's binding limit where that is smaller.
+fn dense_limit(device: &Device) -> usize {
+    let device_limit = webvlm_kernels::DeviceCaps::of_device(device).map_or(u64::MAX, |c| c.max_binding_bytes);
+    MAX_DENSE_BINDING_BYTES.min(usize::try_from(device_limit).unwrap_or(usize::MAX))
 }
 
 /// A dense matrix that was uploaded in row blocks asked for as one tensor.
