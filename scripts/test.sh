@@ -21,4 +21,4 @@ step "Default model: SmolLM2-135M-Instruct packed for the demo"
 bash scripts/pack-smollm2.sh
 
 step "Browser tests (Chromium + SwiftShader WebGPU)"
-node --test --test-concurrency=1 tests/browser/runtime.test.mjs tests/browser/families.test.mjs tests/browser/vite.test.mjs tests/browser/bench.test.mjs
+node --test --test-concurrency=1 tests/browser/runtime.test.mjs tests/browser/families.test.mjs tests/browser/vite.test.mjs tests/browser/bench.test.mjs tests/browser/bounded.test.mjs

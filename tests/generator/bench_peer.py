@@ -9,7 +9,7 @@ Both decode 32 greedy tokens past end-of-sequence. webvlm's prefill and decode r
 own timings (load excluded); llama.cpp's from wall time around `eval` (bench_llamacpp.py's
 `run_once`). Prints JSON: medians, every run, and the ratio webvlm / llama.cpp.
 
-    /root/lcpvenv/bin/python tests/generator/bench_peer.py --gguf-dir DIR --webvlm target/release/webvlm [--webvlm-base OLD] [--threads 2] [--repeats 3]
+    /root/lcpvenv/bin/python tests/generator/bench_peer.py --gguf-dir DIR --webvlm target/release/webvlm [--webvlm-base OLD] [--threads 2] [--repeats 3] [--prompt-tokens 512]
 
 `--only-llamacpp` runs llama.cpp alone (one warm-up, then `--repeats` runs of `--tokens` greedy
 tokens) and prints one JSON object with every run, the medians, the prompt ids, the generated
@@ -75,6 +75,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=32, help="greedy tokens per run")
     ap.add_argument("--only-llamacpp", action="store_true", help="run llama.cpp alone and print its runs as JSON")
+    ap.add_argument("--prompt-tokens", type=int, help="a long prompt instead: the question after a text repeated until the rendered prompt has at least this many tokens")
     args = ap.parse_args()
     gguf = next(os.path.join(args.gguf_dir, f) for f in os.listdir(args.gguf_dir) if f.endswith(".gguf"))
     name, messages = CONVERSATIONS[0][0], CONVERSATIONS[0][1]
@@ -83,6 +84,16 @@ def main():
     bos, eos = token_text(llm, llm.token_bos()), token_text(llm, llm.token_eos())
     rendered = render_chat(llm.metadata["tokenizer.chat_template"], messages, bos, eos)
     ids = llm.tokenize(rendered.encode(), add_bos=False, special=True)
+    if args.prompt_tokens:
+        filler = "The river runs past the old mill, under the bridge and on to the sea. "
+        question = messages[0]["content"]
+        repeats = 0
+        while len(ids) < args.prompt_tokens:
+            repeats += 1
+            messages = [{"role": "user", "content": filler * repeats + question}]
+            rendered = render_chat(llm.metadata["tokenizer.chat_template"], messages, bos, eos)
+            ids = llm.tokenize(rendered.encode(), add_bos=False, special=True)
+        name = f"{name}, after {repeats} filler sentences"
     if args.only_llamacpp:
         return llamacpp_only(llm, args, name, rendered, ids)
     run_once(llm, ids, args.tokens)  # warm-up

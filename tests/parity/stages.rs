@@ -1,6 +1,6 @@
 //! Every stage of SmolVLM/Idefics3 against transformers 5.23 on the tiny fixtures, on burn's
 //! ndarray backend and on wgpu: prompt text and ids, pixel values, vision tower output per tile,
-//! connector output per tile, logits at every prompt position, and 10 greedy tokens decoded with
+//! connector output per tile (one at a time and batched), logits at every prompt position, and 10 greedy tokens decoded with
 //! the KV cache (which must be identical).
 //!
 //! Tolerances (f32 everywhere): pixel values within 1e-6 (they are computed exactly);
@@ -55,6 +55,11 @@ fn check_fixture(name: &str, backend: webvlm_model::device::Backend) {
         max_c = max_c.max(assert_close(&format!("{name} connector_output tile {t}"), &c, want_c, ATOL, RTOL));
     }
 
+    // All tiles at once, as generation encodes them (in batches): the same connector output.
+    assert_eq!(vlm.model.tiles_per_batch(), webvlm_model::model::MAX_TILES_PER_BATCH, "{name}: tiny tiles batch fully");
+    let all = read_f32(vlm.model.encode_image(processed).unwrap()).unwrap();
+    max_c = max_c.max(assert_close(&format!("{name} connector_output, tiles batched"), &all, &connector.values, ATOL, RTOL));
+
     // Logits at every prompt position (one prefill).
     let logits = golden_tensor(name, "logits");
     let embeds = vlm.embed_prompt(&prompt).unwrap();
@@ -95,4 +100,27 @@ fn single_fixture_on_cpu() {
 #[test]
 fn single_fixture_on_wgpu() {
     check_fixture("smolvlm-tiny-single", Backend::Wgpu);
+}
+
+/// The split fixture's tiles go through the tower as one batch: encoding all of them costs the
+/// dispatches of one tile plus one copy per extra tile's pixels-to-features concatenation, not a
+/// tile's dispatches times the tile count (counted by CubeCL's launch observer).
+#[test]
+fn split_image_tiles_encode_as_one_batch() {
+    let name = "smolvlm-tiny-split";
+    let device = device(Backend::Wgpu);
+    let vlm = Vlm::load(&DirSource::new(fixture(name).join("model")).unwrap(), &device).unwrap();
+    let prompt = vlm.prepare(&goldens(name).prompt, Some(&webvlm_parity::fixture_image(name))).unwrap();
+    let processed = prompt.image.as_ref().unwrap();
+    assert!(processed.num_tiles > 2, "{} tiles", processed.num_tiles);
+    let count = |f: &dyn Fn()| {
+        webvlm_model::device::read_f32(webvlm_model::burn::tensor::Tensor::<1>::zeros([1], &device)).unwrap();
+        let before = webvlm_kernels::counters::snapshot();
+        f();
+        webvlm_kernels::counters::snapshot().since(&before).dispatches
+    };
+    let one = count(&|| drop(vlm.model.encode_tile(processed, 0).unwrap()));
+    let all = count(&|| drop(vlm.model.encode_image(processed).unwrap()));
+    println!("{name}: one tile {one} dispatches, all {} tiles {all}", processed.num_tiles);
+    assert!(all <= one + 2, "{} tiles took {all} dispatches, one tile {one}", processed.num_tiles);
 }

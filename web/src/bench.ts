@@ -139,6 +139,12 @@ export interface KernelBenchRow {
   gbps: number;
   copy_gbps: number;
   ratio: number;
+  /** 2·M·N·K per second, in GFLOP/s (absent in older reports). */
+  gflops?: number;
+  /** GFLOP/s of the FMA peak kernel on the same device in the same run. */
+  fma_gflops?: number;
+  /** gflops / fma_gflops. */
+  fraction_of_fma?: number;
 }
 
 export interface BenchReport {

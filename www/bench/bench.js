@@ -226,8 +226,14 @@ function render(r, other) {
       .join('');
 
   $('kernel-results').innerHTML = r.kernels.length
-    ? '<table class="results"><tr><th>kernel shape</th><th>µs/call</th><th>GB/s</th><th>copy GB/s</th><th>ratio</th></tr>' +
-      r.kernels.map((k) => `<tr><td>${k.name} (${k.scheme}, ${k.n}×${k.k})</td><td>${fmt(k.us_per_call, 0)}</td><td>${fmt(k.gbps)}</td><td>${fmt(k.copy_gbps)}</td><td>${fmt(k.ratio * 100, 0)}%</td></tr>`).join('') +
+    ? '<table class="results"><tr><th>kernel shape</th><th>µs/call</th><th>GB/s</th><th>copy GB/s</th><th>ratio</th><th>GFLOP/s</th><th>of FMA peak</th></tr>' +
+      r.kernels
+        .map(
+          (k) =>
+            `<tr><td>${k.name} (${k.scheme}, ${k.n}×${k.k})</td><td>${fmt(k.us_per_call, 0)}</td><td>${fmt(k.gbps)}</td><td>${fmt(k.copy_gbps)}</td><td>${fmt(k.ratio * 100, 0)}%</td>` +
+            `<td>${k.gflops ? fmt(k.gflops) : '–'}</td><td>${k.fma_gflops ? `${fmt(k.fraction_of_fma * 100, 1)}% of ${fmt(k.fma_gflops)}` : '–'}</td></tr>`,
+        )
+        .join('') +
       '</table>'
     : '';
 }

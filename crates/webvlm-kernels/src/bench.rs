@@ -61,11 +61,16 @@ pub struct BenchRow {
     pub copy_gbps: f64,
     /// `gbps / copy_gbps`.
     pub ratio: f64,
+    /// GFLOP/s of `fma_peak.wgsl` on the same device in the same run (best variant).
+    pub fma_gflops: f64,
+    /// `gflops / fma_gflops`: how close a (compute-bound) matmul comes to the device's peak.
+    pub fraction_of_fma: f64,
 }
 
 /// The shapes the report asks for: SmolVLM-256M's decoder projections (hidden 576, 9 heads
 /// × 64, 3 kv heads, FFN 1536, vocab 49280) and a 1.5B decoder's FFN (hidden 1536, FFN 8960)
-/// at M = 1 in q8, q4 and f16, plus one prefill shape at M = 64.
+/// at M = 1 in q8, q4 and f16, one prefill shape at M = 64, and SigLIP's fc1 over a tile's
+/// 1024 patches (768 → 3072) in q8 and f16.
 pub fn default_shapes() -> Vec<BenchShape> {
     let decode = [
         ("smolvlm-256m q/o", 576, 576),
@@ -82,6 +87,10 @@ pub fn default_shapes() -> Vec<BenchShape> {
     }
     for scheme in [QuantScheme::Q8, QuantScheme::Q4] {
         out.push(BenchShape::new("smolvlm-256m gate/up prefill", 64, 1536, 576, scheme));
+    }
+    // The SigLIP fc1 of one 512-px tile: compute-bound, read against the FMA peak.
+    for scheme in [QuantScheme::Q8, QuantScheme::F16] {
+        out.push(BenchShape::new("siglip fc1 tile", 1024, 3072, 768, scheme));
     }
     out
 }
@@ -110,6 +119,7 @@ pub fn bench_kernels(device: &Device, shapes: &[BenchShape], repeats: usize) -> 
 pub async fn bench_kernels_with(device: &Device, shapes: &[BenchShape], repeats: usize, all_variants: bool, now: Clock<'_>) -> Result<Vec<BenchRow>> {
     let cube = wgpu_device(device).ok_or_else(|| KernelError::NotWgpu(format!("{device:?}")))?;
     let caps = DeviceCaps::of(&cube.client());
+    let fma_gflops = fma_peak_gflops(device, &caps, repeats, now).await?;
     let mut rows = Vec::new();
     for (i, shape) in shapes.iter().enumerate() {
         let mut rng = Lcg::new(i as u64);
@@ -134,7 +144,19 @@ pub async fn bench_kernels_with(device: &Device, shapes: &[BenchShape], repeats:
             let time = time_calls(device, calls, repeats, now, || quant_matmul_with(x.clone(), &w, &options).map(drop)).await?;
             let gbps = bytes as f64 / time.as_secs_f64() / 1e9;
             let gflops = 2.0 * (shape.m * shape.n * shape.k) as f64 / time.as_secs_f64() / 1e9;
-            rows.push(BenchRow { shape: shape.clone(), kernel: kernel.label(), default: Some(kernel) == default, time, bytes, gbps, gflops, copy_gbps, ratio: gbps / copy_gbps });
+            rows.push(BenchRow {
+                shape: shape.clone(),
+                kernel: kernel.label(),
+                default: Some(kernel) == default,
+                time,
+                bytes,
+                gbps,
+                gflops,
+                copy_gbps,
+                ratio: gbps / copy_gbps,
+                fma_gflops,
+                fraction_of_fma: gflops / fma_gflops,
+            });
         }
     }
     Ok(rows)
@@ -200,12 +222,54 @@ async fn best_copy_gbps(device: &Device, caps: &DeviceCaps, bytes: u64, calls: u
     Ok(best)
 }
 
+/// Workgroups of the FMA peak kernel per call: enough to fill a large GPU's cores.
+const FMA_WORKGROUPS: usize = 1024;
+/// FMA steps per invocation: 64 FLOPs each.
+const FMA_ITERS: u32 = 512;
+
+/// Run `fma_peak.wgsl` (64-invocation workgroups): each invocation's 8 vec4 chains take `iters`
+/// steps of `a = a·b + c` (|b| < 1), and it writes their sum ([`crate::reference::fma_peak_ref`]).
+///
+/// # Shapes
+/// → `[workgroups · 64]`
+pub fn fma_peak(device: &Device, workgroups: usize, iters: u32, b: f32, c: f32) -> Result<Tensor<1>> {
+    let cube = wgpu_device(device).ok_or_else(|| KernelError::NotWgpu(format!("{device:?}")))?;
+    let caps = DeviceCaps::of(&cube.client());
+    let kernel = Kernel::FmaPeak { wg: 64 };
+    // One dimension only: the shader indexes invocations as if the grid were exactly that wide.
+    if workgroups == 0 || workgroups > caps.max_workgroups as usize {
+        return Err(KernelError::TooManyWorkgroups { what: "fma peak", count: workgroups as u64, limit: caps.max_workgroups });
+    }
+    let like = Tensor::<1>::zeros([1], device).try_into_primitive::<burn_cubecl::CubeBackend>().map_err(|e| KernelError::Device(format!("{e:?}")))?;
+    let out = crate::empty_f32(&like, [workgroups * 64]);
+    let params = crate::params::FmaParams { iters, b, c, _pad: 0 };
+    crate::launch::launch_io(
+        kernel,
+        &out.client,
+        burn_cubecl::cubecl::CubeCount::Static(workgroups as u32, 1, 1),
+        &[(&out, crate::launch::Io::Write)],
+        crate::params::info_words(&params),
+    );
+    Ok(Tensor::from_primitive::<burn_cubecl::CubeBackend>(out))
+}
+
+/// GFLOP/s of the FMA peak kernel (median of `repeats` samples of a few calls).
+async fn fma_peak_gflops(device: &Device, caps: &DeviceCaps, repeats: usize, now: Clock<'_>) -> Result<f64> {
+    let workgroups = FMA_WORKGROUPS.min(caps.max_workgroups as usize);
+    let flops = (workgroups * 64) as f64 * f64::from(FMA_ITERS) * 64.0;
+    let t = time_calls(device, 2, repeats, now, || fma_peak(device, workgroups, FMA_ITERS, 0.999, 0.001).map(drop)).await?;
+    Ok(flops / t.as_secs_f64() / 1e9)
+}
+
 /// Rows as a plain-text table (what `webvlm bench kernels` prints).
 pub fn format_table(rows: &[BenchRow]) -> String {
-    let mut s = format!("{:<30} {:>4} {:>6} {:>6} {:<34} {:>10} {:>8} {:>8} {:>6} {:>8}\n", "shape", "M", "N", "K", "kernel", "µs/call", "GB/s", "copy", "ratio", "GFLOP/s");
+    let mut s = format!(
+        "{:<30} {:>4} {:>6} {:>6} {:<34} {:>10} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}\n",
+        "shape", "M", "N", "K", "kernel", "µs/call", "GB/s", "copy", "ratio", "GFLOP/s", "FMA", "of FMA"
+    );
     for r in rows {
         s.push_str(&format!(
-            "{:<30} {:>4} {:>6} {:>6} {:<34} {:>10.1} {:>8.2} {:>8.2} {:>5.0}% {:>8.2}{}\n",
+            "{:<30} {:>4} {:>6} {:>6} {:<34} {:>10.1} {:>8.2} {:>8.2} {:>5.0}% {:>8.2} {:>8.1} {:>5.1}%{}\n",
             r.shape.name,
             r.shape.m,
             r.shape.n,
@@ -216,6 +280,8 @@ pub fn format_table(rows: &[BenchRow]) -> String {
             r.copy_gbps,
             r.ratio * 100.0,
             r.gflops,
+            r.fma_gflops,
+            r.fraction_of_fma * 100.0,
             if r.default { " *" } else { "" }
         ));
     }

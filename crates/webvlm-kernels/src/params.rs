@@ -13,6 +13,17 @@ pub struct CopyParams {
     pub _pad: [u32; 3],
 }
 
+/// `FmaParams` of `fma_peak.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct FmaParams {
+    /// Steps per invocation.
+    pub iters: u32,
+    pub b: f32,
+    pub c: f32,
+    pub _pad: u32,
+}
+
 /// `MatvecParams` of `common/io.wgsl` (decode, M = 1).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
@@ -186,6 +197,7 @@ mod tests {
     #[test]
     fn uniform_sizes_are_whole_16_byte_rows() {
         assert_eq!(size_of::<CopyParams>(), 16);
+        assert_eq!(size_of::<FmaParams>(), 16);
         assert_eq!(size_of::<MatvecParams>(), 32);
         assert_eq!(size_of::<MatmulParams>(), 32);
         assert_eq!(size_of::<NormParams>(), 16);

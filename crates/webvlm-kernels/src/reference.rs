@@ -48,6 +48,25 @@ pub fn abs_matmul_ref(x: &[f32], m: usize, w: &QuantMatrix) -> Result<Vec<f32>> 
 #[derive(Debug, Clone)]
 pub struct Lcg(u64);
 
+/// What `fma_peak.wgsl` writes for invocation `i` after `iters` steps of `a = a·b + c` on its
+/// 8 chains of 4 (the same start values and the same summation order).
+pub fn fma_peak_ref(i: u32, iters: u32, b: f32, c: f32) -> f32 {
+    let s = (i % 1024) as f32 * (1.0 / 1024.0);
+    let lane = [0.0f32, 0.125, 0.25, 0.375];
+    let starts = [s, s + 0.0625, s + 0.5, s + 0.5625, -s, -(s + 0.0625), -(s + 0.5), -(s + 0.5625)];
+    let mut a: Vec<[f32; 4]> = starts.iter().map(|&o| lane.map(|l| l + o)).collect();
+    for _ in 0..iters {
+        for chain in &mut a {
+            for v in chain.iter_mut() {
+                *v = v.mul_add(b, c);
+            }
+        }
+    }
+    let add = |x: [f32; 4], y: [f32; 4]| [x[0] + y[0], x[1] + y[1], x[2] + y[2], x[3] + y[3]];
+    let sum = add(add(add(a[0], a[1]), add(a[2], a[3])), add(add(a[4], a[5]), add(a[6], a[7])));
+    (sum[0] + sum[1]) + (sum[2] + sum[3])
+}
+
 impl Lcg {
     /// Seeded generator; different seeds give unrelated streams.
     pub fn new(seed: u64) -> Self {

@@ -12,6 +12,7 @@ use crate::quant::QuantScheme;
 
 mod src {
     pub const COPY: &str = include_str!("../../../shaders/copy.wgsl");
+    pub const FMA_PEAK: &str = include_str!("../../../shaders/fma_peak.wgsl");
     pub const NORM: &str = include_str!("../../../shaders/norm.wgsl");
     pub const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
     pub const SOFTMAX: &str = include_str!("../../../shaders/softmax.wgsl");
@@ -262,6 +263,8 @@ impl FusedOp {
 pub enum Kernel {
     /// `copy.wgsl`: `items` vec4s per invocation.
     Copy { wg: u32, items: u32 },
+    /// `fma_peak.wgsl`: the compute reference (fused multiply-adds in registers).
+    FmaPeak { wg: u32 },
     /// `matvec_{q8,q4,f16}.wgsl`.
     Matvec { scheme: QuantScheme, precision: Precision, reduction: Reduction, fuse: Fuse },
     /// `matmul_{q8,q4,f16}.wgsl`.
@@ -285,7 +288,7 @@ impl Kernel {
     /// Invocations per workgroup.
     pub fn workgroup_size(&self) -> u32 {
         match *self {
-            Kernel::Copy { wg, .. } | Kernel::Fused { wg, .. } => wg,
+            Kernel::Copy { wg, .. } | Kernel::Fused { wg, .. } | Kernel::FmaPeak { wg } => wg,
             Kernel::FlashAttention { .. } => crate::ops::FUSED_WG,
             Kernel::Matvec { reduction: Reduction::Workgroup { wg, .. } | Reduction::Subgroup { wg, .. }, .. } => wg,
             Kernel::Matmul { tile, .. } => (tile.tm / tile.rm) * (tile.tn / tile.rn),
@@ -307,6 +310,7 @@ impl Kernel {
         let p = |p: Precision| if p == Precision::F16 { "f16" } else { "f32" };
         match *self {
             Kernel::Copy { wg, items } => format!("copy/wg{wg}x{items}"),
+            Kernel::FmaPeak { wg } => format!("fma_peak/wg{wg}"),
             Kernel::Fused { op, wg } => format!("{}/wg{wg}", op.name()),
             Kernel::FlashAttention { hd4, rows, joined } => {
                 format!("attention_flash/hd{}/r{rows}{}", 4 * hd4, if joined { "/joined" } else { "" })
@@ -329,6 +333,7 @@ impl Kernel {
     fn parts(&self) -> Vec<&'static str> {
         match *self {
             Kernel::Copy { .. } => vec![src::COPY],
+            Kernel::FmaPeak { .. } => vec![src::FMA_PEAK],
             Kernel::Fused { op, .. } => match op {
                 FusedOp::RmsNorm | FusedOp::LayerNorm => vec![src::NORM, src::REDUCE],
                 FusedOp::Rope => vec![src::ROPE],
@@ -403,6 +408,7 @@ impl Kernel {
                 vars.push(("rq", (rows * hd4).to_string()));
                 vars.push(("rs", (rows * bc).to_string()));
             }
+            Kernel::FmaPeak { wg } => vars.push(("wg", wg.to_string())),
             Kernel::Copy { wg, items } => {
                 vars.push(("wg", wg.to_string()));
                 vars.push(("items", items.to_string()));

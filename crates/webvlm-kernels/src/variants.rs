@@ -135,7 +135,7 @@ fn default_reduction(scheme: QuantScheme, k: usize, subgroups: bool, software: b
 /// Every variant the crate can build: what the naga tests validate and the template test
 /// checks. Not all are useful, but all must compile.
 pub fn all_variants() -> Vec<Kernel> {
-    let mut out = vec![Kernel::Copy { wg: 64, items: 1 }, Kernel::Copy { wg: 64, items: 16 }];
+    let mut out = vec![Kernel::Copy { wg: 64, items: 1 }, Kernel::Copy { wg: 64, items: 16 }, Kernel::FmaPeak { wg: 64 }];
     for scheme in [QuantScheme::Q8, QuantScheme::Q4, QuantScheme::F16] {
         for precision in [Precision::F32, Precision::F16] {
             for reduction in [
@@ -184,7 +184,7 @@ mod tests {
             match k {
                 Kernel::Matvec { reduction, .. } => assert!(reduction.is_valid(), "{}", k.label()),
                 Kernel::Matmul { tile, .. } => assert!(tile.is_valid(), "{}", k.label()),
-                Kernel::Copy { .. } | Kernel::Fused { .. } | Kernel::FlashAttention { .. } => {}
+                Kernel::Copy { .. } | Kernel::FmaPeak { .. } | Kernel::Fused { .. } | Kernel::FlashAttention { .. } => {}
             }
         }
         for c in [caps(false, false, false), caps(true, true, false), caps(true, true, true)] {

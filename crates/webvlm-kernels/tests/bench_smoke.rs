@@ -5,7 +5,8 @@
 mod common;
 
 use webvlm_kernels::QuantScheme;
-use webvlm_kernels::bench::{BenchShape, bench_kernels, default_shapes, format_table};
+use webvlm_kernels::bench::{BenchShape, bench_kernels, default_shapes, fma_peak, format_table};
+use webvlm_kernels::reference::fma_peak_ref;
 
 #[test]
 fn small_bench_runs_and_reports_sane_numbers() {
@@ -24,7 +25,26 @@ fn small_bench_runs_and_reports_sane_numbers() {
     for r in &rows {
         assert!(r.time.as_nanos() > 0 && r.gbps.is_finite() && r.gbps > 0.0 && r.copy_gbps > 0.0, "{r:?}");
         assert!((r.ratio - r.gbps / r.copy_gbps).abs() < 1e-9);
+        assert!(r.fma_gflops.is_finite() && r.fma_gflops > 0.0, "{r:?}");
+        assert!((r.fraction_of_fma - r.gflops / r.fma_gflops).abs() < 1e-9);
     }
+    assert!(rows.windows(2).all(|w| w[0].fma_gflops == w[1].fma_gflops), "one peak per run");
+}
+
+/// The FMA peak kernel computes what its CPU reference does (its chains are not optimised
+/// away), for chains that converge (b < 1) and chains that decay to c.
+#[test]
+fn fma_peak_matches_the_cpu_recurrence() {
+    let device = &common::gpu().device;
+    for (iters, b, c) in [(0, 0.5, 0.25), (1, 0.999, 0.001), (300, 0.999, 0.001), (37, -0.75, 0.5)] {
+        let got: Vec<f32> = fma_peak(device, 3, iters, b, c).unwrap().try_into_data().unwrap().try_to_vec::<f32>().unwrap();
+        assert_eq!(got.len(), 3 * 64);
+        for (i, &g) in got.iter().enumerate() {
+            let want = fma_peak_ref(i as u32, iters, b, c);
+            assert!((g - want).abs() <= 1e-5 * want.abs().max(1.0), "invocation {i}, {iters} steps: {g} vs {want}");
+        }
+    }
+    assert!(fma_peak(device, 0, 1, 0.5, 0.5).is_err(), "no workgroups");
 }
 
 /// The full report (slow on lavapipe): run with `-- --ignored --nocapture`.

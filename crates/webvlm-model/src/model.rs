@@ -3,13 +3,13 @@
 //! `Idefics3ForConditionalGeneration` (`models/idefics3`), `LlavaForConditionalGeneration`
 //! (`models/llava`) and the `*ForCausalLM` decoders in transformers.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::{Family, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::preprocess::idefics3::ProcessedImage;
 use crate::text::{KvCache, TextDecoder};
-use crate::vision::{Connector, Patches, QwenVision, VisionTransformer, extract_patches};
+use crate::vision::{Connector, Patches, QwenVision, VisionTransformer, extract_patches, unfold_patches};
 use crate::weights::WeightStore;
 
 /// Checkpoint prefixes of a family's components (vision tower, connector, decoder), in the
@@ -43,6 +43,10 @@ enum Vision {
 
 /// Names that only one family's checkpoints carry, and the family: a tensor with another
 /// family's mark means the checkpoint mixes families (or the config names the wrong one).
+/// The most tiles [`Model::encode_image`] encodes at once (SmolVLM's image splitting makes up
+/// to 17): a bound on the activations a batch holds at a time, whatever the binding allows.
+pub const MAX_TILES_PER_BATCH: usize = 8;
+
 const MARKS: &[(&str, Family)] = &[
     ("model.vision_model.", Family::Idefics3),
     ("model.connector.", Family::Idefics3),
@@ -206,12 +210,53 @@ impl Model {
     ///
     /// # Shapes
     /// → `[num_tiles · image_seq_len, text_hidden]`
+    ///
+    /// Tiles go through the tower in batches ([`Self::tiles_per_batch`]): one launch per
+    /// operation for the batch, attention kept within each tile.
     pub fn encode_image(&self, image: &ProcessedImage) -> Result<Tensor<2>> {
-        let mut feats = Vec::with_capacity(image.num_tiles);
-        for i in 0..image.num_tiles {
-            feats.push(self.encode_tile(image, i)?.connector_output);
+        let batch = self.tiles_per_batch();
+        let (Some(Vision::Tiles { tower, connector }), true) = (&self.vision, batch > 1 && image.num_tiles > 1) else {
+            let mut feats = Vec::with_capacity(image.num_tiles);
+            for i in 0..image.num_tiles {
+                feats.push(self.encode_tile(image, i)?.connector_output);
+            }
+            return Ok(Tensor::cat(feats, 0));
+        };
+        let v = &self.config.vision_config;
+        let per_tile = v.num_channels * v.image_size * v.image_size;
+        if image.height != v.image_size || image.width != v.image_size || image.pixel_values.len() < image.num_tiles * per_tile {
+            // encode_tile names what is wrong.
+            return self.encode_tile(image, 0).map(|t| t.connector_output);
+        }
+        let side = v.image_size / v.patch_size;
+        let row = v.num_channels * v.patch_size * v.patch_size;
+        let mut feats = Vec::new();
+        for first in (0..image.num_tiles).step_by(batch) {
+            let tiles = batch.min(image.num_tiles - first);
+            let mut rows = Vec::with_capacity(tiles * side * side * row);
+            for t in first..first + tiles {
+                let tile = &image.pixel_values[t * per_tile..(t + 1) * per_tile];
+                rows.extend(unfold_patches(tile, v.num_channels, v.image_size, v.patch_size));
+            }
+            let patches = Tensor::<2>::from_data(TensorData::new(rows, [tiles * side * side, row]), &self.device);
+            feats.push(connector.forward_tiles(tower.forward_tiles(patches, tiles)?, tiles)?);
         }
         Ok(Tensor::cat(feats, 0))
+    }
+
+    /// Tiles the vision tower encodes together: as many as keep its widest activation (fc1's
+    /// output, or the joined q/k/v) within one binding of the device, at most
+    /// [`MAX_TILES_PER_BATCH`]; 1 for towers with a class token (LLaVA, one image anyway).
+    pub fn tiles_per_batch(&self) -> usize {
+        let Some(Vision::Tiles { tower, .. }) = &self.vision else { return 1 };
+        if !tower.batches_tiles() {
+            return 1;
+        }
+        let v = &self.config.vision_config;
+        let tokens = (v.image_size / v.patch_size.max(1)).pow(2);
+        let widest = (tokens * v.intermediate_size.max(3 * v.hidden_size) * 4).max(1) as u64;
+        let limit = webvlm_kernels::DeviceCaps::of_device(&self.device).map_or(u64::MAX, |c| c.max_binding_bytes);
+        usize::try_from(limit / widest).unwrap_or(usize::MAX).clamp(1, MAX_TILES_PER_BATCH)
     }
 
     /// Token embeddings with every `<image>` position replaced, in order, by a row of

@@ -200,6 +200,15 @@ pub struct KernelBenchRow {
     pub gbps: f64,
     pub copy_gbps: f64,
     pub ratio: f64,
+    /// 2·M·N·K per second, in GFLOP/s.
+    #[serde(default)]
+    pub gflops: f64,
+    /// GFLOP/s of the FMA peak kernel on the same device in the same run (0 in older reports).
+    #[serde(default)]
+    pub fma_gflops: f64,
+    /// gflops / fma_gflops.
+    #[serde(default)]
+    pub fraction_of_fma: f64,
 }
 
 impl From<&webvlm_kernels::bench::BenchRow> for KernelBenchRow {
@@ -215,6 +224,9 @@ impl From<&webvlm_kernels::bench::BenchRow> for KernelBenchRow {
             gbps: r.gbps,
             copy_gbps: r.copy_gbps,
             ratio: r.ratio,
+            gflops: r.gflops,
+            fma_gflops: r.fma_gflops,
+            fraction_of_fma: r.fraction_of_fma,
         }
     }
 }

@@ -93,9 +93,10 @@ impl Linear {
     }
 
     /// `y = x·Wᵀ + b + residual`, with `swiglu` reading `x` as a `[gate | up]` row pair and
-    /// multiplying `silu(gate)·up` (a joined gate/up product's output); one dispatch for a
-    /// quantised weight and one token (the prologue and the additions inside the matvec),
-    /// else the same operations one after another.
+    /// multiplying `silu(gate)·up` (a joined gate/up product's output). For a quantised weight,
+    /// one dispatch for one token (the prologue and the additions inside the matvec); for several
+    /// rows the gate is its own kernel and the additions are the tiled matmul's epilogue. Dense
+    /// weights: the same operations one after another.
     ///
     /// # Shapes
     /// `x: [n, in]` (`[n, 2·in]` with `swiglu`), `residual: [n, out]` → `[n, out]`
@@ -115,6 +116,13 @@ impl Linear {
         } else {
             x
         };
+        if let Weight::Quant(q) = &self.weight {
+            // Several rows (prefill): bias and residual in the tiled matmul's epilogue.
+            return quant_matmul_epilogue(x, q, self.bias.as_ref(), Act::None, residual).map_err(|e| ModelError::Kernel {
+                name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()),
+                message: e.to_string(),
+            });
+        }
         let y = self.forward(x)?;
         Ok(match residual {
             Some(r) => y + r,

@@ -33,8 +33,16 @@ impl Connector {
     /// # Shapes
     /// `x: [tokens, vision_hidden]` → `[image_seq_len, text_hidden]`
     pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        self.forward_tiles(x, 1)
+    }
+
+    /// Several tiles' features one after another, each shuffled on its own grid.
+    ///
+    /// # Shapes
+    /// `x: [tiles · tokens, vision_hidden]` → `[tiles · image_seq_len, text_hidden]`
+    pub fn forward_tiles(&self, x: Tensor<2>, tiles: usize) -> Result<Tensor<2>> {
         match self {
-            Self::PixelShuffle { proj, scale } => proj.forward(pixel_shuffle(x, *scale)),
+            Self::PixelShuffle { proj, scale } => proj.forward(pixel_shuffle_tiles(x, *scale, tiles)),
             Self::Mlp(mlp) => mlp.forward(x),
         }
     }
@@ -46,12 +54,22 @@ impl Connector {
 /// # Shapes
 /// `x: [seq, E]` (seq = h·w, h = w) → `[seq/s², E·s²]`
 pub fn pixel_shuffle(x: Tensor<2>, s: usize) -> Tensor<2> {
-    let [seq, e] = x.dims();
+    pixel_shuffle_tiles(x, s, 1)
+}
+
+/// [`pixel_shuffle`] of `tiles` grids stacked along the rows, each on its own.
+///
+/// # Shapes
+/// `x: [tiles · seq, E]` → `[tiles · seq/s², E·s²]`
+pub fn pixel_shuffle_tiles(x: Tensor<2>, s: usize, tiles: usize) -> Tensor<2> {
+    let [rows, e] = x.dims();
+    let b = tiles.max(1);
+    let seq = rows / b;
     let h = (seq as f64).sqrt().round() as usize;
     let w = h;
-    let x: Tensor<3> = x.reshape([h, w / s, e * s]);
-    let x = x.swap_dims(0, 1); // [w/s, h, e·s]
-    let x: Tensor<3> = x.reshape([w / s, h / s, e * s * s]);
-    let x = x.swap_dims(0, 1); // [h/s, w/s, e·s²]
-    x.reshape([seq / (s * s), e * s * s])
+    let x: Tensor<4> = x.reshape([b, h, w / s, e * s]);
+    let x = x.swap_dims(1, 2); // [b, w/s, h, e·s]
+    let x: Tensor<4> = x.reshape([b, w / s, h / s, e * s * s]);
+    let x = x.swap_dims(1, 2); // [b, h/s, w/s, e·s²]
+    x.reshape([b * seq / (s * s), e * s * s])
 }

@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::{VisionConfig, VisionKind};
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::nn::Linear;
 use crate::weights::WeightReader;
 
@@ -37,18 +37,26 @@ impl VisionEmbeddings {
         Ok(Self { patch, class, position })
     }
 
-    /// A full (unpadded) tile: every patch is valid, so position ids are `0..tokens` (what
+    /// Full (unpadded) tiles: every patch is valid, so position ids are `0..tokens` (what
     /// `torch.bucketize` in Idefics3 yields for an all-ones patch mask, and CLIP's fixed ids).
+    /// Several tiles' patches follow one another; with CLIP's class token, one tile only.
     ///
     /// # Shapes
-    /// `patches: [num_patches, C·p·p]` → `[tokens, hidden]`
-    pub fn forward(&self, patches: Tensor<2>) -> Result<Tensor<2>> {
+    /// `patches: [tiles · num_patches, C·p·p]` → `[tiles · tokens, hidden]`
+    pub fn forward_tiles(&self, patches: Tensor<2>, tiles: usize) -> Result<Tensor<2>> {
         let x = self.patch.forward(patches)?;
-        let x = match &self.class {
-            Some(class) => Tensor::cat(vec![class.clone(), x], 0),
-            None => x,
+        let x = match (&self.class, tiles) {
+            (Some(class), 1) => Tensor::cat(vec![class.clone(), x], 0),
+            (Some(_), _) => return Err(ModelError::Device(format!("a tower with a class token embeds one tile at a time, not {tiles}"))),
+            (None, _) => x,
         };
-        Ok(x + self.position.clone())
+        let position = if tiles == 1 { self.position.clone() } else { self.position.clone().repeat_dim(0, tiles) };
+        Ok(x + position)
+    }
+
+    /// Whether several tiles can be embedded together (no class token).
+    pub fn batches_tiles(&self) -> bool {
+        self.class.is_none()
     }
 }
 
@@ -58,6 +66,13 @@ impl VisionEmbeddings {
 /// # Shapes
 /// `tile: [C, side·p, side·p]` (flat) → `[side², C·p·p]` on `device`
 pub fn extract_patches(tile: &[f32], channels: usize, side_px: usize, patch: usize, device: &Device) -> Tensor<2> {
+    let side = side_px / patch;
+    let row = channels * patch * patch;
+    Tensor::from_data(TensorData::new(unfold_patches(tile, channels, side_px, patch), [side * side, row]), device)
+}
+
+/// [`extract_patches`] on the host: `side² · C·p·p` values.
+pub fn unfold_patches(tile: &[f32], channels: usize, side_px: usize, patch: usize) -> Vec<f32> {
     let side = side_px / patch;
     let row = channels * patch * patch;
     let mut out = vec![0f32; side * side * row];
@@ -73,5 +88,5 @@ pub fn extract_patches(tile: &[f32], channels: usize, side_px: usize, patch: usi
             }
         }
     }
-    Tensor::from_data(TensorData::new(out, [side * side, row]), device)
+    out
 }

@@ -31,12 +31,13 @@ impl VisionLayer {
         })
     }
 
+    /// `segments`: consecutive row ranges tiling `x` (one per tile), each attending only to itself.
+    ///
     /// # Shapes
     /// `x: [n, hidden]` → same
-    pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
-        let [n, _] = x.dims();
+    pub fn forward(&self, x: Tensor<2>, segments: &[std::ops::Range<usize>]) -> Result<Tensor<2>> {
         // The residual additions happen inside the output projection and fc2.
-        let x = self.attn.forward(self.ln1.forward(x.clone())?, None, &[0..n], Some(x))?;
+        let x = self.attn.forward(self.ln1.forward(x.clone())?, None, segments, Some(x))?;
         self.mlp.forward_residual(self.ln2.forward(x.clone())?, Some(x))
     }
 }
@@ -89,12 +90,29 @@ impl VisionTransformer {
     /// `patches: [num_patches, C·p·p]` → `[tokens, hidden]` (tokens = patches, plus the class
     /// token with LLaVA's `full` strategy)
     pub fn forward(&self, patches: Tensor<2>) -> Result<Tensor<2>> {
-        let mut x = self.embeddings.forward(patches)?;
+        self.forward_tiles(patches, 1)
+    }
+
+    /// Whether [`Self::forward_tiles`] takes more than one tile (no class token).
+    pub fn batches_tiles(&self) -> bool {
+        self.embeddings.batches_tiles()
+    }
+
+    /// Several tiles at once, their patches one after another: one launch per operation for
+    /// all of them (attention stays within each tile).
+    ///
+    /// # Shapes
+    /// `patches: [tiles · num_patches, C·p·p]` → `[tiles · tokens, hidden]`
+    pub fn forward_tiles(&self, patches: Tensor<2>, tiles: usize) -> Result<Tensor<2>> {
+        let mut x = self.embeddings.forward_tiles(patches, tiles)?;
+        let [n, _] = x.dims();
+        let per_tile = n / tiles.max(1);
+        let segments: Vec<_> = (0..tiles).map(|t| t * per_tile..(t + 1) * per_tile).collect();
         if let Some(ln) = &self.pre_layernorm {
             x = ln.forward(x)?;
         }
         for layer in &self.layers {
-            x = layer.forward(x)?;
+            x = layer.forward(x, &segments)?;
         }
         if let Some(ln) = &self.post_layernorm {
             x = ln.forward(x)?;

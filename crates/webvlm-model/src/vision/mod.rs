@@ -12,7 +12,7 @@ mod embeddings;
 mod encoder;
 mod qwen;
 
-pub use connector::{Connector, pixel_shuffle};
-pub use embeddings::{VisionEmbeddings, extract_patches};
+pub use connector::{Connector, pixel_shuffle, pixel_shuffle_tiles};
+pub use embeddings::{VisionEmbeddings, extract_patches, unfold_patches};
 pub use encoder::{VisionLayer, VisionTransformer};
 pub use qwen::{Patches, QwenFeatures, QwenVision, window_order};
