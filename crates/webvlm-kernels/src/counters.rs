@@ -58,14 +58,26 @@ static OBSERVING: OnceLock<Mutex<Option<LaunchObservation>>> = OnceLock::new();
 
 struct CountLaunches;
 
+thread_local! {
+    /// Dispatches issued from this thread (the observer runs on the issuing thread).
+    static THREAD_DISPATCHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl LaunchObserver for CountLaunches {
     fn launched(&self, _kernel: &'static str) {
         DISPATCHES.fetch_add(1, Ordering::Relaxed);
+        THREAD_DISPATCHES.with(|c| c.set(c.get() + 1));
     }
 }
 
+/// Dispatches issued from the calling thread so far: a count other threads' work cannot
+/// disturb (tests that share the process and the device run side by side).
+pub fn thread_dispatches() -> u64 {
+    THREAD_DISPATCHES.with(std::cell::Cell::get)
+}
+
 /// Start counting dispatches (idempotent; the observer stays for the life of the process and
-/// costs one atomic increment per launch).
+/// costs an atomic and a thread-local increment per launch).
 pub fn install() {
     let slot = OBSERVING.get_or_init(|| Mutex::new(None));
     let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
