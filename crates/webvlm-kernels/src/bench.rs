@@ -240,8 +240,9 @@ pub fn fma_peak(device: &Device, workgroups: usize, iters: u32, b: f32, c: f32) 
     if workgroups == 0 || workgroups > caps.max_workgroups as usize {
         return Err(KernelError::TooManyWorkgroups { what: "fma peak", count: workgroups as u64, limit: caps.max_workgroups });
     }
-    let like = Tensor::<1>::zeros([1], device).try_into_primitive::<burn_cubecl::CubeBackend>().map_err(|e| KernelError::Device(format!("{e:?}")))?;
-    let out = crate::empty_f32(&like, [workgroups * 64]);
+    let client = cube.client();
+    let len = workgroups * 64;
+    let out = burn_cubecl::tensor::CubeTensor::new_contiguous(client.clone(), cube, [len].into(), client.empty(len * 4), burn::tensor::DType::F32);
     let params = crate::params::FmaParams { iters, b, c, _pad: 0 };
     crate::launch::launch_io(
         kernel,

@@ -199,8 +199,8 @@ pub fn flash_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, total: usize, k
     let Some((Some(qv), Some(kv), Some(vv))) = views else {
         // On a wgpu device the materialised scores must fit one binding: refused by name here
         // rather than failing inside burn (heads of over 256 values, or not f32).
-        if let Some(c) = wgpu_device(&q.device()).and_then(|_| q.clone().try_into_primitive::<CubeBackend>().ok()) {
-            crate::launch::check_binding(heads * n * total, "attention scores", DeviceCaps::of(&c.client).max_binding_bytes)?;
+        if let Some(caps) = DeviceCaps::of_device(&q.device()) {
+            crate::launch::check_binding(heads * n * total, "attention scores", caps.max_binding_bytes)?;
         }
         return Ok(flash_attention_ops(q, k, v, total, keys, scale));
     };

@@ -9,7 +9,7 @@ use crate::config::{Family, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::preprocess::idefics3::ProcessedImage;
 use crate::text::{KvCache, TextDecoder};
-use crate::vision::{Connector, Patches, QwenVision, VisionTransformer, extract_patches, unfold_patches};
+use crate::vision::{Connector, Patches, QwenVision, VisionTransformer, unfold_patches};
 use crate::weights::WeightStore;
 
 /// Checkpoint prefixes of a family's components (vision tower, connector, decoder), in the
@@ -41,12 +41,12 @@ enum Vision {
     Qwen(QwenVision),
 }
 
-/// Names that only one family's checkpoints carry, and the family: a tensor with another
-/// family's mark means the checkpoint mixes families (or the config names the wrong one).
 /// The most tiles [`Model::encode_image`] encodes at once (SmolVLM's image splitting makes up
 /// to 17): a bound on the activations a batch holds at a time, whatever the binding allows.
 pub const MAX_TILES_PER_BATCH: usize = 8;
 
+/// Names that only one family's checkpoints carry, and the family: a tensor with another
+/// family's mark means the checkpoint mixes families (or the config names the wrong one).
 const MARKS: &[(&str, Family)] = &[
     ("model.vision_model.", Family::Idefics3),
     ("model.connector.", Family::Idefics3),
@@ -185,6 +185,16 @@ impl Model {
             }
             Some(Vision::Tiles { tower, connector }) => (tower, connector),
         };
+        let vision_output = vision.forward(self.tile_patches(image, index..index + 1)?)?;
+        let connector_output = connector.forward(vision_output.clone())?;
+        Ok(TileFeatures { vision_output, connector_output })
+    }
+
+    /// The unfolded patches of `tiles`, one tile's rows after another's, on the device.
+    ///
+    /// # Shapes
+    /// → `[tiles.len() · num_patches, C·p·p]`
+    fn tile_patches(&self, image: &ProcessedImage, tiles: std::ops::Range<usize>) -> Result<Tensor<2>> {
         let v = &self.config.vision_config;
         if image.height != v.image_size || image.width != v.image_size {
             return Err(ModelError::config(
@@ -196,14 +206,14 @@ impl Model {
             ));
         }
         let per_tile = v.num_channels * v.image_size * v.image_size;
-        let tile = image
+        let pixels = image
             .pixel_values
-            .get(index * per_tile..(index + 1) * per_tile)
-            .ok_or_else(|| ModelError::Device(format!("tile {index} is out of range")))?;
-        let patches = extract_patches(tile, v.num_channels, v.image_size, v.patch_size, &self.device);
-        let vision_output = vision.forward(patches)?;
-        let connector_output = connector.forward(vision_output.clone())?;
-        Ok(TileFeatures { vision_output, connector_output })
+            .get(tiles.start * per_tile..tiles.end * per_tile)
+            .ok_or_else(|| ModelError::Device(format!("tiles {tiles:?} are out of range")))?;
+        let rows: Vec<f32> = pixels.chunks_exact(per_tile).flat_map(|tile| unfold_patches(tile, v.num_channels, v.image_size, v.patch_size)).collect();
+        let row = v.num_channels * v.patch_size * v.patch_size;
+        let shape = [rows.len() / row.max(1), row];
+        Ok(Tensor::from_data(TensorData::new(rows, shape), &self.device))
     }
 
     /// All tiles' connector outputs, in the order their `<image>` tokens appear.
@@ -222,23 +232,10 @@ impl Model {
             }
             return Ok(Tensor::cat(feats, 0));
         };
-        let v = &self.config.vision_config;
-        let per_tile = v.num_channels * v.image_size * v.image_size;
-        if image.height != v.image_size || image.width != v.image_size || image.pixel_values.len() < image.num_tiles * per_tile {
-            // encode_tile names what is wrong.
-            return self.encode_tile(image, 0).map(|t| t.connector_output);
-        }
-        let side = v.image_size / v.patch_size;
-        let row = v.num_channels * v.patch_size * v.patch_size;
         let mut feats = Vec::new();
         for first in (0..image.num_tiles).step_by(batch) {
             let tiles = batch.min(image.num_tiles - first);
-            let mut rows = Vec::with_capacity(tiles * side * side * row);
-            for t in first..first + tiles {
-                let tile = &image.pixel_values[t * per_tile..(t + 1) * per_tile];
-                rows.extend(unfold_patches(tile, v.num_channels, v.image_size, v.patch_size));
-            }
-            let patches = Tensor::<2>::from_data(TensorData::new(rows, [tiles * side * side, row]), &self.device);
+            let patches = self.tile_patches(image, first..first + tiles)?;
             feats.push(connector.forward_tiles(tower.forward_tiles(patches, tiles)?, tiles)?);
         }
         Ok(Tensor::cat(feats, 0))

@@ -92,6 +92,11 @@ impl Linear {
         self.out_features
     }
 
+    /// A kernel's refusal, named after this layer's shape and scheme.
+    fn kernel_error(&self, q: &DeviceQuantMatrix, e: webvlm_kernels::KernelError) -> ModelError {
+        ModelError::Kernel { name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()), message: e.to_string() }
+    }
+
     /// `y = x·Wᵀ + b + residual`, with `swiglu` reading `x` as a `[gate | up]` row pair and
     /// multiplying `silu(gate)·up` (a joined gate/up product's output). For a quantised weight,
     /// one dispatch for one token (the prologue and the additions inside the matvec); for several
@@ -105,10 +110,7 @@ impl Linear {
         if let (Weight::Quant(q), 1) = (&self.weight, n) {
             let mut addends: Vec<Tensor<1>> = self.bias.iter().cloned().collect();
             addends.extend(residual.map(|r| r.reshape([self.out_features])));
-            return quant_matmul_fused(x, q, swiglu, &addends).map_err(|e| ModelError::Kernel {
-                name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()),
-                message: e.to_string(),
-            });
+            return quant_matmul_fused(x, q, swiglu, &addends).map_err(|e| self.kernel_error(q, e));
         }
         let x = if swiglu {
             webvlm_kernels::ops::swiglu_joined(x, self.in_features)
@@ -118,10 +120,7 @@ impl Linear {
         };
         if let Weight::Quant(q) = &self.weight {
             // Several rows (prefill): bias and residual in the tiled matmul's epilogue.
-            return quant_matmul_epilogue(x, q, self.bias.as_ref(), Act::None, residual).map_err(|e| ModelError::Kernel {
-                name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()),
-                message: e.to_string(),
-            });
+            return quant_matmul_epilogue(x, q, self.bias.as_ref(), Act::None, residual).map_err(|e| self.kernel_error(q, e));
         }
         let y = self.forward(x)?;
         Ok(match residual {
@@ -139,10 +138,7 @@ impl Linear {
     pub fn forward_epilogue(&self, x: Tensor<2>, act: Option<Activation>, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
         let [n, _] = x.dims();
         match (&self.weight, act) {
-            (Weight::Quant(q), _) if n > 1 => quant_matmul_epilogue(x, q, self.bias.as_ref(), kernel_act(act), residual).map_err(|e| ModelError::Kernel {
-                name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()),
-                message: e.to_string(),
-            }),
+            (Weight::Quant(q), _) if n > 1 => quant_matmul_epilogue(x, q, self.bias.as_ref(), kernel_act(act), residual).map_err(|e| self.kernel_error(q, e)),
             (_, None) => self.forward_fused(x, false, residual),
             (_, Some(act)) => {
                 let y = webvlm_kernels::ops::activate(self.forward_fused(x, false, None)?, kernel_act(Some(act)));
@@ -162,10 +158,7 @@ impl Linear {
         let x2: Tensor<2> = x.reshape([rows, self.in_features]);
         let mut y = match &self.weight {
             Weight::Dense(w_t) => x2.matmul(w_t.clone()),
-            Weight::Quant(q) => quant_matmul(x2, q).map_err(|e| ModelError::Kernel {
-                name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()),
-                message: e.to_string(),
-            })?,
+            Weight::Quant(q) => quant_matmul(x2, q).map_err(|e| self.kernel_error(q, e))?,
         };
         if let Some(b) = &self.bias {
             y = y + b.clone().unsqueeze::<2>();

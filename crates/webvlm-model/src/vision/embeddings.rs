@@ -1,7 +1,7 @@
 //! Patch embedding (a stride-`patch` convolution, done as one matmul over unfolded patches),
 //! CLIP's class token, and learned position embeddings.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use crate::config::{VisionConfig, VisionKind};
 use crate::error::{ModelError, Result};
@@ -64,14 +64,7 @@ impl VisionEmbeddings {
 /// weight layout, patches in row-major grid order.
 ///
 /// # Shapes
-/// `tile: [C, side·p, side·p]` (flat) → `[side², C·p·p]` on `device`
-pub fn extract_patches(tile: &[f32], channels: usize, side_px: usize, patch: usize, device: &Device) -> Tensor<2> {
-    let side = side_px / patch;
-    let row = channels * patch * patch;
-    Tensor::from_data(TensorData::new(unfold_patches(tile, channels, side_px, patch), [side * side, row]), device)
-}
-
-/// [`extract_patches`] on the host: `side² · C·p·p` values.
+/// `tile: [C, side·p, side·p]` (flat) → `[side², C·p·p]` (flat)
 pub fn unfold_patches(tile: &[f32], channels: usize, side_px: usize, patch: usize) -> Vec<f32> {
     let side = side_px / patch;
     let row = channels * patch * patch;

@@ -13,6 +13,6 @@ mod encoder;
 mod qwen;
 
 pub use connector::{Connector, pixel_shuffle, pixel_shuffle_tiles};
-pub use embeddings::{VisionEmbeddings, extract_patches, unfold_patches};
+pub use embeddings::{VisionEmbeddings, unfold_patches};
 pub use encoder::{VisionLayer, VisionTransformer};
 pub use qwen::{Patches, QwenFeatures, QwenVision, window_order};
