@@ -141,13 +141,41 @@ fn a_dense_embedding_past_the_binding_is_held_in_blocks() {
     let (vocab, dim) = (10_000, 500);
     let values: Vec<f32> = (0..vocab * dim).map(|i| ((i / dim) as f32) + (i % dim) as f32 * 1e-3).collect();
     let mut store = WeightStore::empty(&gpu);
-    store.insert("embed.weight".into(), vec![vocab, dim], values);
-    let embed = Embedding::load(&mut store.reader(""), "embed", vocab, dim).unwrap();
+    store.insert("embed.weight".into(), vec![vocab, dim], values).unwrap();
+    let embed = Embedding::load(&mut store.reader(""), "embed", vocab, dim, false).unwrap();
     assert!(embed.weight().is_err(), "two blocks, not one tensor");
     let ids = [3u32, 9_999, 8_387, 8_388, 0]; // 8 388 rows per 16 MiB block
     let rows = read_f32(embed.forward(&ids).unwrap()).unwrap();
     for (k, &id) in ids.iter().enumerate() {
         assert_eq!(rows[k * dim], id as f32, "row {k}");
         assert_eq!(rows[k * dim + 7], id as f32 + 7.0 * 1e-3, "row {k} column 7");
+    }
+}
+
+/// A token embedding of bf16 values past the device's binding (20 MB over 16 MiB) stays bf16
+/// on the device, in row chunks of at most one binding, and lookups — of ids from the host and
+/// of ids already on the device — return the rows exactly.
+#[test]
+fn a_bf16_token_embedding_past_the_binding_stays_compact_in_chunks() {
+    use webvlm_model::burn::tensor::{Int, Tensor, TensorData};
+    use webvlm_model::nn::Embedding;
+    use webvlm_model::weights::WeightStore;
+    let gpu = limited_gpu();
+    let (vocab, dim) = (20_000, 500);
+    // Every value a bf16 (the top half of its f32), distinct between neighbouring rows.
+    let value = |row: usize, col: usize| f32::from_bits(((0x3000 + (row * 7 + col * 13) % 0x4000) as u32) << 16);
+    let values: Vec<f32> = (0..vocab * dim).map(|i| value(i / dim, i % dim)).collect();
+    let mut store = WeightStore::empty(&gpu);
+    store.insert("model.embed_tokens.weight".into(), vec![vocab, dim], values).unwrap();
+    let embed = Embedding::load(&mut store.reader("model"), "embed_tokens", vocab, dim, false).unwrap();
+    assert_eq!(embed.byte_size(), (vocab * dim * 2) as u64, "held as bf16");
+    let ids = [3u32, 19_999, 16_776, 16_777, 0, 16_777]; // 16 777 rows per 16 MiB chunk
+    let on_device = Tensor::<1, Int>::from_data(TensorData::new(ids.map(|i| i as i32).to_vec(), [ids.len()]), &gpu);
+    for rows in [read_f32(embed.forward(&ids).unwrap()).unwrap(), read_f32(embed.forward_device(on_device).unwrap()).unwrap()] {
+        for (k, &id) in ids.iter().enumerate() {
+            for col in [0, 7, dim - 1] {
+                assert_eq!(rows[k * dim + col], value(id as usize, col), "row {k} ({id}) column {col}");
+            }
+        }
     }
 }

@@ -172,8 +172,8 @@ fn check_large_embedding(backend: Backend) {
     let values: Vec<f32> = (0..vocab * dim).map(|i| ((i / dim) as f32) + (i % dim) as f32 * 1e-4).collect();
     let device = device(backend);
     let mut store = WeightStore::empty(&device);
-    store.insert("embed.weight".into(), vec![vocab, dim], values);
-    let embed = Embedding::load(&mut store.reader(""), "embed", vocab, dim).unwrap();
+    store.insert("embed.weight".into(), vec![vocab, dim], values).unwrap();
+    let embed = Embedding::load(&mut store.reader(""), "embed", vocab, dim, false).unwrap();
     let ids = [5u32, vocab as u32 - 1, 32767, 32768, 5, 0];
     let rows = read_f32(embed.forward(&ids).unwrap()).unwrap();
     for (k, &id) in ids.iter().enumerate() {

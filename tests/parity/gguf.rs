@@ -229,3 +229,16 @@ fn quantised_qwen2_vl_mmproj_stays_within_tolerance() {
 fn llava_gguf_without_an_image_token_in_its_vocabulary() {
     check_vlm_gguf_text("llava-tiny", "text-no-image-token.gguf", "mmproj.gguf", &[], webvlm_model::Family::Llava, 5e-5, true);
 }
+
+/// The token embedding stays in the GGUF's own form on the device when nothing needs it dense:
+/// the split fixture's F16 `token_embd` (untied lm_head) is held as f16, half its f32 size; the
+/// single fixture's is also its tied dense lm_head, so it is f32 there.
+#[test]
+fn a_gguf_token_embedding_stays_in_its_own_format() {
+    for (name, format, bytes_per_value) in [("smolvlm-tiny-split", "f16", 2), ("smolvlm-tiny-single", "f32", 4)] {
+        let vlm = Vlm::load(&gguf_dir(name, "mmproj.gguf"), &device(Backend::Wgpu)).unwrap();
+        let e = vlm.model.token_embedding();
+        let t = &vlm.model.config().text_config;
+        assert_eq!((e.format(), e.byte_size()), (format, (t.vocab_size * t.hidden_size * bytes_per_value) as u64), "{name}");
+    }
+}

@@ -84,6 +84,16 @@ fn check_scheme(name: &str, scheme: QuantScheme, backend: Backend) {
     let mismatched = logits.iter().zip(&logits_load).filter(|(a, b)| a != b).count();
     assert_eq!(mismatched, 0, "{name} {scheme:?}: packed vs load-time quantisation differ at {mismatched} logits");
     assert_eq!(tokens, tokens_load);
+    // Where the embedding's values are all bf16 (the single fixture's; the packed file then
+    // stores them so) it is held as bf16 on the device, exactly, in half the memory of f32;
+    // the split fixture's need f32.
+    let t = &from_packed.model.config().text_config;
+    let want = if name == "smolvlm-tiny-single" { ("bf16", 2) } else { ("f32", 4) };
+    for vlm in [&from_packed, &at_load] {
+        let e = vlm.model.token_embedding();
+        let got = (e.format(), e.byte_size());
+        assert_eq!(got, (want.0, (t.vocab_size * t.hidden_size * want.1) as u64), "{name} {scheme:?}: the token embedding on the device");
+    }
 
     let golden = golden_tensor(name, "logits");
     let vocab = golden.shape[1];

@@ -101,6 +101,14 @@ impl DeviceQuantMatrix {
         self.bytes
     }
 
+    /// The device the weight lives on.
+    pub fn device(&self) -> Device {
+        match &self.repr {
+            Repr::Wgpu { chunks, .. } => Tensor::<1, Int>::from_primitive::<CubeBackend>(chunks[0].planes[0].clone()).device(),
+            Repr::Dense { w_t } => w_t.device(),
+        }
+    }
+
     /// Row chunks the weight was split into (1 unless it exceeds the binding limit; 0 when
     /// the device is not wgpu and the weight is held dense).
     pub fn chunk_count(&self) -> usize {

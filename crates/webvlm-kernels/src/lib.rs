@@ -23,6 +23,7 @@ pub mod bench;
 pub mod counters;
 pub mod device_matrix;
 pub mod error;
+pub mod gather;
 pub mod ops;
 pub mod gpu;
 mod launch;
@@ -39,6 +40,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 
 pub use device_matrix::DeviceQuantMatrix;
+pub use gather::{DeviceTable, TableFormat};
 pub use error::{KernelError, Result};
 pub use gpu::{GpuMemory, gpu_memory};
 pub use quant::{QuantMatrix, QuantScheme};

@@ -106,6 +106,27 @@ pub struct EltParams {
     pub _pad: [u32; 3],
 }
 
+/// `GatherParams` of `gather.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct GatherParams {
+    /// Ids, the output's rows.
+    pub count: u32,
+    /// Values per row.
+    pub k: u32,
+    /// Blocks of 32 per row (q8, q4).
+    pub kb: u32,
+    /// Words per row (f16, bf16).
+    pub k2: u32,
+    /// First table row of this chunk.
+    pub n_offset: u32,
+    /// Rows in this chunk.
+    pub n: u32,
+    /// 1 for the chunk that ends the table.
+    pub last: u32,
+    pub _pad: u32,
+}
+
 /// `DecodeAttentionParams` of `attention_decode.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
@@ -204,6 +225,7 @@ mod tests {
         assert_eq!(size_of::<RopeParams>(), 32);
         assert_eq!(size_of::<SoftmaxParams>(), 32);
         assert_eq!(size_of::<EltParams>(), 16);
+        assert_eq!(size_of::<GatherParams>(), 32);
         assert_eq!(size_of::<DecodeAttentionParams>(), 32);
         assert_eq!(size_of::<SampleParams>(), 48);
         assert_eq!(size_of::<FlashParams>(), 80);

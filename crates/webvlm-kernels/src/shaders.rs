@@ -37,6 +37,11 @@ mod src {
     pub const MATMUL_TILED: &str = include_str!("../../../shaders/common/matmul_tiled.wgsl");
     pub const REDUCE: &str = include_str!("../../../shaders/common/reduce.wgsl");
     pub const ACT: &str = include_str!("../../../shaders/common/act.wgsl");
+    pub const GATHER: &str = include_str!("../../../shaders/gather.wgsl");
+    pub const TABLE_Q8: &str = include_str!("../../../shaders/common/table_q8.wgsl");
+    pub const TABLE_Q4: &str = include_str!("../../../shaders/common/table_q4.wgsl");
+    pub const TABLE_F16: &str = include_str!("../../../shaders/common/table_f16.wgsl");
+    pub const TABLE_BF16: &str = include_str!("../../../shaders/common/table_bf16.wgsl");
 }
 
 /// Arithmetic type of the dot products.
@@ -275,6 +280,8 @@ pub enum Kernel {
     /// `4·hd4` values (the per-lane registers and the tile size follow `hd4`), `rows` query rows
     /// per lane; `joined`: k and v read from q's binding (a joined q/k/v projection's output).
     FlashAttention { hd4: u32, rows: u32, joined: bool },
+    /// `gather.wgsl`: rows of a lookup table held in `format`, by id, as f32.
+    Gather { format: crate::gather::TableFormat },
 }
 
 /// Keys per tile of [`Kernel::FlashAttention`]: two tiles (keys and values, `hd4` vec4s per
@@ -289,7 +296,7 @@ impl Kernel {
     pub fn workgroup_size(&self) -> u32 {
         match *self {
             Kernel::Copy { wg, .. } | Kernel::Fused { wg, .. } | Kernel::FmaPeak { wg } => wg,
-            Kernel::FlashAttention { .. } => crate::ops::FUSED_WG,
+            Kernel::FlashAttention { .. } | Kernel::Gather { .. } => crate::ops::FUSED_WG,
             Kernel::Matvec { reduction: Reduction::Workgroup { wg, .. } | Reduction::Subgroup { wg, .. }, .. } => wg,
             Kernel::Matmul { tile, .. } => (tile.tm / tile.rm) * (tile.tn / tile.rn),
         }
@@ -315,6 +322,7 @@ impl Kernel {
             Kernel::FlashAttention { hd4, rows, joined } => {
                 format!("attention_flash/hd{}/r{rows}{}", 4 * hd4, if joined { "/joined" } else { "" })
             }
+            Kernel::Gather { format } => format!("gather/{}", format.name()),
             Kernel::Matvec { scheme, precision, reduction, fuse } => {
                 let r = match reduction {
                     Reduction::Workgroup { wg, tpr, rpi } => format!("wg{wg}/tpr{tpr}/rpi{rpi}"),
@@ -344,6 +352,16 @@ impl Kernel {
                 FusedOp::Sample => vec![src::SAMPLE, src::REDUCE],
             },
             Kernel::FlashAttention { .. } => vec![src::ATTENTION_FLASH],
+            Kernel::Gather { format } => {
+                use crate::gather::TableFormat;
+                let table = match format {
+                    TableFormat::Q8 => src::TABLE_Q8,
+                    TableFormat::Q4 => src::TABLE_Q4,
+                    TableFormat::F16 => src::TABLE_F16,
+                    TableFormat::Bf16 => src::TABLE_BF16,
+                };
+                vec![src::GATHER, table]
+            }
             Kernel::Matvec { scheme, reduction, .. } => {
                 let (family, layout) = match scheme {
                     QuantScheme::Q8 => (src::MATVEC_Q8, src::Q8),
@@ -409,6 +427,7 @@ impl Kernel {
                 vars.push(("rs", (rows * bc).to_string()));
             }
             Kernel::FmaPeak { wg } => vars.push(("wg", wg.to_string())),
+            Kernel::Gather { .. } => vars.push(("wg", self.workgroup_size().to_string())),
             Kernel::Copy { wg, items } => {
                 vars.push(("wg", wg.to_string()));
                 vars.push(("items", items.to_string()));

@@ -167,6 +167,7 @@ pub fn all_variants() -> Vec<Kernel> {
         out.extend([1, 16, 18, 20, 32, 64].map(|hd4| Kernel::FlashAttention { hd4, rows: 1, joined }));
         out.extend([(1, 8), (16, 8), (18, 7), (20, 6), (32, 4), (64, 2)].map(|(hd4, rows)| Kernel::FlashAttention { hd4, rows, joined }));
     }
+    out.extend(crate::gather::TableFormat::ALL.map(|format| Kernel::Gather { format }));
     out
 }
 

@@ -428,3 +428,49 @@ fn a_started_read_is_submitted_at_once() {
         Poll::Pending => panic!("the read was not submitted when it started"),
     }
 }
+
+/// `gather.wgsl` against the tables' CPU dequantisation, every format, on tables cut into row
+/// chunks (a 512-byte binding cap) and whole: q8, f16 and bf16 rows are exact; q4 computes
+/// `d·q + m`, which a GPU may fuse into one rounding, so it is allowed one f32 ulp of its
+/// value. An id past the table gives zeros on wgpu.
+#[test]
+fn gather_matches_the_cpu_dequantisation() {
+    use webvlm_kernels::{DeviceQuantMatrix, DeviceTable, KernelOptions, QuantMatrix, QuantScheme};
+    let (n, k) = (45, 71);
+    let mut rng = Lcg::new(29);
+    let table = rng.normals(n * k);
+    let bf16: Vec<f32> = table.iter().map(|v| half::bf16::from_f32(*v).to_f32()).collect();
+    let ids = [0u32, 44, 7, 7, 20, 31, 1];
+    let gpu_device = gpu().device.clone();
+    let ids_on = |d: &Device, with_past: bool| {
+        let mut v: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+        if with_past {
+            v.push(n as i32 + 3);
+        }
+        let len = v.len();
+        Tensor::<1, Int>::from_data(TensorData::new(v, [len]), d)
+    };
+    for cap in [None, Some(512u64)] {
+        let options = KernelOptions { max_binding_bytes: cap, ..KernelOptions::default() };
+        let mut tables: Vec<(String, Vec<f32>, DeviceTable, DeviceTable)> = Vec::new();
+        for scheme in [QuantScheme::Q8, QuantScheme::Q4, QuantScheme::F16] {
+            let m = QuantMatrix::quantize(&table, n, k, scheme).unwrap();
+            let on_gpu = DeviceTable::from_matrix(&DeviceQuantMatrix::upload_with(&m, &gpu_device, options).unwrap());
+            let on_cpu = DeviceTable::upload(&m, &cpu()).unwrap();
+            tables.push((scheme.name().into(), m.dequantize(), on_gpu, on_cpu));
+        }
+        let on_gpu = DeviceTable::bf16_with(&bf16, n, k, &gpu_device, options).unwrap();
+        tables.push(("bf16".into(), bf16.clone(), on_gpu, DeviceTable::bf16(&bf16, n, k, &cpu()).unwrap()));
+        for (name, want_all, on_gpu, on_cpu) in tables {
+            let what = format!("gather {name} cap {cap:?}");
+            let want: Vec<f32> = ids.iter().flat_map(|&i| want_all[i as usize * k..(i as usize + 1) * k].to_vec()).collect();
+            let got = values(on_gpu.gather(ids_on(&gpu_device, true)).unwrap());
+            let ulp = if name == "q4" { 1.2e-7 } else { 0.0 };
+            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= ulp * w.abs(), "{what}: [{i}] = {g}, want {w}");
+            }
+            assert!(got[want.len()..].iter().all(|&v| v == 0.0) && got.len() == want.len() + k, "{what}: the id past the table");
+            assert_eq!(values(on_cpu.gather(ids_on(&cpu(), false)).unwrap()), want, "{what} on the CPU backend");
+        }
+    }
+}

@@ -261,6 +261,11 @@ impl Model {
     ///
     /// # Shapes
     /// `ids: [n]`, `image_features: [k, hidden]` with k = count of image tokens → `[n, hidden]`
+    /// The decoder's token embedding: how it is held on the device and its size.
+    pub fn token_embedding(&self) -> &crate::nn::Embedding {
+        self.text.embedding()
+    }
+
     /// Text embeddings of token ids that live on the device (a token the device picked), so
     /// a decode step uploads nothing; `None` where the table is held in several blocks (then
     /// use [`Model::embed`]).

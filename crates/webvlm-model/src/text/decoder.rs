@@ -25,7 +25,8 @@ impl TextDecoder {
     /// `vb` is rooted at the decoder (`model.text_model`); `lm_head` is taken from `head`
     /// (the checkpoint root) when present, else tied to the embeddings if `tied` allows it.
     pub fn load(vb: &mut WeightReader, head: &mut WeightReader, cfg: &TextConfig, tied: bool) -> Result<Self> {
-        let embed = Embedding::load(vb, "embed_tokens", cfg.vocab_size, cfg.hidden_size)?;
+        let own_head = head.contains("lm_head.weight");
+        let embed = Embedding::load(vb, "embed_tokens", cfg.vocab_size, cfg.hidden_size, tied && !own_head)?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             layers.push(DecoderLayer::load(&mut vb.pp(format!("layers.{i}")), cfg)?);
@@ -33,7 +34,7 @@ impl TextDecoder {
         let phi = cfg.decoder == DecoderKind::Phi;
         let norm_name = if phi { "final_layernorm" } else { "norm" };
         let norm = Norm::load(vb, norm_name, cfg.hidden_size, cfg.norm_eps(), !phi)?;
-        let lm_head = if head.contains("lm_head.weight") {
+        let lm_head = if own_head {
             Linear::load(head, "lm_head", cfg.hidden_size, cfg.vocab_size, phi)?
         } else if tied {
             Linear::from_weight(embed.weight()?, None)
@@ -43,6 +44,11 @@ impl TextDecoder {
         let mrope = cfg.mrope_section().map(|s| [s[0], s[1], s[2]]);
         let rope = Rope::new(cfg.rotary_dim(), cfg.rope_theta()?, cfg.max_position_embeddings, mrope, &vb.device());
         Ok(Self { embed, layers, norm, lm_head, rope, cfg: cfg.clone() })
+    }
+
+    /// The token embedding (how it is held, what it costs).
+    pub fn embedding(&self) -> &Embedding {
+        &self.embed
     }
 
     pub fn config(&self) -> &TextConfig {

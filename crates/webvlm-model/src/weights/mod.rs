@@ -13,7 +13,7 @@ mod safetensors_file;
 use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use webvlm_kernels::{DeviceQuantMatrix, QuantMatrix, QuantScheme};
+use webvlm_kernels::{DeviceQuantMatrix, DeviceTable, QuantMatrix, QuantScheme};
 
 use crate::error::{ModelError, Result};
 use crate::source::ModelSource;
@@ -28,6 +28,8 @@ enum Stored {
     /// [`MAX_DENSE_BINDING_BYTES`] (a 151936×1536 token embedding is 933 MB in f32).
     Rows { blocks: Vec<Tensor<2>>, shape: Vec<usize> },
     Quant(DeviceQuantMatrix),
+    /// A token embedding kept compact (block-quantised or 16-bit), read by row.
+    Table(DeviceTable),
 }
 
 /// Largest dense tensor kept as one buffer: WebGPU's default `maxStorageBufferBindingSize`
@@ -111,7 +113,7 @@ impl WeightStore {
                 })?;
                 for (entry, decoded) in reader.feed(&bytes)? {
                     match decoded {
-                        packed::Decoded::Dense { shape, values } => store.insert(entry.name.clone(), shape, values),
+                        packed::Decoded::Dense { shape, values } => store.insert(entry.name.clone(), shape, values)?,
                         packed::Decoded::Quant(m) if is_embedding(&entry.name) => {
                             store.insert_quant_embedding(entry.name.clone(), m, options)?
                         }
@@ -148,22 +150,39 @@ impl WeightStore {
     }
 
     /// A token embedding stored block-quantised (GGUF files often do, and packed models made
-    /// from them keep it): lookups need it dense, and a tied lm_head, which reads the whole
-    /// matrix every token, keeps the block format (Q8_0 → q8 is lossless).
+    /// from them keep it) stays so on the device: lookups dequantise the rows they read, and a
+    /// tied lm_head, which reads the whole matrix every token, is the same buffers (Q8_0 → q8
+    /// is lossless).
     fn insert_quant_embedding(&mut self, name: String, m: QuantMatrix, options: LoadOptions) -> Result<()> {
+        let d = DeviceQuantMatrix::upload(&m, &self.device)
+            .map_err(|e| ModelError::Kernel { name: name.clone(), message: e.to_string() })?;
         if options.tied_lm_head && !self.contains("lm_head.weight") {
-            self.insert_quant("lm_head.weight".into(), &m)?;
+            self.tensors.insert("lm_head.weight".into(), Stored::Quant(d.clone()));
         }
-        let shape = vec![m.n(), m.k()];
-        self.insert(name, shape, m.dequantize());
+        self.tensors.insert(name, Stored::Table(DeviceTable::from_matrix(&d)));
         Ok(())
+    }
+
+    /// A dense token embedding whose values all fit bf16 or f16 exactly (a bf16 or f16
+    /// checkpoint, the usual case) is held in that 16-bit form: the same values in half the
+    /// memory. `None` (nothing taken) when some value needs f32.
+    fn compact_embedding(&mut self, name: &str, shape: &[usize], values: &[f32]) -> Result<Option<Stored>> {
+        let &[n, k] = shape else { return Ok(None) };
+        let kernel = |e: webvlm_kernels::KernelError| ModelError::Kernel { name: name.to_string(), message: e.to_string() };
+        if webvlm_kernels::gather::bf16_exact(values) {
+            return Ok(Some(Stored::Table(DeviceTable::bf16(values, n, k, &self.device).map_err(kernel)?)));
+        }
+        if webvlm_kernels::gather::f16_exact(values) {
+            let m = QuantMatrix::quantize(values, n, k, QuantScheme::F16).map_err(kernel)?;
+            return Ok(Some(Stored::Table(DeviceTable::upload(&m, &self.device).map_err(kernel)?)));
+        }
+        Ok(None)
     }
 
     /// A Hugging Face tensor, quantised on the way when `options` ask for it.
     fn insert_hf(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>, options: LoadOptions) -> Result<()> {
         let Some(scheme) = options.quant else {
-            self.insert(name, shape, values);
-            return Ok(());
+            return self.insert(name, shape, values);
         };
         if options.tied_lm_head && is_embedding(&name) && !self.contains("lm_head.weight") {
             let m = quantize(&name, &values, &shape, scheme)?;
@@ -173,14 +192,25 @@ impl WeightStore {
             let m = quantize(&name, &values, &shape, scheme)?;
             self.insert_quant(name, &m)
         } else {
-            self.insert(name, shape, values);
-            Ok(())
+            self.insert(name, shape, values)
         }
     }
 
     /// Add one tensor (f32 values, row-major). A matrix over [`MAX_DENSE_BINDING_BYTES`] (or the
-    /// device's binding limit, when smaller) is uploaded in row blocks, each its own buffer.
-    pub fn insert(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>) {
+    /// device's binding limit, when smaller) is uploaded in row blocks, each its own buffer; a
+    /// token embedding whose values are all bf16 or f16 is held in that form.
+    pub fn insert(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>) -> Result<()> {
+        if is_embedding(&name) {
+            if let Some(table) = self.compact_embedding(&name, &shape, &values)? {
+                self.tensors.insert(name, table);
+                return Ok(());
+            }
+        }
+        self.insert_dense(name, shape, values);
+        Ok(())
+    }
+
+    fn insert_dense(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>) {
         let n = values.len();
         let limit = dense_limit(&self.device);
         if shape.len() == 2 && n * 4 > limit && shape[1] > 0 {
@@ -268,6 +298,11 @@ impl WeightStore {
                 scheme: m.scheme().name().into(),
                 component: "a dense layer".into(),
             }),
+            Stored::Table(t) => Err(ModelError::QuantizedTensor {
+                name: name.to_string(),
+                scheme: t.format().name().into(),
+                component: "a dense layer".into(),
+            }),
         }
     }
 
@@ -279,6 +314,7 @@ impl WeightStore {
         let found = match &stored {
             Stored::Dense { shape, .. } | Stored::Rows { shape, .. } => shape.clone(),
             Stored::Quant(m) => vec![m.n(), m.k()],
+            Stored::Table(t) => vec![t.n(), t.k()],
         };
         if found != expected {
             return Err(ModelError::ShapeMismatch { name: name.to_string(), expected: expected.to_vec(), found });
@@ -306,6 +342,12 @@ fn too_large(name: &str) -> ModelError {
 fn quantize(name: &str, values: &[f32], shape: &[usize], scheme: QuantScheme) -> Result<QuantMatrix> {
     QuantMatrix::quantize(values, shape[0], shape[1], scheme)
         .map_err(|e| ModelError::Kernel { name: name.to_string(), message: e.to_string() })
+}
+
+/// A lookup table as taken: dense row blocks, or compact on the device.
+pub enum Lookup {
+    Blocks(Vec<Tensor<2>>),
+    Table(DeviceTable),
 }
 
 /// A linear layer's weight as stored: dense `[out, in]` or block-quantised.
@@ -345,13 +387,20 @@ impl WeightReader<'_> {
         self.store.take(&full, shape)
     }
 
-    /// Take a `[rows, cols]` matrix as row blocks that each fit one GPU binding (one block
-    /// when it is small; a lookup table such as a token embedding reads it this way).
-    pub fn take_row_blocks(&mut self, name: &str, shape: [usize; 2]) -> Result<Vec<Tensor<2>>> {
+    /// Take a `[rows, cols]` lookup table (a token embedding): kept compact when it was stored
+    /// so, else as dense row blocks that each fit one GPU binding. With `dense`, a compact
+    /// table is widened to f32 blocks (a tied lm_head multiplies by the whole dense matrix).
+    pub fn take_lookup(&mut self, name: &str, shape: [usize; 2], dense: bool) -> Result<Lookup> {
         let full = self.full(name);
         match self.store.take_any(&full, &shape)? {
-            Stored::Dense { data, .. } => Ok(vec![data.reshape(shape)]),
-            Stored::Rows { blocks, .. } => Ok(blocks),
+            Stored::Dense { data, .. } => Ok(Lookup::Blocks(vec![data.reshape(shape)])),
+            Stored::Rows { blocks, .. } => Ok(Lookup::Blocks(blocks)),
+            Stored::Table(t) if dense => {
+                let rows = (dense_limit(&self.store.device) / 4 / shape[1].max(1)).max(1);
+                let blocks = t.to_dense_blocks(rows).map_err(|e| ModelError::Kernel { name: full, message: e.to_string() })?;
+                Ok(Lookup::Blocks(blocks))
+            }
+            Stored::Table(t) => Ok(Lookup::Table(t)),
             Stored::Quant(m) => Err(ModelError::QuantizedTensor {
                 name: full,
                 scheme: m.scheme().name().into(),
@@ -378,6 +427,9 @@ impl WeightReader<'_> {
             Stored::Dense { data, .. } => LinearWeight::Dense(data.reshape([out, inp])),
             Stored::Rows { .. } => return Err(too_large(&full)),
             Stored::Quant(m) => LinearWeight::Quant(m),
+            Stored::Table(t) => {
+                return Err(ModelError::QuantizedTensor { name: full, scheme: t.format().name().into(), component: "a linear layer".into() });
+            }
         })
     }
 }
