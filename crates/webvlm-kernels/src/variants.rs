@@ -185,7 +185,7 @@ mod tests {
             match k {
                 Kernel::Matvec { reduction, .. } => assert!(reduction.is_valid(), "{}", k.label()),
                 Kernel::Matmul { tile, .. } => assert!(tile.is_valid(), "{}", k.label()),
-                Kernel::Copy { .. } | Kernel::FmaPeak { .. } | Kernel::Fused { .. } | Kernel::FlashAttention { .. } => {}
+                Kernel::Copy { .. } | Kernel::FmaPeak { .. } | Kernel::Fused { .. } | Kernel::FlashAttention { .. } | Kernel::Gather { .. } => {}
             }
         }
         for c in [caps(false, false, false), caps(true, true, false), caps(true, true, true)] {
