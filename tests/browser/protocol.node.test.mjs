@@ -118,3 +118,30 @@ test('the kernel bench request resolves with the engine rows; generate carries i
   for await (const _ of client.stream({ ...gen(1), imageSplitting: false }));
   assert.deepEqual(engine.calls, [['benchKernels', 3], ['generate', 1, false]]);
 });
+
+test('a lost device also ends the worker at once', async () => {
+  const { client, engine, worker } = pair();
+  await client.send({ kind: 'reset' }).done;
+  engine.loseDevice();
+  await tick(); await tick();
+  assert.ok(worker.terminated && client.stopped, 'worker ended');
+});
+
+test('a trap fails the call, every later call with EngineCrashedError, and ends the worker', async () => {
+  const { client, engine, worker } = pair();
+  engine.trap = () => { throw new WebAssembly.RuntimeError('unreachable'); };
+  const pending = client.send({ kind: 'debug.trap' }).done;
+  const queued = client.send({ kind: 'reset' }).done;
+  await assert.rejects(pending, (e) => e instanceof errors.EngineCrashedError && /unreachable/.test(e.message));
+  await assert.rejects(queued, (e) => e instanceof errors.EngineCrashedError);
+  await assert.rejects(client.send({ kind: 'reset' }).done, (e) => e instanceof errors.EngineCrashedError);
+  assert.ok(worker.terminated && client.crashed, 'worker ended');
+  assert.deepEqual(engine.calls, [], 'nothing ran after the trap');
+});
+
+test('an error escaping the worker is a crash too', async () => {
+  const { client, worker } = pair();
+  worker.onerror({ message: 'Uncaught RuntimeError: unreachable', preventDefault() {} });
+  await assert.rejects(client.send({ kind: 'reset' }).done, (e) => e instanceof errors.EngineCrashedError);
+  assert.ok(worker.terminated);
+});

@@ -403,22 +403,48 @@ describe('browser runtime', () => {
     await context.close();
   });
 
-  test('a lost GPU device is a DeviceLostError', T, async () => {
-    const { page, context } = await openPage(browser, server);
-    const out = await run(page, async (api, arg) => {
-      const vlm = await api.WebVLM.load(arg.url);
-      await vlm._loseDeviceForTesting();
-      await new Promise((r) => setTimeout(r, 200));
-      try {
-        for await (const _ of vlm.generate({ prompt: 'hello', maxTokens: 3 }));
-        return 'no error';
-      } catch (e) {
-        return { name: e.name, message: e.message };
-      }
-    }, { url: server.modelUrl });
-    assert.equal(out.name, 'DeviceLostError', JSON.stringify(out));
-    await context.close();
-  });
+  // A lost device or a trap (a panic in the wasm module) fails the pending call and every later
+  // one with its own error, the worker is ended at once, and a new load in the same page
+  // generates the golden tokens again.
+  for (const [fault, errorName] of [['device loss', 'DeviceLostError'], ['trap', 'EngineCrashedError']]) {
+    test(`after a ${fault} (${errorName}) the worker is ended and loading again works`, T, async () => {
+      const { page, context } = await openPage(browser, server);
+      const out = await run(page, async (api, arg, image) => {
+        const vlm = await api.WebVLM.load(arg.url);
+        const failure = async (f) => {
+          try {
+            await f();
+            return 'no error';
+          } catch (e) {
+            return { name: e.name, message: e.message };
+          }
+        };
+        let during;
+        if (arg.fault === 'trap') {
+          during = await failure(() => vlm._crashForTesting());
+        } else {
+          await vlm._loseDeviceForTesting();
+          await new Promise((r) => setTimeout(r, 200));
+          during = await failure(async () => { for await (const _ of vlm.generate({ prompt: 'hello', maxTokens: 3 })); });
+        }
+        const later = await failure(async () => { for await (const _ of vlm.generate({ prompt: 'hello', maxTokens: 3 })); });
+        const stopped = vlm._workerStopped;
+        await vlm.dispose();
+        const again = await api.WebVLM.load(arg.url);
+        const ids = [];
+        for await (const c of again.generate({ image: image(), prompt: arg.prompt, maxTokens: 3, ignoreEos: true })) {
+          if (c.tokenId !== undefined) ids.push(c.tokenId);
+        }
+        await again.dispose();
+        return { during, later, stopped, ids };
+      }, { url: server.modelUrl, fault, prompt: GOLDENS.prompt });
+      assert.equal(out.during.name, errorName, JSON.stringify(out));
+      assert.equal(out.later.name, errorName, JSON.stringify(out));
+      assert.ok(out.stopped, 'the worker was ended');
+      assert.deepEqual(out.ids, GOLDENS.greedy_tokens.slice(0, 3), 'a new load generates the golden tokens');
+      await context.close();
+    });
+  }
 
   test('the demo page answers a question about a photo (screenshot saved)', T, async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });

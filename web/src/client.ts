@@ -1,5 +1,5 @@
 /** The main thread's side of the worker protocol: request ids, replies, progress and chunks. */
-import { AbortError, DeviceLostError, WebVLMError, fromWire } from './errors.js';
+import { AbortError, DeviceLostError, EngineCrashedError, WebVLMError, fromWire } from './errors.js';
 import type { Event, Request, ResultValue, WithoutId } from './protocol.js';
 import type { GenerateChunk, LoadProgress } from './types.js';
 
@@ -20,13 +20,18 @@ export class WorkerClient {
     worker.onmessage = (e: MessageEvent<Event>) => this.onEvent(e.data);
     worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      this.fail(new WebVLMError(`the webvlm worker failed: ${e.message || 'it could not start (is the package served with its worker.js and wasm/?)'}`));
+      const error = e.message
+        ? new EngineCrashedError(`the webvlm worker failed (${e.message}); it was stopped, load the model again`)
+        : new WebVLMError('the webvlm worker failed: it could not start (is the package served with its worker.js and wasm/?)');
+      this.stop(error);
     };
   }
 
   private onEvent(ev: Event): void {
-    if (ev.kind === 'deviceLost') {
-      this.fail(fromWire(ev.error));
+    // A lost device or a crashed engine cannot serve another call: fail everything and stop
+    // the worker at once, which frees its wasm heap and GPU memory without waiting for dispose().
+    if (ev.kind === 'deviceLost' || ev.kind === 'crashed') {
+      this.stop(fromWire(ev.error));
       return;
     }
     const p = this.pending.get(ev.id);
@@ -74,9 +79,18 @@ export class WorkerClient {
   }
 
   terminate(): void {
-    this.fail(new WebVLMError('this WebVLM was disposed'));
+    this.stop(new WebVLMError('this WebVLM was disposed'));
+  }
+
+  /** Fail with `e` (unless already broken) and end the worker. */
+  private stop(e: Error): void {
+    this.fail(e);
+    this.stopped = true;
     this.worker.terminate();
   }
+
+  /** Whether the worker was ended (disposed, device lost, crashed). */
+  stopped = false;
 
   /**
    * A streaming request as an async iterable of chunks. Aborting `signal` (or leaving the loop
@@ -124,5 +138,9 @@ export class WorkerClient {
 
   get deviceLost(): boolean {
     return this.broken instanceof DeviceLostError;
+  }
+
+  get crashed(): boolean {
+    return this.broken instanceof EngineCrashedError;
   }
 }

@@ -34,6 +34,12 @@ export class ImageError extends WebVLMError {}
 export class InvalidRequestError extends WebVLMError {}
 /** A request arrived while another one needs the engine. */
 export class BusyError extends WebVLMError {}
+/**
+ * The engine hit a fault it cannot go on from (a trap or panic in the wasm module, an error
+ * nothing caught in its worker). Its worker was stopped, which frees its memory; every call on
+ * this `WebVLM` fails with this error, and `WebVLM.load` starts a fresh engine.
+ */
+export class EngineCrashedError extends WebVLMError {}
 
 const classes = {
   WebVLMError,
@@ -49,6 +55,7 @@ const classes = {
   ImageError,
   InvalidRequestError,
   BusyError,
+  EngineCrashedError,
 } as const;
 
 export type ErrorName = keyof typeof classes;
@@ -67,10 +74,15 @@ export function toWire(e: unknown): WireError {
     const message = typeof o.message === 'string' ? o.message : String(e);
     if (name === 'QuotaExceededError') return { name, message: `storage is full: ${message}` };
     // A trap in the wasm module (a Rust panic) leaves the engine unusable.
-    if (name === 'RuntimeError') return { name: 'DeviceError', message: `the engine crashed (${message}); load the model again` };
+    if (name === 'RuntimeError') return crashed(message);
     return { name: name in classes ? name : 'WebVLMError', message };
   }
   return { name: 'WebVLMError', message: String(e) };
+}
+
+/** The wire form of a fault the engine cannot go on from. */
+export function crashed(cause: string): WireError {
+  return { name: 'EngineCrashedError', message: `the engine crashed (${cause}); its worker was stopped, load the model again` };
 }
 
 export function fromWire(w: WireError): WebVLMError {

@@ -166,4 +166,14 @@ export class WebVLM {
   async _loseDeviceForTesting(): Promise<void> {
     await this.client.send({ kind: 'debug.loseDevice' }).done;
   }
+
+  /** Test hook: trap the engine's wasm module as a panic would. */
+  async _crashForTesting(): Promise<void> {
+    await this.client.send({ kind: 'debug.trap' }).done;
+  }
+
+  /** Whether this instance's worker has ended (disposed, device lost or engine crashed). */
+  get _workerStopped(): boolean {
+    return this.client.stopped;
+  }
 }

@@ -43,14 +43,18 @@ export type Request =
   | { kind: 'reset'; id: number }
   | { kind: 'unload'; id: number }
   /** Test hook: destroy the GPU device as a driver reset would. */
-  | { kind: 'debug.loseDevice'; id: number };
+  | { kind: 'debug.loseDevice'; id: number }
+  /** Test hook: trap the wasm module as a panic would. */
+  | { kind: 'debug.trap'; id: number };
 
 export type Event =
   | { kind: 'progress'; id: number; progress: LoadProgress }
   | { kind: 'chunk'; id: number; chunk: GenerateChunk }
   | { kind: 'result'; id: number; value: ResultValue }
   | { kind: 'error'; id: number; error: WireError }
-  | { kind: 'deviceLost'; id: 0; error: WireError };
+  | { kind: 'deviceLost'; id: 0; error: WireError }
+  /** The engine cannot go on (a trap, an uncaught error): the main thread stops the worker. */
+  | { kind: 'crashed'; id: 0; error: WireError };
 
 export type ResultValue = ModelInfo | AdapterInfo | KernelBenchRow[] | null;
 

@@ -31,6 +31,13 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Test hook: panic, which traps the module (`WebAssembly.RuntimeError`) as any bug would; the
+/// package must then report `EngineCrashedError`, stop the worker and load again cleanly.
+#[wasm_bindgen(js_name = debugTrap)]
+pub fn debug_trap() {
+    panic!("a trap requested by a test (debug.trap)");
+}
+
 thread_local! {
     // burn registers one wgpu runtime per process and refuses to reconfigure it: every session
     // shares the first device.

@@ -1,14 +1,16 @@
 /**
  * Requests → engine calls → events. Requests run one at a time in arrival order, except
- * `abort`, which acts at once (it flags the running generation or load).
+ * `abort`, which acts at once (it flags the running generation or load). After a crash (a
+ * trap in the wasm module) every request fails with it: the module's state is undefined.
  */
-import { toWire } from '../errors.js';
+import { type WireError, toWire } from '../errors.js';
 import type { Event, Request } from '../protocol.js';
 import type { Engine } from './engine.js';
 
 export function createDispatcher(engine: Engine, post: (e: Event) => void): (req: Request) => void {
   let chain: Promise<void> = Promise.resolve();
   const aborts = new Map<number, AbortController>();
+  let crash: WireError | undefined;
 
   engine.onDeviceLost((message) => post({ kind: 'deviceLost', id: 0, error: { name: 'DeviceLostError', message } }));
 
@@ -35,6 +37,9 @@ export function createDispatcher(engine: Engine, post: (e: Event) => void): (req
       case 'debug.loseDevice':
         engine.loseDevice();
         break;
+      case 'debug.trap':
+        engine.trap();
+        break;
     }
     post({ kind: 'result', id: req.id, value: null });
   };
@@ -49,9 +54,18 @@ export function createDispatcher(engine: Engine, post: (e: Event) => void): (req
     aborts.set(req.id, controller);
     chain = chain.then(async () => {
       try {
+        if (crash) {
+          post({ kind: 'error', id: req.id, error: crash });
+          return;
+        }
         await run(req, controller.signal);
       } catch (e) {
-        post({ kind: 'error', id: req.id, error: toWire(e) });
+        const error = toWire(e);
+        post({ kind: 'error', id: req.id, error });
+        if (error.name === 'EngineCrashedError' && !crash) {
+          crash = error;
+          post({ kind: 'crashed', id: 0, error });
+        }
       } finally {
         aborts.delete(req.id);
       }

@@ -28,6 +28,8 @@ export interface Engine {
   reset(): void;
   unload(): void;
   loseDevice(): void;
+  /** Test hook: trap the wasm module. */
+  trap(): void;
   /** Called once if the GPU device is lost. */
   onDeviceLost(cb: (message: string) => void): void;
 }

@@ -1,5 +1,5 @@
 /** The real engine: the wasm `Session` fed from the model store. */
-import init, { Session } from '../wasm/webvlm_wasm.js';
+import init, { Session, debugTrap } from '../wasm/webvlm_wasm.js';
 import { AbortError, DeviceLostError, WebGPUUnavailableError } from '../errors.js';
 import { resolveSource } from '../source.js';
 import type { GenerateChunk, GpuCost, LoadProgress, ModelInfo, Usage } from '../types.js';
@@ -235,5 +235,9 @@ export class WasmEngine implements Engine {
 
   loseDevice(): void {
     gpu.device?.destroy();
+  }
+
+  trap(): void {
+    debugTrap();
   }
 }
