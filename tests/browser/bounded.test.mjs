@@ -165,4 +165,15 @@ describe('bounded memory in the browser', () => {
       await page.context().close();
     });
   }
+
+  // Past what splitting weights by rows can give (a 4 000-row activation alone is more than
+  // 256 KiB), the engine refuses by name before any launch: OutOfMemoryError, not a trap.
+  test('a 4 000-token prefill on a device of 256 KiB bindings is an OutOfMemoryError', T, async () => {
+    const { page } = await openPage(browser, server);
+    const c = cases[1];
+    const tiny = await greedy(page, c.url, c.request, 256 << 10);
+    assert.equal(tiny.error?.name, 'OutOfMemoryError', JSON.stringify(tiny));
+    assert.match(tiny.error.message, /binding/);
+    await page.context().close();
+  });
 });

@@ -22,8 +22,15 @@ export class NetworkError extends WebVLMError {}
 export class QuotaExceededError extends WebVLMError {}
 /** The GPU device was lost; load the model again. */
 export class DeviceLostError extends WebVLMError {}
-/** Another GPU failure (a kernel or an allocation). */
+/** Another GPU failure (a kernel, a readback). */
 export class DeviceError extends WebVLMError {}
+/**
+ * The work needs more GPU memory than the device gives: a buffer or binding past its limits
+ * (`maxStorageBufferBindingSize`, `maxBufferSize`) or an allocation that failed.
+ */
+export class OutOfMemoryError extends WebVLMError {}
+/** The model's kernels need a WebGPU feature this adapter does not offer. */
+export class MissingFeatureError extends WebVLMError {}
 /** The operation was aborted through its `AbortSignal`. */
 export class AbortError extends WebVLMError {}
 /** The prompt does not fit the model's context window. */
@@ -50,6 +57,8 @@ const classes = {
   QuotaExceededError,
   DeviceLostError,
   DeviceError,
+  OutOfMemoryError,
+  MissingFeatureError,
   AbortError,
   ContextOverflowError,
   ImageError,

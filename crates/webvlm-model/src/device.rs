@@ -120,7 +120,7 @@ static BINDING_LIMIT: std::sync::Mutex<Option<u64>> = std::sync::Mutex::new(None
 pub fn limit_bindings(bytes: u64) -> Result<()> {
     let mut slot = BINDING_LIMIT.lock().unwrap_or_else(|e| e.into_inner());
     if WGPU.get().is_some() && *slot != Some(bytes) {
-        return Err(ModelError::Device("the wgpu device already exists: limit its bindings before creating it".into()));
+        return Err(ModelError::InvalidRequest("the wgpu device already exists: limit its bindings before creating it".into()));
     }
     *slot = Some(bytes);
     Ok(())

@@ -51,8 +51,8 @@ pub enum ModelError {
     QuantizedTensor { name: String, scheme: String, component: String },
 
     /// A quantised kernel failed (shape, limits, device).
-    #[error("kernel for `{name}`: {message}")]
-    Kernel { name: String, message: String },
+    #[error("kernel for `{name}`: {source}")]
+    Kernel { name: String, source: webvlm_kernels::KernelError },
 
     /// A GGUF file is malformed or holds something this runtime cannot read.
     #[error("GGUF: {0}")]
@@ -108,12 +108,87 @@ pub enum ModelError {
     /// Reading a result back from the device failed (e.g. the GPU device was lost).
     #[error("device: {0}")]
     Device(String),
+
+    /// The caller asked for something the model cannot do with these inputs (positions or
+    /// tiles that do not fit the model, a device configured twice).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
 }
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 impl ModelError {
+    /// The error class of the web package this error becomes (its JavaScript `name`). A kernel
+    /// error keeps its kind: past the device's limits is `OutOfMemoryError` (the same as a
+    /// buffer that cannot be had), a feature the adapter lacks `MissingFeatureError`; the other
+    /// kernel and device failures are `DeviceError`.
+    pub fn class(&self) -> &'static str {
+        use webvlm_kernels::KernelError as K;
+        match self {
+            ModelError::Integrity { .. } => "IntegrityError",
+            ModelError::Preprocess(_) => "ImageError",
+            ModelError::ContextOverflow { .. } => "ContextOverflowError",
+            ModelError::ImageTokenMismatch { .. }
+            | ModelError::TokenOutOfRange { .. }
+            | ModelError::NoVision { .. }
+            | ModelError::InvalidRequest(_) => "InvalidRequestError",
+            ModelError::TooLarge { .. } => "OutOfMemoryError",
+            ModelError::Kernel { source, .. } => match source {
+                K::BindingTooLarge { .. } | K::RowTooLarge { .. } | K::TooManyWorkgroups { .. } => "OutOfMemoryError",
+                K::MissingFeature(_) => "MissingFeatureError",
+                _ => "DeviceError",
+            },
+            ModelError::Device(_) => "DeviceError",
+            _ => "ModelFormatError",
+        }
+    }
+
     pub(crate) fn config(file: &str, message: impl Into<String>) -> Self {
         Self::Config { file: file.to_string(), message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webvlm_kernels::KernelError;
+
+    fn class_of(e: &ModelError) -> &'static str {
+        e.class()
+    }
+
+    fn kernel(source: KernelError) -> ModelError {
+        ModelError::Kernel { name: "q_proj".into(), source }
+    }
+
+    #[test]
+    fn a_binding_past_the_device_is_out_of_memory() {
+        let e = kernel(KernelError::BindingTooLarge { what: "attention scores", bytes: 1 << 30, limit: 1 << 27 });
+        assert_eq!(class_of(&e), "OutOfMemoryError");
+        assert_eq!(class_of(&kernel(KernelError::RowTooLarge { scheme: webvlm_kernels::QuantScheme::Q4, bytes: 9, limit: 8 })), "OutOfMemoryError");
+        let e = ModelError::TooLarge { name: "lm_head".into(), limit: 1 << 27, hint: String::new() };
+        assert_eq!(class_of(&e), "OutOfMemoryError");
+    }
+
+    #[test]
+    fn a_missing_adapter_feature_keeps_its_name() {
+        assert_eq!(class_of(&kernel(KernelError::MissingFeature("shader-f16"))), "MissingFeatureError");
+    }
+
+    #[test]
+    fn other_kernel_and_device_failures_are_device_errors() {
+        assert_eq!(class_of(&kernel(KernelError::DeviceMismatch)), "DeviceError");
+        assert_eq!(class_of(&ModelError::Device("a readback failed".into())), "DeviceError");
+    }
+
+    #[test]
+    fn caller_errors_are_invalid_requests() {
+        assert_eq!(class_of(&ModelError::InvalidRequest("tiles [9] are out of range".into())), "InvalidRequestError");
+        assert_eq!(class_of(&ModelError::TokenOutOfRange { id: 9, vocab: 4 }), "InvalidRequestError");
+    }
+
+    #[test]
+    fn an_integrity_failure_stays_one() {
+        assert_eq!(class_of(&ModelError::Integrity { file: "weights-00001.bin".into(), message: "sha256".into() }), "IntegrityError");
     }
 }

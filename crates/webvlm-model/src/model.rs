@@ -178,7 +178,7 @@ impl Model {
             None => return Err(ModelError::NoVision { model_type: self.config.model_type.clone() }),
             Some(Vision::Qwen(tower)) => {
                 let Some((grid_h, grid_w)) = image.patch_grid.filter(|_| index == 0) else {
-                    return Err(ModelError::Device(format!("Qwen-VL encodes one patch grid per image, not tile {index}")));
+                    return Err(ModelError::InvalidRequest(format!("Qwen-VL encodes one patch grid per image, not tile {index}")));
                 };
                 let out = tower.forward(&Patches { rows: &image.pixel_values, grid_h, grid_w })?;
                 return Ok(TileFeatures { vision_output: out.blocks_output, connector_output: out.merged });
@@ -209,7 +209,7 @@ impl Model {
         let pixels = image
             .pixel_values
             .get(tiles.start * per_tile..tiles.end * per_tile)
-            .ok_or_else(|| ModelError::Device(format!("tiles {tiles:?} are out of range")))?;
+            .ok_or_else(|| ModelError::InvalidRequest(format!("tiles {tiles:?} are out of range")))?;
         let rows: Vec<f32> = pixels.chunks_exact(per_tile).flat_map(|tile| unfold_patches(tile, v.num_channels, v.image_size, v.patch_size)).collect();
         let row = v.num_channels * v.patch_size * v.patch_size;
         let shape = [rows.len() / row.max(1), row];

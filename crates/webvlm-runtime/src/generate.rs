@@ -300,7 +300,7 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         if !self.device_pick {
             return Ok(Pending::Logits(read_f32_async(logits).await?));
         }
-        let kernel_error = |name: &str, e: webvlm_kernels::error::KernelError| ModelError::Kernel { name: name.into(), message: e.to_string() };
+        let kernel_error = |name: &str, e: webvlm_kernels::error::KernelError| ModelError::Kernel { name: name.into(), source: e };
         let id = if self.sampler.is_greedy() {
             webvlm_kernels::ops::argmax(logits.clone()).map_err(|e| kernel_error("argmax", e))?
         } else {

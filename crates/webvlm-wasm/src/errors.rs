@@ -18,18 +18,9 @@ pub fn named(name: &str, message: impl std::fmt::Display) -> JsValue {
     value
 }
 
-/// Which class a model error becomes.
+/// Which class of the web package a model error becomes ([`ModelError::class`]).
 pub fn model_error_name(e: &ModelError) -> &'static str {
-    match e {
-        ModelError::Integrity { .. } => "IntegrityError",
-        ModelError::Preprocess(_) => "ImageError",
-        ModelError::ContextOverflow { .. } => "ContextOverflowError",
-        ModelError::ImageTokenMismatch { .. } | ModelError::TokenOutOfRange { .. } | ModelError::NoVision { .. } => {
-            "InvalidRequestError"
-        }
-        ModelError::Kernel { .. } | ModelError::Device(_) => "DeviceError",
-        _ => "ModelFormatError",
-    }
+    e.class()
 }
 
 pub fn model(e: ModelError) -> JsValue {
@@ -42,3 +33,4 @@ pub fn generate(e: GenerateError) -> JsValue {
         GenerateError::Model(m) => model(m),
     }
 }
+

@@ -108,7 +108,7 @@ impl Embedding {
         let all = || index(ids.iter().map(|&i| i as i32).collect());
         let (blocks, rows_per_block) = match &self.table {
             Table::Compact(t) => {
-                return t.gather(all()).map_err(|e| ModelError::Kernel { name: "token embedding".into(), message: e.to_string() });
+                return t.gather(all()).map_err(|e| ModelError::Kernel { name: "token embedding".into(), source: e });
             }
             Table::Dense { blocks, .. } if blocks.len() == 1 => return Ok(blocks[0].clone().select(0, all())),
             Table::Dense { blocks, rows_per_block } => (blocks, *rows_per_block),

@@ -98,7 +98,7 @@ impl GatedFeedForward {
             GateUp::Joined(gate_up) => self.down.forward_fused(gate_up.forward(x)?, true, residual),
             GateUp::Apart { gate, up } => {
                 let gated = webvlm_kernels::ops::swiglu(gate.forward(x.clone())?, up.forward(x)?)
-                    .map_err(|e| ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?;
+                    .map_err(|e| ModelError::Kernel { name: "swiglu".into(), source: e })?;
                 self.down.forward_fused(gated, false, residual)
             }
         }

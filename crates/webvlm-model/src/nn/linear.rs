@@ -94,7 +94,7 @@ impl Linear {
 
     /// A kernel's refusal, named after this layer's shape and scheme.
     fn kernel_error(&self, q: &DeviceQuantMatrix, e: webvlm_kernels::KernelError) -> ModelError {
-        ModelError::Kernel { name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()), message: e.to_string() }
+        ModelError::Kernel { name: format!("{}x{} {} linear", self.out_features, self.in_features, q.scheme().name()), source: e }
     }
 
     /// `y = x·Wᵀ + b + residual`, with `swiglu` reading `x` as a `[gate | up]` row pair and
@@ -114,7 +114,7 @@ impl Linear {
         }
         let x = if swiglu {
             webvlm_kernels::ops::swiglu_joined(x, self.in_features)
-                .map_err(|e| ModelError::Kernel { name: "swiglu".into(), message: e.to_string() })?
+                .map_err(|e| ModelError::Kernel { name: "swiglu".into(), source: e })?
         } else {
             x
         };

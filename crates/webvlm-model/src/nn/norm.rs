@@ -33,7 +33,7 @@ impl LayerNorm {
         let cols = dims[D - 1];
         let rows = dims[..D - 1].iter().product::<usize>();
         let y = webvlm_kernels::ops::layer_norm(x.reshape([rows, cols]), &self.weight, &self.bias, self.eps)
-            .map_err(|e| crate::error::ModelError::Kernel { name: "layer_norm".into(), message: e.to_string() })?;
+            .map_err(|e| crate::error::ModelError::Kernel { name: "layer_norm".into(), source: e })?;
         Ok(y.reshape(dims))
     }
 }
@@ -62,7 +62,7 @@ impl RmsNorm {
         let cols = dims[D - 1];
         let rows = dims[..D - 1].iter().product::<usize>();
         let y = webvlm_kernels::ops::rms_norm(x.reshape([rows, cols]), &self.weight, self.eps)
-            .map_err(|e| crate::error::ModelError::Kernel { name: "rms_norm".into(), message: e.to_string() })?;
+            .map_err(|e| crate::error::ModelError::Kernel { name: "rms_norm".into(), source: e })?;
         Ok(y.reshape(dims))
     }
 }

@@ -87,7 +87,7 @@ impl Attention {
             let a = DecodeAttention { heads: h, kv_heads: kvh, cos, sin, rope_pos, pos: start, scale };
             let (keys, values) = cache.take_layer(layer);
             let (ctx, keys, values) = decode_attention(qkv, keys, values, &a)
-                .map_err(|e| crate::error::ModelError::Kernel { name: "decode attention".into(), message: e.to_string() })?;
+                .map_err(|e| crate::error::ModelError::Kernel { name: "decode attention".into(), source: e })?;
             cache.put_layer(layer, keys, values);
             return self.o.forward_fused(ctx, false, residual);
         }
@@ -97,7 +97,7 @@ impl Attention {
         let (keys, values) = cache.append(layer, k, v);
         // [n, h·hd], heads side by side: what the o-projection reads.
         let ctx = flash_attention(q, keys, values, start + n, KeyRange::Causal { start }, scale)
-            .map_err(|e| crate::error::ModelError::Kernel { name: "prefill attention".into(), message: e.to_string() })?;
+            .map_err(|e| crate::error::ModelError::Kernel { name: "prefill attention".into(), source: e })?;
         self.o.forward_fused(ctx, false, residual)
     }
 }

@@ -75,10 +75,10 @@ impl Rope {
             Positions::From(start) => Ok(RopeAt { cos: self.cos.clone(), sin: self.sin.clone(), start }),
             Positions::Mrope(pos) => {
                 let Some(section) = self.mrope_section else {
-                    return Err(ModelError::Device("per-token (t, h, w) positions given to a model without M-RoPE".into()));
+                    return Err(ModelError::InvalidRequest("per-token (t, h, w) positions given to a model without M-RoPE".into()));
                 };
                 if pos.len() != n {
-                    return Err(ModelError::Device(format!("{} M-RoPE positions for {n} tokens", pos.len())));
+                    return Err(ModelError::InvalidRequest(format!("{} M-RoPE positions for {n} tokens", pos.len())));
                 }
                 // Frequency i follows stream 0 (t) below section[0], 1 (h) below section[0] +
                 // section[1], else 2 (w): transformers' `split(mrope_section)` with `i % 3`.
@@ -108,6 +108,6 @@ impl RopeAt {
     /// `x: [n, heads·head_dim]` → `[heads, n, head_dim]`
     pub fn apply(&self, x: Tensor<2>, heads: usize) -> Result<Tensor<3>> {
         webvlm_kernels::ops::rope(x, heads, &self.cos, &self.sin, self.start)
-            .map_err(|e| ModelError::Kernel { name: "rope".into(), message: e.to_string() })
+            .map_err(|e| ModelError::Kernel { name: "rope".into(), source: e })
     }
 }

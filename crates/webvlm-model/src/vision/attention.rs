@@ -91,5 +91,5 @@ impl VisionAttention {
 }
 
 fn kernel_error(e: webvlm_kernels::KernelError) -> crate::error::ModelError {
-    crate::error::ModelError::Kernel { name: "vision attention".into(), message: e.to_string() }
+    crate::error::ModelError::Kernel { name: "vision attention".into(), source: e }
 }

@@ -47,7 +47,7 @@ impl VisionEmbeddings {
         let x = self.patch.forward(patches)?;
         let x = match (&self.class, tiles) {
             (Some(class), 1) => Tensor::cat(vec![class.clone(), x], 0),
-            (Some(_), _) => return Err(ModelError::Device(format!("a tower with a class token embeds one tile at a time, not {tiles}"))),
+            (Some(_), _) => return Err(ModelError::InvalidRequest(format!("a tower with a class token embeds one tile at a time, not {tiles}"))),
             (None, _) => x,
         };
         let position = if tiles == 1 { self.position.clone() } else { self.position.clone().repeat_dim(0, tiles) };

@@ -106,7 +106,7 @@ impl QwenVision {
         let (gh, gw, m) = (patches.grid_h, patches.grid_w, self.merge);
         let n = gh * gw;
         if gh % m != 0 || gw % m != 0 || n == 0 || patches.rows.len() % n != 0 {
-            return Err(ModelError::Device(format!("a {gh}×{gw} patch grid does not fold into {m}×{m} blocks")));
+            return Err(ModelError::InvalidRequest(format!("a {gh}×{gw} patch grid does not fold into {m}×{m} blocks")));
         }
         let device = self.device.clone();
         let width = patches.rows.len() / n;

@@ -123,7 +123,7 @@ fn convert_safetensors(
     let tie_copy = config.tied_embeddings() && !has_lm_head;
     let quantize = |name: &str, values: &[f32], shape: &[usize]| {
         QuantMatrix::quantize(values, shape[0], shape[1], scheme)
-            .map_err(|e| ModelError::Kernel { name: name.to_string(), message: e.to_string() })
+            .map_err(|e| ModelError::Kernel { name: name.to_string(), source: e })
     };
     for file in shard_files(source)? {
         let bytes = source.read(&file)?.ok_or_else(|| ModelError::MissingFile {

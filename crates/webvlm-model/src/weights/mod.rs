@@ -155,7 +155,7 @@ impl WeightStore {
     /// is lossless).
     fn insert_quant_embedding(&mut self, name: String, m: QuantMatrix, options: LoadOptions) -> Result<()> {
         let d = DeviceQuantMatrix::upload(&m, &self.device)
-            .map_err(|e| ModelError::Kernel { name: name.clone(), message: e.to_string() })?;
+            .map_err(|e| ModelError::Kernel { name: name.clone(), source: e })?;
         if options.tied_lm_head && !self.contains("lm_head.weight") {
             self.tensors.insert("lm_head.weight".into(), Stored::Quant(d.clone()));
         }
@@ -168,7 +168,7 @@ impl WeightStore {
     /// memory. `None` (nothing taken) when some value needs f32.
     fn compact_embedding(&mut self, name: &str, shape: &[usize], values: &[f32]) -> Result<Option<Stored>> {
         let &[n, k] = shape else { return Ok(None) };
-        let kernel = |e: webvlm_kernels::KernelError| ModelError::Kernel { name: name.to_string(), message: e.to_string() };
+        let kernel = |e: webvlm_kernels::KernelError| ModelError::Kernel { name: name.to_string(), source: e };
         if webvlm_kernels::gather::bf16_exact(values) {
             return Ok(Some(Stored::Table(DeviceTable::bf16(values, n, k, &self.device).map_err(kernel)?)));
         }
@@ -230,7 +230,7 @@ impl WeightStore {
     /// Upload a block-quantised matrix.
     pub fn insert_quant(&mut self, name: String, m: &QuantMatrix) -> Result<()> {
         let d = DeviceQuantMatrix::upload(m, &self.device)
-            .map_err(|e| ModelError::Kernel { name: name.clone(), message: e.to_string() })?;
+            .map_err(|e| ModelError::Kernel { name: name.clone(), source: e })?;
         self.tensors.insert(name, Stored::Quant(d));
         Ok(())
     }
@@ -341,7 +341,7 @@ fn too_large(name: &str) -> ModelError {
 
 fn quantize(name: &str, values: &[f32], shape: &[usize], scheme: QuantScheme) -> Result<QuantMatrix> {
     QuantMatrix::quantize(values, shape[0], shape[1], scheme)
-        .map_err(|e| ModelError::Kernel { name: name.to_string(), message: e.to_string() })
+        .map_err(|e| ModelError::Kernel { name: name.to_string(), source: e })
 }
 
 /// A lookup table as taken: dense row blocks, or compact on the device.
@@ -397,7 +397,7 @@ impl WeightReader<'_> {
             Stored::Rows { blocks, .. } => Ok(Lookup::Blocks(blocks)),
             Stored::Table(t) if dense => {
                 let rows = (dense_limit(&self.store.device) / 4 / shape[1].max(1)).max(1);
-                let blocks = t.to_dense_blocks(rows).map_err(|e| ModelError::Kernel { name: full, message: e.to_string() })?;
+                let blocks = t.to_dense_blocks(rows).map_err(|e| ModelError::Kernel { name: full, source: e })?;
                 Ok(Lookup::Blocks(blocks))
             }
             Stored::Table(t) => Ok(Lookup::Table(t)),
