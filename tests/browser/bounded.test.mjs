@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../scripts/serve.mjs';
-import { REPO, launch, openPage, run } from './harness.mjs';
+import { REPO, launch, openPage, run, workerPatch } from './harness.mjs';
 
 const T = { timeout: 900_000 };
 const CAP = 16 << 20;
@@ -65,52 +65,8 @@ after(async () => {
 async function greedy(page, url, request, cap) {
   return run(
     page,
-    async (api, arg) => {
-      let worker;
-      if (arg.cap) {
-        // Runs before the engine's worker module: the device reports the cap and refuses past it.
-        const patch = `
-          const cap = ${arg.cap};
-          const capped = (real) => {
-            const out = {};
-            for (const k in real) out[k] = real[k];
-            out.maxStorageBufferBindingSize = Math.min(cap, real.maxStorageBufferBindingSize);
-            out.maxBufferSize = Math.min(cap, real.maxBufferSize);
-            return out;
-          };
-          for (const proto of [GPUAdapter.prototype, GPUDevice.prototype]) {
-            const get = Object.getOwnPropertyDescriptor(proto, 'limits').get;
-            Object.defineProperty(proto, 'limits', { get() { return capped(get.call(this)); } });
-          }
-          const requestDevice = GPUAdapter.prototype.requestDevice;
-          GPUAdapter.prototype.requestDevice = function (desc = {}) {
-            // The real device keeps its defaults; only what the engine is told is smaller.
-            const limits = { ...(desc.requiredLimits ?? {}) };
-            delete limits.maxStorageBufferBindingSize;
-            delete limits.maxBufferSize;
-            return requestDevice.call(this, { ...desc, requiredLimits: limits });
-          };
-          const createBuffer = GPUDevice.prototype.createBuffer;
-          GPUDevice.prototype.createBuffer = function (desc) {
-            if (desc.size > cap) throw new RangeError('buffer of ' + desc.size + ' bytes past the ' + cap + '-byte cap');
-            return createBuffer.call(this, desc);
-          };
-          const createBindGroup = GPUDevice.prototype.createBindGroup;
-          GPUDevice.prototype.createBindGroup = function (desc) {
-            for (const e of desc.entries) {
-              const r = e.resource;
-              const buffer = r && (r.buffer ?? (r instanceof GPUBuffer ? r : undefined));
-              if (!buffer) continue;
-              const size = r.size ?? buffer.size - (r.offset ?? 0);
-              if (size > cap) throw new RangeError('binding of ' + size + ' bytes past the ' + cap + '-byte cap');
-            }
-            return createBindGroup.call(this, desc);
-          };`;
-        const patchUrl = URL.createObjectURL(new Blob([patch], { type: 'text/javascript' }));
-        const workerJs = new URL('/web/dist/worker.js', location.href).href;
-        const main = `import '${patchUrl}';\nimport '${workerJs}';`;
-        worker = new Worker(URL.createObjectURL(new Blob([main], { type: 'text/javascript' })), { type: 'module' });
-      }
+    async (api, arg, _image, patchedWorker) => {
+      const worker = arg.patch ? patchedWorker(arg.patch) : undefined;
       let image;
       if (arg.withImage) {
         const canvas = new OffscreenCanvas(256, 320);
@@ -136,7 +92,7 @@ async function greedy(page, url, request, cap) {
       await vlm.dispose();
       return { ids, promptTokens: last.usage.promptTokens, binding: limits.maxStorageBufferBindingSize };
     },
-    { url: new URL(url, server.url).href, prompt: request.prompt, withImage: Boolean(request.image), cap },
+    { url: new URL(url, server.url).href, prompt: request.prompt, withImage: Boolean(request.image), patch: cap ? workerPatch({ cap }) : undefined },
   );
 }
 

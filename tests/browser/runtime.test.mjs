@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ARTIFACTS, GOLDENS, REPO, FIXTURE, launch, openPage, run, serve, weightRequests } from './harness.mjs';
+import { ARTIFACTS, DEFAULT_LIMITS, GOLDENS, REPO, FIXTURE, launch, openPage, run, serve, weightRequests, workerPatch } from './harness.mjs';
 
 const T = { timeout: 600_000 };
 let browser;
@@ -63,6 +63,27 @@ describe('browser runtime', () => {
     const log = await server.log();
     assert.deepEqual(log.filter((r) => !r.path.endsWith('manifest.json') && r.path.includes('/models/')), [], 'no file but the manifest is requested');
     assert.ok(warm.events.every((e) => e.fromCache), 'every progress event says fromCache');
+    await context.close();
+  });
+
+  // What many phones give: WebGPU's default limits (128 MiB bindings, 256 MiB buffers, 16 KiB of
+  // workgroup memory, 256 invocations) and no optional feature (no shader-f16, no subgroups).
+  test('the golden tokens on a device at WebGPU default limits with no optional features', T, async () => {
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image, patchedWorker) => {
+      const vlm = await api.WebVLM.load(arg.url, { worker: patchedWorker(arg.patch) });
+      const ids = [];
+      for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: arg.maxTokens, ignoreEos: true })) {
+        if (c.tokenId !== undefined) ids.push(c.tokenId);
+      }
+      const adapter = vlm.info.adapter;
+      await vlm.dispose();
+      return { ids, limits: adapter?.limits, features: adapter?.features };
+    }, { url: server.modelUrl, prompt: GOLDENS.prompt, maxTokens: GOLDENS.max_new_tokens, patch: workerPatch({ defaults: true }) });
+    assert.equal(out.error, undefined, `${JSON.stringify(out.error)}\n${page.consoleLines.join('\n')}`);
+    assert.equal(out.limits.maxStorageBufferBindingSize, DEFAULT_LIMITS.maxStorageBufferBindingSize, JSON.stringify(out.limits));
+    assert.deepEqual(out.features, [], 'no optional feature');
+    assert.deepEqual(out.ids, GOLDENS.greedy_tokens, 'greedy tokens equal the transformers goldens');
     await context.close();
   });
 

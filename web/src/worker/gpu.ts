@@ -2,7 +2,11 @@
  * Hooks on the WebGPU entry points, installed before the engine asks for a device:
  * - remember the adapter (for `info.adapter`) and the device (to watch `device.lost`);
  * - ask for `subgroups` when the adapter has it. wgpu's browser backend never requests it, yet
- *   burn's cubecl kernels may `enable subgroups;` (shared/BURN_WGPU_NOTES.md).
+ *   burn's cubecl kernels may `enable subgroups;` (shared/BURN_WGPU_NOTES.md);
+ * - let an adapter without `timestamp-query` (Safari, many phones) start the engine: CubeCL 0.11
+ *   panics while creating its stream on wasm when the adapter lacks it, though it only uses
+ *   timestamps to profile, which the engine never does. Such an adapter is shown to CubeCL with
+ *   the feature, and the device is requested without it; `info.adapter` lists the real ones.
  */
 import { WebGPUUnavailableError } from '../errors.js';
 import type { AdapterInfo } from '../types.js';
@@ -29,6 +33,8 @@ export interface GpuState {
 
 export const gpu: GpuState = {};
 let installed = false;
+/** The adapter's own features, past the `timestamp-query` shown to CubeCL. */
+let realFeatures = (a: GpuAdapterLike): ReadonlySet<string> => a.features;
 
 export function installGpuHooks(): void {
   const nav = navigator as Navigator & { gpu?: { requestAdapter: unknown } };
@@ -46,10 +52,22 @@ export function installGpuHooks(): void {
     const adapterProto = Object.getPrototypeOf(adapter) as GpuAdapterLike;
     if (!(adapterProto as { __webvlm?: boolean }).__webvlm) {
       (adapterProto as { __webvlm?: boolean }).__webvlm = true;
+      const featuresGetter = Object.getOwnPropertyDescriptor(adapterProto, 'features')?.get as ((this: GpuAdapterLike) => ReadonlySet<string>) | undefined;
+      if (featuresGetter) {
+        realFeatures = (a) => featuresGetter.call(a);
+        Object.defineProperty(adapterProto, 'features', {
+          configurable: true,
+          get(this: GpuAdapterLike) {
+            const real = featuresGetter.call(this);
+            return real.has('timestamp-query') ? real : new Set([...real, 'timestamp-query']);
+          },
+        });
+      }
       const requestDevice = adapterProto.requestDevice;
       adapterProto.requestDevice = async function (this: GpuAdapterLike, desc = {}) {
-        const features = new Set(desc.requiredFeatures ?? []);
-        if (this.features.has('subgroups')) features.add('subgroups');
+        const real = realFeatures(this);
+        const features = new Set((desc.requiredFeatures ?? []).filter((f) => real.has(f)));
+        if (real.has('subgroups')) features.add('subgroups');
         const device = await requestDevice.call(this, { ...desc, requiredFeatures: [...features] });
         gpu.device = device;
         device.lost.then((info) => {
@@ -76,7 +94,7 @@ export function adapterInfo(): AdapterInfo {
     vendor: a?.info?.vendor ?? '',
     architecture: a?.info?.architecture ?? '',
     description: a?.info?.description ?? '',
-    features: a ? [...a.features].sort() : [],
+    features: a ? [...realFeatures(a)].sort() : [],
     limits,
     isFallbackAdapter: !!(a?.info?.isFallbackAdapter ?? a?.isFallbackAdapter),
   };
