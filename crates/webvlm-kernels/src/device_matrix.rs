@@ -65,19 +65,14 @@ impl DeviceQuantMatrix {
         };
         let caps = DeviceCaps::of(&cube.client());
         let limit = options.binding_limit(&caps);
-        let row_bytes = scheme.row_bytes(k);
-        let rows_per_chunk = usize::try_from(limit / row_bytes).unwrap_or(usize::MAX).min(n);
-        if rows_per_chunk == 0 {
-            return Err(KernelError::RowTooLarge { scheme, bytes: row_bytes, limit });
-        }
-        let mut chunks = Vec::with_capacity(n.div_ceil(rows_per_chunk));
-        for start in (0..n).step_by(rows_per_chunk) {
-            let end = (start + rows_per_chunk).min(n);
+        let ranges = row_chunks(n, scheme.row_bytes(k), limit, scheme)?;
+        let mut chunks = Vec::with_capacity(ranges.len());
+        for &(start, end) in &ranges {
             let part = if start == 0 && end == n { None } else { Some(w.rows(start, end)?) };
             let planes = part.as_ref().unwrap_or(w).plane_slices().into_iter().map(|p| upload_words(p, device)).collect::<Result<_>>()?;
             chunks.push(Chunk { n_offset: start, n: end - start, planes });
         }
-        log::debug!("uploaded {scheme:?} {n}x{k} in {} chunk(s) of ≤ {rows_per_chunk} rows (binding limit {limit} B)", chunks.len());
+        log::debug!("uploaded {scheme:?} {n}x{k} in {} chunk(s) of ≤ {} rows (binding limit {limit} B)", chunks.len(), ranges[0].1);
         Ok(Self { scheme, n, k, bytes, repr: Repr::Wgpu { chunks, caps, options } })
     }
 
@@ -174,6 +169,17 @@ impl DeviceQuantMatrix {
             }
         }
     }
+}
+
+/// The row ranges `start..end` that cut an `n`-row matrix into chunks of whole rows of
+/// `row_bytes` each within `limit` bytes (one binding); `RowTooLarge`, named by `scheme`, when a
+/// single row does not fit.
+pub(crate) fn row_chunks(n: usize, row_bytes: u64, limit: u64, scheme: QuantScheme) -> Result<Vec<(usize, usize)>> {
+    let rows_per_chunk = usize::try_from(limit / row_bytes).unwrap_or(usize::MAX).min(n);
+    if rows_per_chunk == 0 {
+        return Err(KernelError::RowTooLarge { scheme, bytes: row_bytes, limit });
+    }
+    Ok((0..n).step_by(rows_per_chunk).map(|start| (start, (start + rows_per_chunk).min(n))).collect())
 }
 
 /// One plane as a u32 burn tensor on `device`, unwrapped to the CubeCL tensor behind it.

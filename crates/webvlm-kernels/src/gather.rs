@@ -8,7 +8,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 
-use crate::device_matrix::{Chunk, Repr, upload_words, wgpu_device};
+use crate::device_matrix::{Chunk, Repr, row_chunks, upload_words, wgpu_device};
 use crate::error::{KernelError, Result};
 use crate::launch::{Io, launch_io, linear_count};
 use crate::params::{GatherParams, info_words};
@@ -112,15 +112,11 @@ impl DeviceTable {
         };
         let caps = DeviceCaps::of(&cube.client());
         let limit = options.binding_limit(&caps);
-        let row_bytes = (k2 * 4) as u64;
-        let rows_per_chunk = usize::try_from(limit / row_bytes).unwrap_or(usize::MAX).min(n);
-        if rows_per_chunk == 0 {
-            return Err(KernelError::RowTooLarge { scheme: QuantScheme::F16, bytes: row_bytes, limit });
-        }
+        // A 16-bit row takes the words an f16 one does.
+        let ranges = row_chunks(n, QuantScheme::F16.row_bytes(k), limit, QuantScheme::F16)?;
         let top = |v: f32| (half::bf16::from_f32(v).to_bits()) as u32;
-        let mut chunks = Vec::new();
-        for start in (0..n).step_by(rows_per_chunk) {
-            let end = (start + rows_per_chunk).min(n);
+        let mut chunks = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
             let mut words = Vec::with_capacity((end - start) * k2);
             for row in values[start * k..end * k].chunks_exact(k) {
                 words.extend(row.chunks(2).map(|p| top(p[0]) | (p.get(1).map_or(0, |&v| top(v)) << 16)));
