@@ -347,6 +347,62 @@ describe('browser runtime', () => {
     await context.close();
   });
 
+  test('switching models: an abort mid-upload and a failed load leave the loaded model answering; GPU memory stays flat', T, async () => {
+    await server.reset();
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image) => {
+      const greedy = async (vlm, n) => {
+        const ids = [];
+        for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: n, ignoreEos: true })) if (c.tokenId !== undefined) ids.push(c.tokenId);
+        return ids;
+      };
+      const failure = async (p) => p.then(() => 'resolved', (e) => e.name);
+      const vlm = await api.WebVLM.load(arg.url);
+      const firstIds = await greedy(vlm, 3);
+      const first = await vlm.gpuMemory();
+      // SmolLM2 comes in two shards: abort once the first is on the GPU.
+      const ctl = new AbortController();
+      const phases = [];
+      const aborted = await failure(vlm.switchModel(arg.twoShards, {
+        signal: ctl.signal,
+        onProgress: (p) => { phases.push(p.phase); if (p.phase === 'upload') ctl.abort(); },
+      }));
+      const afterAbort = { memory: await vlm.gpuMemory(), ids: await greedy(vlm, 3), type: vlm.info.modelType };
+      const missing = await failure(vlm.switchModel(arg.missing));
+      const afterMissing = { ids: await greedy(vlm, 3), type: vlm.info.modelType };
+      // Ten switches between two models, each freeing the one before.
+      const reserved = [];
+      for (let i = 0; i < 5; i++) {
+        await vlm.switchModel(arg.other);
+        await vlm.switchModel(arg.url);
+        reserved.push((await vlm.gpuMemory()).reserved);
+      }
+      const last = await greedy(vlm, 3);
+      await vlm.dispose();
+      return { firstIds, first, aborted, phases, afterAbort, missing, afterMissing, reserved, last };
+    }, {
+      url: server.modelUrl,
+      prompt: GOLDENS.prompt,
+      twoShards: new URL('/models/smollm2-135m-instruct/', server.url).href,
+      other: new URL('/models/qwen2-tiny/', server.url).href,
+      missing: new URL('/models/no-such-model/', server.url).href,
+    });
+    const info = JSON.stringify(out);
+    assert.deepEqual(out.firstIds, GOLDENS.greedy_tokens.slice(0, 3));
+    assert.equal(out.aborted, 'AbortError', info);
+    assert.ok(out.phases.includes('upload'), info);
+    assert.deepEqual(out.afterAbort.ids, GOLDENS.greedy_tokens.slice(0, 3), 'the loaded model still answers after an aborted switch');
+    assert.equal(out.afterAbort.type, 'idefics3');
+    assert.ok(out.afterAbort.memory.reserved <= out.first.reserved * 1.05 + 65536, `the aborted load's buffers are given back: ${info}`);
+    assert.equal(out.missing, 'ModelFormatError', info);
+    assert.deepEqual(out.afterMissing.ids, GOLDENS.greedy_tokens.slice(0, 3), 'the loaded model still answers after a failed switch');
+    assert.equal(out.afterMissing.type, 'idefics3');
+    const [low, high] = [Math.min(...out.reserved), Math.max(...out.reserved)];
+    assert.ok(high <= low * 1.05 + 65536, `GPU memory stays flat over ten switches: ${out.reserved}`);
+    assert.deepEqual(out.last, GOLDENS.greedy_tokens.slice(0, 3));
+    await context.close();
+  });
+
   test('the main thread has no long task over 50 ms while generating', T, async () => {
     const { page, context } = await openPage(browser, server);
     const out = await run(page, async (api, arg, image) => {

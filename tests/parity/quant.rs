@@ -18,7 +18,7 @@ use webvlm_model::preprocess::RgbImage;
 use webvlm_model::vlm::QuantScheme;
 use webvlm_model::weights::convert::convert;
 use webvlm_model::weights::packed::Manifest;
-use webvlm_model::{DirSource, MemorySource, ModelError, Vlm};
+use webvlm_model::{Check, DirSource, MemorySource, ModelError, PackedLoad, Vlm};
 use webvlm_parity::{device, fixture, golden_tensor, goldens};
 use webvlm_runtime::{GenerationOptions, Generator};
 
@@ -72,7 +72,12 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
+/// Held by every test that allocates on the (process-wide) wgpu device, so that the memory test
+/// sees only its own buffers.
+static GPU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn check_scheme(name: &str, scheme: QuantScheme, backend: Backend) {
+    let _gpu = (backend == Backend::Wgpu).then(|| GPU.lock().unwrap_or_else(|e| e.into_inner()));
     let dev = device(backend);
     let files = packed(name, scheme, 64 * 1024);
     let from_packed = Vlm::load(&memory(&files), &dev).unwrap();
@@ -185,6 +190,60 @@ fn manifest_lists_sizes_and_checksums_and_keeps_embeddings_dense() {
         for p in &t.planes {
             assert_eq!(p.offset % 256, 0, "{} plane not aligned", t.name);
         }
+    }
+}
+
+/// The browser's load: shards fed one at a time by the caller, sizes checked but not hashes
+/// (the shell verified them at download) — the same model as `Vlm::load`, bit for bit.
+#[test]
+fn a_shard_by_shard_load_is_the_same_model_and_checks_what_it_is_asked_to() {
+    let dev = device(Backend::Cpu);
+    let files = packed("smolvlm-tiny-single", QuantScheme::Q4, 16 * 1024);
+    let mut load = PackedLoad::begin(&memory(&files), &dev).unwrap();
+    assert!(load.shards().len() > 3);
+    while let Some(shard) = load.next_shard() {
+        let bytes = files[&shard.file].clone();
+        load.feed(&bytes, Check::SizeOnly).unwrap();
+    }
+    let streamed = run(&load.finish().unwrap(), "smolvlm-tiny-single");
+    let whole = run(&Vlm::load(&memory(&files), &dev).unwrap(), "smolvlm-tiny-single");
+    assert!(streamed.0 == whole.0 && streamed.1 == whole.1, "a shard-by-shard load changed the logits or tokens");
+
+    let early = PackedLoad::begin(&memory(&files), &dev).unwrap();
+    let err = early.finish().unwrap_err();
+    assert!(matches!(err, ModelError::MissingFile { .. }) && err.to_string().contains("weights-00000.bin"), "{err}");
+
+    // A flipped byte: caught by the hash when asked for, not when the caller vouches for it; a
+    // wrong size is refused either way.
+    let mut flipped = files["weights-00000.bin"].clone();
+    flipped[10] ^= 0x55;
+    let mut hashed = PackedLoad::begin(&memory(&files), &dev).unwrap();
+    let err = hashed.feed(&flipped, Check::Sha256).unwrap_err();
+    assert!(matches!(err, ModelError::Integrity { .. }) && err.to_string().contains("sha256"), "{err}");
+    let mut trusted = PackedLoad::begin(&memory(&files), &dev).unwrap();
+    trusted.feed(&flipped, Check::SizeOnly).unwrap();
+    let err = trusted.feed(&files["weights-00001.bin"][..100], Check::SizeOnly).unwrap_err();
+    assert!(matches!(err, ModelError::Integrity { .. }) && err.to_string().contains("weights-00001.bin"), "{err}");
+}
+
+/// Dropping a model and releasing the allocator's free pages gives its GPU memory back to the
+/// device: after each of ten load → drop rounds the allocator holds what it held before the
+/// first (without the release it would keep the model's pages for reuse).
+#[test]
+fn load_and_drop_ten_times_gives_the_gpu_memory_back() {
+    let _gpu = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    let dev = device(Backend::Wgpu);
+    let files = packed("smolvlm-tiny-single", QuantScheme::Q4, 64 * 1024);
+    webvlm_kernels::release_free_memory(&dev);
+    let before = webvlm_kernels::gpu_memory(&dev).unwrap().reserved;
+    for round in 0..10 {
+        let vlm = Vlm::load(&memory(&files), &dev).unwrap();
+        let loaded = webvlm_kernels::gpu_memory(&dev).unwrap().reserved;
+        assert!(loaded > before, "round {round}: the model takes memory ({loaded} vs {before})");
+        drop(vlm);
+        webvlm_kernels::release_free_memory(&dev);
+        let after = webvlm_kernels::gpu_memory(&dev).unwrap().reserved;
+        assert!(after <= before, "round {round}: {after} bytes held after the drop, {before} before the load");
     }
 }
 

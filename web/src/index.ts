@@ -12,10 +12,10 @@
  */
 import * as cache from './cache/index.js';
 import { WorkerClient } from './client.js';
-import { ImageError, InvalidRequestError } from './errors.js';
+import { AbortError, ImageError, InvalidRequestError } from './errors.js';
 import type { WireImage, WireMessage, WireOptions } from './protocol.js';
 import { createCompletions, type Completions } from './chat.js';
-import type { ChatMessage, GenerateChunk, GenerateRequest, ImageInput, LoadOptions, ModelInfo, SamplingOptions } from './types.js';
+import type { ChatMessage, GenerateChunk, GenerateRequest, GpuMemory, ImageInput, LoadOptions, ModelInfo, SamplingOptions } from './types.js';
 import type { KernelBenchRow } from './bench.js';
 
 /** The package version (also in benchmark reports). */
@@ -38,6 +38,24 @@ function wireOptions(o: SamplingOptions): WireOptions {
   if (o.seed !== undefined) w.seed = o.seed;
   if (o.ignoreEos !== undefined) w.ignore_eos = o.ignoreEos;
   return w;
+}
+
+/** Send a load to the worker behind `client`, with progress and abort. */
+async function loadInto(client: WorkerClient, source: string | URL, options: LoadOptions): Promise<ModelInfo> {
+  // Ask the browser not to evict the cache under storage pressure (a no-op where refused).
+  if (options.signal?.aborted) throw new AbortError('load aborted before it started');
+  void navigator.storage?.persist?.().catch(() => false);
+  const { id, done } = client.send(
+    { kind: 'load', url: new URL(String(source), location.href).href, cache: options.cache ?? cache.defaultMode(), revision: options.revision ?? 'main' },
+    { onProgress: options.onProgress },
+  );
+  const onAbort = () => client.abort(id);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return (await done) as ModelInfo;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 /** Turn what the caller has into something the worker can receive (decoding stays there). */
@@ -68,10 +86,14 @@ export class WebVLM {
 
   private constructor(
     private client: WorkerClient,
-    /** What was loaded, on which adapter. */
-    readonly info: ModelInfo,
+    private loaded: ModelInfo,
   ) {
     this.chat = { completions: createCompletions(this) };
+  }
+
+  /** What was loaded, on which adapter. */
+  get info(): ModelInfo {
+    return this.loaded;
   }
 
   /**
@@ -82,23 +104,27 @@ export class WebVLM {
   static async load(source: string | URL, options: LoadOptions = {}): Promise<WebVLM> {
     const worker = options.worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'webvlm' });
     const client = new WorkerClient(worker);
-    // Ask the browser not to evict the cache under storage pressure (a no-op where refused).
-    void navigator.storage?.persist?.().catch(() => false);
-    const { id, done } = client.send(
-      { kind: 'load', url: new URL(String(source), location.href).href, cache: options.cache ?? cache.defaultMode(), revision: options.revision ?? 'main' },
-      { onProgress: options.onProgress },
-    );
-    const onAbort = () => client.abort(id);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const info = (await done) as ModelInfo;
-      return new WebVLM(client, info);
+      return new WebVLM(client, await loadInto(client, source, options));
     } catch (e) {
       client.terminate();
       throw e;
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * Load another model in place of this one, in the same worker. The current model keeps
+   * answering until the new one is complete, then its GPU memory is freed; if the load fails or
+   * is aborted (`options.signal`), the current model stays loaded and `info` unchanged.
+   */
+  async switchModel(source: string | URL, options: Omit<LoadOptions, 'worker'> = {}): Promise<ModelInfo> {
+    this.loaded = await loadInto(this.client, source, options);
+    return this.loaded;
+  }
+
+  /** GPU memory of the engine's allocator (bytes of live buffers, and what it holds). */
+  async gpuMemory(): Promise<GpuMemory> {
+    return (await this.client.send({ kind: 'memory' }).done) as GpuMemory;
   }
 
   /** One question (about an image, optionally), answered as a stream of text chunks. */

@@ -5,7 +5,7 @@
  */
 import type { WireError } from './errors.js';
 import type { KernelBenchRow } from './bench.js';
-import type { AdapterInfo, CacheMode, GenerateChunk, LoadProgress, ModelInfo } from './types.js';
+import type { AdapterInfo, CacheMode, GenerateChunk, GpuMemory, LoadProgress, ModelInfo } from './types.js';
 
 /** A message as the engine takes it: parts are text or the conversation's one image. */
 export interface WireMessage {
@@ -42,6 +42,8 @@ export type Request =
   | { kind: 'abort'; id: number; target: number }
   | { kind: 'reset'; id: number }
   | { kind: 'unload'; id: number }
+  /** The engine allocator's GPU memory. */
+  | { kind: 'memory'; id: number }
   /** Test hook: destroy the GPU device as a driver reset would. */
   | { kind: 'debug.loseDevice'; id: number }
   /** Test hook: trap the wasm module as a panic would. */
@@ -56,7 +58,7 @@ export type Event =
   /** The engine cannot go on (a trap, an uncaught error): the main thread stops the worker. */
   | { kind: 'crashed'; id: 0; error: WireError };
 
-export type ResultValue = ModelInfo | AdapterInfo | KernelBenchRow[] | null;
+export type ResultValue = ModelInfo | AdapterInfo | KernelBenchRow[] | GpuMemory | null;
 
 export type RequestKind = Request['kind'];
 

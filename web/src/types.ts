@@ -115,6 +115,14 @@ export interface Usage {
   };
 }
 
+/** GPU memory of the engine's allocator, in bytes. */
+export interface GpuMemory {
+  /** Live buffers. */
+  inUse: number;
+  /** What the allocator holds from the device (live buffers, padding and free pages). */
+  reserved: number;
+}
+
 /** Host-side cost of GPU work. */
 export interface GpuCost {
   /** Compute dispatches. */

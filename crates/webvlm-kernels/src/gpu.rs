@@ -26,6 +26,16 @@ pub fn gpu_memory(device: &Device) -> Option<GpuMemory> {
     Some(GpuMemory { in_use: usage.bytes_in_use, reserved: usage.bytes_reserved })
 }
 
+/// Give the device back the allocator's free pages (a dropped model's buffers stay reserved
+/// for reuse until this runs), so `reserved` falls back to what live buffers need. A no-op off
+/// wgpu.
+pub fn release_free_memory(device: &Device) {
+    if let Some(cube) = wgpu_device(device) {
+        // Refused only while a stream records a graph; the next call releases those pages.
+        let _ = cube.client().memory_cleanup();
+    }
+}
+
 /// Whether `device` is a wgpu device (where the WGSL kernels run).
 pub fn is_wgpu(device: &Device) -> bool {
     wgpu_device(device).is_some()

@@ -42,7 +42,7 @@ use burn_cubecl::tensor::CubeTensor;
 pub use device_matrix::DeviceQuantMatrix;
 pub use gather::{DeviceTable, TableFormat};
 pub use error::{KernelError, Result};
-pub use gpu::{GpuMemory, gpu_memory};
+pub use gpu::{GpuMemory, gpu_memory, release_free_memory};
 pub use quant::{QuantMatrix, QuantScheme};
 pub use shaders::{Act, Epilogue, Fuse, Kernel, Precision, Reduction, Tile};
 pub use variants::{DeviceCaps, KernelOptions};

@@ -33,7 +33,8 @@ pub use model::{Model, TileFeatures};
 pub use preprocess::RgbImage;
 pub use source::{DirSource, MemorySource, ModelSource};
 pub use tokenizer::Tokenizer;
-pub use vlm::{PreparedPrompt, Vlm};
+pub use vlm::{PackedLoad, PreparedPrompt, Vlm};
+pub use weights::packed::Check;
 
 /// Re-exported so dependants use the same burn.
 pub use burn;

@@ -15,6 +15,7 @@ use crate::preprocess::qwen2_vl::Qwen2VlProcessorConfig;
 use crate::prompt::{ChatTemplate, END_OF_UTTERANCE, IMAGE_TOKEN, Message, expand_images, expand_placeholders};
 use crate::source::{GgufMetadataSource, ModelSource};
 use crate::tokenizer::Tokenizer;
+use crate::weights::packed::{self, Check, FileEntry, ShardReader};
 use crate::weights::{LoadOptions, WeightStore};
 pub use webvlm_kernels::QuantScheme;
 
@@ -91,70 +92,10 @@ impl Vlm {
         // GGUF metadata.
         let overlay = GgufMetadataSource::new(source)?;
         let source: &dyn ModelSource = &overlay;
-        let config_text = source.read_string("config.json")?.ok_or_else(|| ModelError::MissingFile {
-            file: "config.json".into(),
-            why: format!("{} is not a Hugging Face, packed or GGUF model directory", source.describe()),
-        })?;
-        let config = ModelConfig::from_json(&config_text)?;
-
-        let tokenizer_json = source.read("tokenizer.json")?.ok_or_else(|| ModelError::MissingFile {
-            file: "tokenizer.json".into(),
-            why: "the tokenizer is required".into(),
-        })?;
-        let tokenizer = Tokenizer::from_bytes(&tokenizer_json)?;
-        let tok_cfg: serde_json::Value = match source.read_string("tokenizer_config.json")? {
-            Some(t) => serde_json::from_str(&t).map_err(|e| ModelError::config("tokenizer_config.json", e.to_string()))?,
-            None => serde_json::Value::Null,
-        };
-        let bos = special_token(&tok_cfg, "bos_token");
-        let eos = special_token(&tok_cfg, "eos_token");
-        let template = ChatTemplate::new(&chat_template(source, &tok_cfg)?, &bos, &eos)?.with_text_content(config.text_only);
-
-        let (image_processor, image_seq_len) = if config.text_only {
-            (None, 0)
-        } else {
-            let processor: serde_json::Value = match source.read_string("processor_config.json")? {
-                Some(t) => serde_json::from_str(&t).map_err(|e| ModelError::config("processor_config.json", e.to_string()))?,
-                None => serde_json::Value::Null,
-            };
-            let image_seq_len = config.image_seq_len();
-            if config.family == Family::Idefics3 {
-                if let Some(n) = processor.get("image_seq_len").and_then(|v| v.as_u64()) {
-                    if n as usize != image_seq_len {
-                        return Err(ModelError::config(
-                            "processor_config.json",
-                            format!(
-                                "image_seq_len {n} does not match the model's {image_seq_len} ((image_size/patch_size)^2 / scale_factor^2)"
-                            ),
-                        ));
-                    }
-                }
-            }
-            (Some(image_processor_config(source, &processor, &config)?), image_seq_len)
-        };
-
-        let mut stop_ids = config.text_config.eos_token_ids();
-        for token in [eos.as_str(), END_OF_UTTERANCE] {
-            if let Some(id) = tokenizer.token_id(token) {
-                stop_ids.push(id);
-            }
-        }
-        if let Some(gen_cfg) = source.read_string("generation_config.json")? {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&gen_cfg) {
-                match v.get("eos_token_id") {
-                    Some(serde_json::Value::Number(n)) => stop_ids.extend(n.as_u64().map(|x| x as u32)),
-                    Some(serde_json::Value::Array(a)) => stop_ids.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32)),
-                    _ => {}
-                }
-            }
-        }
-        stop_ids.sort_unstable();
-        stop_ids.dedup();
-
-        let options = LoadOptions { quant, tied_lm_head: config.tied_embeddings() };
+        let parts = Parts::read(source)?;
+        let options = LoadOptions { quant, tied_lm_head: parts.config.tied_embeddings() };
         let store = WeightStore::load(source, device, options)?;
-        let model = Model::load(store, &config)?;
-        Ok(Self { model, tokenizer, template, image_processor, image_seq_len, stop_ids })
+        parts.assemble(store)
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -218,6 +159,133 @@ impl Vlm {
             None => None,
         };
         self.model.embed(&prompt.input_ids, features.as_ref())
+    }
+}
+
+/// Everything of a model but its weights: config, tokenizer, chat template, image processor.
+struct Parts {
+    config: ModelConfig,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    image_processor: Option<ImageProcessor>,
+    image_seq_len: usize,
+    stop_ids: Vec<u32>,
+}
+
+impl Parts {
+    fn read(source: &dyn ModelSource) -> Result<Self> {
+        let config_text = source.read_string("config.json")?.ok_or_else(|| ModelError::MissingFile {
+            file: "config.json".into(),
+            why: format!("{} is not a Hugging Face, packed or GGUF model directory", source.describe()),
+        })?;
+        let config = ModelConfig::from_json(&config_text)?;
+
+        let tokenizer_json = source.read("tokenizer.json")?.ok_or_else(|| ModelError::MissingFile {
+            file: "tokenizer.json".into(),
+            why: "the tokenizer is required".into(),
+        })?;
+        let tokenizer = Tokenizer::from_bytes(&tokenizer_json)?;
+        let tok_cfg: serde_json::Value = match source.read_string("tokenizer_config.json")? {
+            Some(t) => serde_json::from_str(&t).map_err(|e| ModelError::config("tokenizer_config.json", e.to_string()))?,
+            None => serde_json::Value::Null,
+        };
+        let bos = special_token(&tok_cfg, "bos_token");
+        let eos = special_token(&tok_cfg, "eos_token");
+        let template = ChatTemplate::new(&chat_template(source, &tok_cfg)?, &bos, &eos)?.with_text_content(config.text_only);
+
+        let (image_processor, image_seq_len) = if config.text_only {
+            (None, 0)
+        } else {
+            let processor: serde_json::Value = match source.read_string("processor_config.json")? {
+                Some(t) => serde_json::from_str(&t).map_err(|e| ModelError::config("processor_config.json", e.to_string()))?,
+                None => serde_json::Value::Null,
+            };
+            let image_seq_len = config.image_seq_len();
+            if config.family == Family::Idefics3 {
+                if let Some(n) = processor.get("image_seq_len").and_then(|v| v.as_u64()) {
+                    if n as usize != image_seq_len {
+                        return Err(ModelError::config(
+                            "processor_config.json",
+                            format!(
+                                "image_seq_len {n} does not match the model's {image_seq_len} ((image_size/patch_size)^2 / scale_factor^2)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            (Some(image_processor_config(source, &processor, &config)?), image_seq_len)
+        };
+
+        let mut stop_ids = config.text_config.eos_token_ids();
+        for token in [eos.as_str(), END_OF_UTTERANCE] {
+            if let Some(id) = tokenizer.token_id(token) {
+                stop_ids.push(id);
+            }
+        }
+        if let Some(gen_cfg) = source.read_string("generation_config.json")? {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&gen_cfg) {
+                match v.get("eos_token_id") {
+                    Some(serde_json::Value::Number(n)) => stop_ids.extend(n.as_u64().map(|x| x as u32)),
+                    Some(serde_json::Value::Array(a)) => stop_ids.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32)),
+                    _ => {}
+                }
+            }
+        }
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+        Ok(Self { config, tokenizer, template, image_processor, image_seq_len, stop_ids })
+    }
+
+    fn assemble(self, store: WeightStore) -> Result<Vlm> {
+        let model = Model::load(store, &self.config)?;
+        let Self { tokenizer, template, image_processor, image_seq_len, stop_ids, .. } = self;
+        Ok(Vlm { model, tokenizer, template, image_processor, image_seq_len, stop_ids })
+    }
+}
+
+/// A packed model loaded one shard at a time by a caller that reads the shards itself (the
+/// browser's worker awaits between shards, so an abort lands within one and the page's other
+/// model stays in use until [`PackedLoad::finish`]). Dropping it frees what was uploaded.
+pub struct PackedLoad {
+    parts: Parts,
+    options: LoadOptions,
+    store: WeightStore,
+    reader: ShardReader,
+}
+
+impl PackedLoad {
+    /// Read the manifest and the small files (config, tokenizer, processor settings) from
+    /// `source`; the shards are fed afterwards, in [`PackedLoad::next_shard`] order.
+    pub fn begin(source: &dyn ModelSource, device: &Device) -> Result<Self> {
+        let text = source.read_string(packed::MANIFEST)?.ok_or_else(|| ModelError::MissingFile {
+            file: packed::MANIFEST.into(),
+            why: format!("{} is not a packed model", source.describe()),
+        })?;
+        let reader = ShardReader::new(packed::Manifest::from_json(&text)?);
+        let parts = Parts::read(source)?;
+        let options = LoadOptions { quant: None, tied_lm_head: parts.config.tied_embeddings() };
+        Ok(Self { parts, options, store: WeightStore::empty(device), reader })
+    }
+
+    /// The shard to feed next (`None`: all were).
+    pub fn next_shard(&self) -> Option<&FileEntry> {
+        self.reader.next_shard()
+    }
+
+    /// Every shard, in feeding order.
+    pub fn shards(&self) -> &[FileEntry] {
+        &self.reader.manifest().shards
+    }
+
+    /// Upload the tensors `bytes` (the next shard) completes.
+    pub fn feed(&mut self, bytes: &[u8], check: Check) -> Result<()> {
+        self.store.feed_packed(&mut self.reader, bytes, check, self.options)
+    }
+
+    /// The model, once every shard was fed.
+    pub fn finish(self) -> Result<Vlm> {
+        self.reader.finish()?;
+        self.parts.assemble(self.store)
     }
 }
 

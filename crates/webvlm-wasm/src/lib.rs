@@ -2,10 +2,12 @@
 //!
 //! A [`Session`] owns the WebGPU device, one loaded model and the conversation's generator (and
 //! so its KV cache). Generation is `start` → `prefill` → `step`… so that the worker gets back to
-//! its event loop between tokens: an abort is simply not calling `step` again. Bytes come from
-//! JavaScript through a synchronous read callback (OPFS sync access handles in the worker), so
-//! the packed loader takes one shard at a time from storage to GPU buffers and nothing here
-//! fetches or stores anything.
+//! its event loop between tokens: an abort is simply not calling `step` again. Loading is
+//! `beginLoad` → one `feed` per shard → `finishLoad` for the same reason: the worker awaits
+//! between shards (an abort lands within one) and the loaded model stays in use until the new
+//! one is complete. Bytes come from JavaScript: the small files through a read callback, each
+//! shard written by the worker straight into this module's memory (OPFS sync access handles
+//! read into it), so nothing here fetches or stores anything.
 #![cfg(target_family = "wasm")]
 
 mod errors;
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use webvlm_model::prompt::Message;
-use webvlm_model::{RgbImage, Vlm};
+use webvlm_model::{Check, PackedLoad, RgbImage, Vlm};
 use webvlm_runtime::{FinishReason, GenerationOptions, Generator};
 
 use errors::{JsResult, named};
@@ -132,18 +134,29 @@ impl Session {
         Ok(Session { inner: Rc::new(RefCell::new(Inner { device, vlm: None, generator: None, busy: false })) })
     }
 
-    /// Load a model. `read(name)` returns a file's bytes (`Uint8Array`) or `undefined` when
-    /// the model has no such file; `names` lists the model's files.
-    pub fn load(&self, read: Function, names: Vec<String>) -> Result<JsValue, JsValue> {
-        let mut inner = self.inner.borrow_mut();
-        if inner.busy {
+    /// Begin loading a packed model: `read(name)` returns the bytes of `manifest.json` and of
+    /// the small files (config, tokenizer, processor settings), `undefined` for a file the
+    /// model lacks; `names` lists the model's files. The shards follow through the returned
+    /// [`Loading`], one at a time; the loaded model (if any) stays in use until
+    /// [`Session::finish_load`].
+    #[wasm_bindgen(js_name = beginLoad)]
+    pub fn begin_load(&self, read: Function, names: Vec<String>) -> Result<Loading, JsValue> {
+        let device = self.inner.borrow().device.clone();
+        let source = JsSource::new(read, names);
+        let load = PackedLoad::begin(&source, &device).map_err(errors::model)?;
+        Ok(Loading { load: Some(load), buffer: Vec::new(), device })
+    }
+
+    /// Put the model `loading` completed in place of the loaded one (whose GPU memory goes, and
+    /// with it the conversation). A failure leaves the loaded model as it was.
+    #[wasm_bindgen(js_name = finishLoad)]
+    pub fn finish_load(&self, loading: &mut Loading) -> Result<JsValue, JsValue> {
+        let load = loading.load.take().ok_or_else(|| named("WebVLMError", "this load has already finished"))?;
+        loading.buffer = Vec::new();
+        if self.inner.borrow().busy {
             return Err(named("BusyError", "a generation is running; abort it before loading"));
         }
-        // Free the old model's buffers before the new one is uploaded.
-        inner.generator = None;
-        inner.vlm = None;
-        let source = JsSource::new(read, names);
-        let vlm = Vlm::load(&source, &inner.device).map_err(errors::model)?;
+        let vlm = load.finish().map_err(errors::model)?;
         let cfg = vlm.config();
         let info = ModelInfo {
             model_type: cfg.model_type.clone(),
@@ -156,7 +169,10 @@ impl Session {
             decode_weight_bytes: vlm.model.decoder().decode_weight_bytes(),
             image_splitting: vlm.image_processor.as_ref().is_some_and(|p| p.splits_images()),
         };
+        let mut inner = self.inner.borrow_mut();
+        inner.generator = None;
         inner.vlm = Some(Rc::new(vlm));
+        webvlm_kernels::release_free_memory(&inner.device);
         to_js(&info)
     }
 
@@ -275,17 +291,67 @@ impl Session {
         }
     }
 
-    /// Release the model's GPU memory.
+    /// Release the model's GPU memory: its buffers, and the allocator's pages they freed.
     pub fn unload(&self) {
         let mut inner = self.inner.borrow_mut();
         inner.generator = None;
         inner.vlm = None;
+        webvlm_kernels::release_free_memory(&inner.device);
     }
 
     /// Whether a model is loaded.
     #[wasm_bindgen(getter)]
     pub fn loaded(&self) -> bool {
         self.inner.borrow().vlm.is_some()
+    }
+}
+
+/// A packed model being loaded shard by shard (see [`Session::begin_load`]). Freeing it
+/// before [`Session::finish_load`] abandons the load and its GPU buffers.
+#[wasm_bindgen]
+pub struct Loading {
+    load: Option<PackedLoad>,
+    /// The next shard, written in place by JavaScript (one copy from storage to here).
+    buffer: Vec<u8>,
+    device: Device,
+}
+
+impl Drop for Loading {
+    fn drop(&mut self) {
+        // An abandoned load: its uploaded buffers go, and the pages they took with them.
+        if self.load.take().is_some() {
+            webvlm_kernels::release_free_memory(&self.device);
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl Loading {
+    /// The file name of the shard to feed next; `undefined` once all were fed.
+    #[wasm_bindgen(js_name = nextShard)]
+    pub fn next_shard(&self) -> Option<String> {
+        self.load.as_ref()?.next_shard().map(|s| s.file.clone())
+    }
+
+    /// A view of `len` bytes of this module's memory to write the next shard into. It is valid
+    /// only until the next call into the module (a growing memory detaches it): fill it, then
+    /// call [`Loading::feed`] straight away.
+    #[wasm_bindgen(js_name = shardBuffer)]
+    pub fn shard_buffer(&mut self, len: usize) -> js_sys::Uint8Array {
+        self.buffer.clear();
+        self.buffer.resize(len, 0);
+        // SAFETY: the view is used before any other call into the module (documented above),
+        // so the buffer neither moves nor is freed while JavaScript writes into it.
+        unsafe { js_sys::Uint8Array::view(&self.buffer) }
+    }
+
+    /// Upload the tensors completed by the shard now in the buffer. `verified`: the caller has
+    /// checked these bytes against the manifest's sha256 (the shell does at download and
+    /// records it), so only the size is checked here; otherwise they are hashed.
+    pub fn feed(&mut self, verified: bool) -> Result<(), JsValue> {
+        let load = self.load.as_mut().ok_or_else(|| named("WebVLMError", "this load has already finished"))?;
+        let check = if verified { Check::SizeOnly } else { Check::Sha256 };
+        load.feed(&self.buffer, check).map_err(errors::model)
     }
 }
 

@@ -4,7 +4,7 @@
  * verified and a cut download starts the file over; loading reads every file into memory
  * first (the loader is synchronous). OPFS has neither limitation.
  */
-import { type CompleteMarker, type FileEntry, MemoryFile, type ModelStore, type Reader, type Writer, markerHas } from './store.js';
+import { type CompleteMarker, type FileEntry, MemoryFile, type ModelStore, type Reader, type Writer, bytesReader, markerHas } from './store.js';
 
 export const CACHE_NAME = 'webvlm-v1';
 const ORIGIN = 'https://webvlm.cache/';
@@ -83,9 +83,6 @@ export class CacheApiStore implements ModelStore {
       const res = await this.cache.match(cacheKeyUrl(this.key, f));
       if (res) bytes.set(f, new Uint8Array(await res.arrayBuffer()));
     }
-    return {
-      read: (file) => bytes.get(file),
-      close: async () => bytes.clear(),
-    };
+    return bytesReader((file) => bytes.get(file), () => bytes.clear());
   }
 }

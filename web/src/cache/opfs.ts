@@ -178,13 +178,26 @@ export class OpfsStore implements ModelStore {
       for (const h of handles.values()) h.close();
       throw e;
     }
+    const readInto = (h: SyncHandle, target: Uint8Array) => {
+      for (let at = 0; at < target.length; ) {
+        const n = h.read(target.subarray(at), { at });
+        if (n <= 0) throw new Error(`short read at byte ${at} of ${target.length}`);
+        at += n;
+      }
+    };
     return {
       read: (file) => {
         const h = handles.get(file);
         if (!h) return undefined;
         const buf = new Uint8Array(h.getSize());
-        h.read(buf, { at: 0 });
+        readInto(h, buf);
         return buf;
+      },
+      size: (file) => handles.get(file)?.getSize(),
+      readInto: (file, target) => {
+        const h = handles.get(file);
+        if (!h || h.getSize() !== target.length) throw new Error(`${file}: ${h?.getSize() ?? 'no'} bytes stored, ${target.length} expected`);
+        readInto(h, target);
       },
       close: async () => {
         for (const h of handles.values()) h.close();

@@ -25,8 +25,28 @@ export interface Writer {
 
 /** Synchronous reads for the engine's loader (it pulls one file at a time). */
 export interface Reader {
+  /** A whole (small) file, or undefined when the store lacks it. */
   read(file: string): Uint8Array | undefined;
+  /** A file's size as stored, or undefined when the store lacks it. */
+  size(file: string): number | undefined;
+  /** Copy a whole file into `target`, which is exactly `size(file)` bytes (a shard goes from
+   * storage straight into the engine's memory this way, with no copy on the JS heap). */
+  readInto(file: string, target: Uint8Array): void;
   close(): Promise<void>;
+}
+
+/** A {@link Reader} over bytes already in memory. */
+export function bytesReader(get: (file: string) => Uint8Array | undefined, close: () => void): Reader {
+  return {
+    read: get,
+    size: (file) => get(file)?.length,
+    readInto: (file, target) => {
+      const bytes = get(file);
+      if (!bytes || bytes.length !== target.length) throw new Error(`${file}: ${bytes?.length ?? 'no'} bytes stored, ${target.length} expected`);
+      target.set(bytes);
+    },
+    close: async () => close(),
+  };
 }
 
 export interface ModelStore {
@@ -113,12 +133,7 @@ export class MemoryStore implements ModelStore {
     return this.manifest;
   }
   async openReader(): Promise<Reader> {
-    return {
-      read: (file) => this.files.get(file)?.readAll(),
-      close: async () => {
-        // The engine has copied everything to the GPU: drop the bytes.
-        this.files.clear();
-      },
-    };
+    // Closed once the engine has copied everything to the GPU: the bytes go.
+    return bytesReader((file) => this.files.get(file)?.readAll(), () => this.files.clear());
   }
 }

@@ -34,6 +34,9 @@ export function createDispatcher(engine: Engine, post: (e: Event) => void): (req
       case 'unload':
         engine.unload();
         break;
+      case 'memory':
+        post({ kind: 'result', id: req.id, value: engine.memory() });
+        return;
       case 'debug.loseDevice':
         engine.loseDevice();
         break;

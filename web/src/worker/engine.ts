@@ -2,7 +2,7 @@
  * What the worker does, behind one interface so the dispatcher can be tested with a fake:
  * the real implementation drives the wasm `Session`.
  */
-import type { ModelInfo, GenerateChunk, LoadProgress, CacheMode } from '../types.js';
+import type { ModelInfo, GenerateChunk, GpuMemory, LoadProgress, CacheMode } from '../types.js';
 import type { KernelBenchRow } from '../bench.js';
 import type { WireImage, WireMessage, WireOptions } from '../protocol.js';
 
@@ -20,6 +20,8 @@ export interface GenerateCall {
 }
 
 export interface Engine {
+  /** Replaces the loaded model only once the new one is complete: a failed or aborted load
+   * leaves it in use. */
   load(req: LoadRequest, progress: (p: LoadProgress) => void, signal: AbortSignal): Promise<ModelInfo>;
   /** Emits chunks; the last has `done: true`. Checks `aborted()` between tokens. */
   generate(req: GenerateCall, emit: (c: GenerateChunk) => void, aborted: () => boolean): Promise<void>;
@@ -27,6 +29,8 @@ export interface Engine {
   benchKernels(repeats: number): Promise<KernelBenchRow[]>;
   reset(): void;
   unload(): void;
+  /** The allocator's GPU memory (zeros before the device exists). */
+  memory(): GpuMemory;
   loseDevice(): void;
   /** Test hook: trap the wasm module. */
   trap(): void;

@@ -1,8 +1,9 @@
 /** The real engine: the wasm `Session` fed from the model store. */
-import init, { Session, debugTrap } from '../wasm/webvlm_wasm.js';
-import { AbortError, DeviceLostError, WebGPUUnavailableError } from '../errors.js';
+import init, { type Loading, Session, debugTrap } from '../wasm/webvlm_wasm.js';
+import type { FileEntry } from '../cache/store.js';
+import { AbortError, DeviceLostError, IntegrityError, ModelFormatError, WebGPUUnavailableError } from '../errors.js';
 import { resolveSource } from '../source.js';
-import type { GenerateChunk, GpuCost, LoadProgress, ModelInfo, Usage } from '../types.js';
+import type { GenerateChunk, GpuCost, GpuMemory, LoadProgress, ModelInfo, Usage } from '../types.js';
 import type { KernelBenchRow } from '../bench.js';
 import type { Engine, GenerateCall, LoadRequest } from './engine.js';
 import { adapterInfo, gpu, installGpuHooks, type GpuDeviceLike } from './gpu.js';
@@ -31,10 +32,6 @@ interface WasmInfo {
   vocabSize: number;
   decodeWeightBytes: number;
   imageSplitting: boolean;
-}
-interface GpuMemory {
-  inUse: number;
-  reserved: number;
 }
 
 /** Back to the event loop (so an abort message can land) without setTimeout's clamping. */
@@ -103,29 +100,46 @@ export class WasmEngine implements Engine {
     if (signal.aborted) throw new AbortError('load aborted');
     const t1 = performance.now();
     const reader = await fetched.store.openReader(fetched.files.map((f) => f.file));
+    const fromCache = fetched.downloaded === 0;
+    const entries = new Map(fetched.files.map((f) => [f.file, f]));
+    const small = new Set(fetched.manifest.assets.map((f) => f.file));
     let uploaded = 0;
     let info: WasmInfo;
+    let loading: Loading | undefined;
+    let changed: FileEntry | undefined;
     try {
-      const sizes = new Map(fetched.files.map((f) => [f.file, f.bytes]));
       const manifestBytes = new TextEncoder().encode(fetched.manifestText);
-      info = session.load(
-        (name: string) => {
-          if (name === 'manifest.json') return manifestBytes;
-          const bytes = reader.read(name);
-          if (bytes) {
-            uploaded += sizes.get(name) ?? bytes.length;
-            progress({ phase: 'upload', file: name, fileLoaded: bytes.length, fileTotal: bytes.length, loaded: uploaded, total: fetched.bytes, fromCache: fetched.downloaded === 0 });
-          }
-          return bytes;
-        },
+      loading = session.beginLoad(
+        (name: string) => (name === 'manifest.json' ? manifestBytes : small.has(name) ? reader.read(name) : undefined),
         ['manifest.json', ...fetched.files.map((f) => f.file)],
-      ) as WasmInfo;
+      );
+      for (let name = loading.nextShard(); name !== undefined; name = loading.nextShard()) {
+        // Back to the event loop between shards: an abort lands within one shard, and the
+        // model loaded before stays in use (the new one replaces it only when complete).
+        await yieldToEventLoop();
+        if (signal.aborted) throw new AbortError('load aborted; the model loaded before stays in use');
+        const entry = entries.get(name);
+        if (!entry) throw new ModelFormatError(`the engine asked for ${name}, which manifest.json does not list`);
+        if (reader.size(name) !== entry.bytes) {
+          changed = entry;
+          throw new IntegrityError(`${name} changed in storage since it was verified (${reader.size(name)} bytes, the manifest says ${entry.bytes}); it is downloaded again on the next load`);
+        }
+        // The store verified these bytes against the manifest's sha256 when they were
+        // downloaded (recorded in its marker): the engine checks sizes, not hashes, on every load.
+        reader.readInto(name, loading.shardBuffer(entry.bytes));
+        loading.feed(true);
+        uploaded += entry.bytes;
+        progress({ phase: 'upload', file: name, fileLoaded: entry.bytes, fileTotal: entry.bytes, loaded: uploaded, total: fetched.bytes, fromCache });
+      }
+      info = session.finishLoad(loading) as WasmInfo;
     } finally {
+      loading?.free();
       await reader.close();
+      if (changed) await fetched.store.remove(changed.file);
     }
     this.modelUrl = loc.url;
     const t2 = performance.now();
-    progress({ phase: 'ready', loaded: fetched.bytes, total: fetched.bytes, fromCache: fetched.downloaded === 0 });
+    progress({ phase: 'ready', loaded: fetched.bytes, total: fetched.bytes, fromCache });
     return {
       url: this.modelUrl,
       modelType: info.modelType,
@@ -231,6 +245,10 @@ export class WasmEngine implements Engine {
 
   unload(): void {
     this.session?.unload();
+  }
+
+  memory(): GpuMemory {
+    return this.session ? (this.session.gpuMemory() as GpuMemory) : { inUse: 0, reserved: 0 };
   }
 
   loseDevice(): void {

@@ -102,24 +102,15 @@ impl WeightStore {
     /// (`model.safetensors`, or every shard of `model.safetensors.index.json`). Shards are read,
     /// converted and uploaded one at a time so host memory holds at most one.
     pub fn load(source: &dyn ModelSource, device: &Device, options: LoadOptions) -> Result<Self> {
-        let mut store = Self { tensors: BTreeMap::new(), device: device.clone() };
+        let mut store = Self::empty(device);
         if let Some(text) = source.read_string(packed::MANIFEST)? {
-            let manifest = packed::Manifest::from_json(&text)?;
-            let mut reader = packed::ShardReader::new(&manifest);
-            for shard in &manifest.shards {
+            let mut reader = packed::ShardReader::new(packed::Manifest::from_json(&text)?);
+            while let Some(shard) = reader.next_shard() {
                 let bytes = source.read(&shard.file)?.ok_or_else(|| ModelError::MissingFile {
                     file: shard.file.clone(),
                     why: "named by manifest.json".into(),
                 })?;
-                for (entry, decoded) in reader.feed(&bytes)? {
-                    match decoded {
-                        packed::Decoded::Dense { shape, values } => store.insert(entry.name.clone(), shape, values)?,
-                        packed::Decoded::Quant(m) if is_embedding(&entry.name) => {
-                            store.insert_quant_embedding(entry.name.clone(), m, options)?
-                        }
-                        packed::Decoded::Quant(m) => store.insert_quant(entry.name.clone(), &m)?,
-                    }
-                }
+                store.feed_packed(&mut reader, &bytes, packed::Check::Sha256, options)?;
             }
             reader.finish()?;
             return Ok(store);
@@ -147,6 +138,18 @@ impl WeightStore {
             std::mem::replace(&mut result, Ok(()))?;
         }
         Ok(store)
+    }
+
+    /// Feed one shard of a packed model and store the tensors it completes.
+    pub fn feed_packed(&mut self, reader: &mut packed::ShardReader, bytes: &[u8], check: packed::Check, options: LoadOptions) -> Result<()> {
+        for (name, decoded) in reader.feed(bytes, check)? {
+            match decoded {
+                packed::Decoded::Dense { shape, values } => self.insert(name, shape, values)?,
+                packed::Decoded::Quant(m) if is_embedding(&name) => self.insert_quant_embedding(name, m, options)?,
+                packed::Decoded::Quant(m) => self.insert_quant(name, &m)?,
+            }
+        }
+        Ok(())
     }
 
     /// A token embedding stored block-quantised (GGUF files often do, and packed models made

@@ -187,9 +187,20 @@ impl Manifest {
     }
 }
 
+/// How far a shard's bytes are checked before use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Size and sha256 (the bytes come from a plain directory).
+    Sha256,
+    /// Size only: whoever hands the bytes over has verified them against this manifest's
+    /// sha256 already (the browser shell does at download and records it in its store), so
+    /// hashing again on every load would cost time proportional to the model for nothing.
+    SizeOnly,
+}
+
 /// Streams shards in order and yields each tensor as soon as all its bytes have arrived.
-pub struct ShardReader<'m> {
-    manifest: &'m Manifest,
+pub struct ShardReader {
+    manifest: Manifest,
     /// Per tensor: plane buffers being filled, and bytes still missing.
     pending: Vec<Option<(Vec<Vec<u8>>, u64)>>,
     /// Start offset of the next shard in the stream.
@@ -197,13 +208,23 @@ pub struct ShardReader<'m> {
     next_shard: usize,
 }
 
-impl<'m> ShardReader<'m> {
-    pub fn new(manifest: &'m Manifest) -> Self {
-        Self { manifest, pending: vec![None; manifest.tensors.len()], cursor: 0, next_shard: 0 }
+impl ShardReader {
+    pub fn new(manifest: Manifest) -> Self {
+        let pending = vec![None; manifest.tensors.len()];
+        Self { manifest, pending, cursor: 0, next_shard: 0 }
     }
 
-    /// Feed the next shard's bytes; returns the tensors completed by it.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<(&'m TensorEntry, Decoded)>> {
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The shard [`ShardReader::feed`] expects next, or `None` when all were fed.
+    pub fn next_shard(&self) -> Option<&FileEntry> {
+        self.manifest.shards.get(self.next_shard)
+    }
+
+    /// Feed the next shard's bytes; returns the tensors completed by it (name, value).
+    pub fn feed(&mut self, bytes: &[u8], check: Check) -> Result<Vec<(String, Decoded)>> {
         let entry = self
             .manifest
             .shards
@@ -215,12 +236,14 @@ impl<'m> ShardReader<'m> {
                 message: format!("{} bytes, the manifest says {}", bytes.len(), entry.bytes),
             });
         }
-        let found = sha256_hex(bytes);
-        if found != entry.sha256 {
-            return Err(ModelError::Integrity {
-                file: entry.file.clone(),
-                message: format!("sha256 {found} does not match the manifest's {}", entry.sha256),
-            });
+        if check == Check::Sha256 {
+            let found = sha256_hex(bytes);
+            if found != entry.sha256 {
+                return Err(ModelError::Integrity {
+                    file: entry.file.clone(),
+                    message: format!("sha256 {found} does not match the manifest's {}", entry.sha256),
+                });
+            }
         }
         let (start, end) = (self.cursor, self.cursor + entry.bytes);
         let mut done = Vec::new();
@@ -244,7 +267,7 @@ impl<'m> ShardReader<'m> {
             }
             if slot.1 == 0 {
                 if let Some((bufs, _)) = self.pending[i].take() {
-                    done.push((t, Manifest::decode(t, bufs)?));
+                    done.push((t.name.clone(), Manifest::decode(t, bufs)?));
                 }
             }
         }
@@ -254,7 +277,10 @@ impl<'m> ShardReader<'m> {
     }
 
     /// Fails if a tensor never completed (the shards end early).
-    pub fn finish(self) -> Result<()> {
+    pub fn finish(&self) -> Result<()> {
+        if let Some(shard) = self.next_shard() {
+            return Err(ModelError::MissingFile { file: shard.file.clone(), why: "named by manifest.json, never fed".into() });
+        }
         if let Some(i) = self.pending.iter().position(|p| p.is_some()) {
             return Err(ModelError::Manifest {
                 message: format!("tensor `{}` is incomplete after the last shard", self.manifest.tensors[i].name),
