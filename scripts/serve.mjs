@@ -10,7 +10,7 @@
 //   /NAME/resolve/REV/FILE  the same file in the Hugging Face layout; REV is ignored
 //   /__test/log             GET: the request log as JSON (test endpoints are not logged themselves)
 //   /__test/reset           POST: clear the log and all faults
-//   /__test/fault           POST {path, kind: 'cut'|'corrupt'|'status', afterBytes?, holdMs?, status?, times?}
+//   /__test/fault           POST {path, kind: 'cut'|'corrupt'|'status'|'changed', afterBytes?, holdMs?, status?, times?}
 //
 // Every response carries `Cache-Control: no-store` so the browser HTTP cache never hides a request
 // from a test, and permissive CORS so a page on another origin can fetch the models.
@@ -20,6 +20,11 @@
 // A 'status' fault applies to any request; 'cut' only to a GET (a HEAD has no body to cut);
 // 'corrupt' only to a GET whose served range holds the file's middle byte floor(size/2) — so a
 // downloader that fetches a shard in several ranges still sees exactly the corruption it asked for.
+// A 'changed' fault applies to any request: the file is served as a new version (another ETag
+// and Last-Modified, same bytes), as if it had been replaced on the server.
+//
+// Files carry a strong ETag and Last-Modified; a Range request whose If-Range names another
+// version gets the whole file (200), as RFC 9110 asks, so a resumed download never mixes two.
 import http from 'node:http';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -53,7 +58,7 @@ const CONTENT_TYPES = {
 const COMMON_HEADERS = {
   'Cache-Control': 'no-store',
   'Access-Control-Allow-Origin': '*',
-  'Access-Control-Expose-Headers': 'Content-Length, Content-Range, Accept-Ranges',
+  'Access-Control-Expose-Headers': 'Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified',
 };
 
 /**
@@ -173,8 +178,14 @@ export async function startServer({
   async function serveFile(req, res, { file, st }, entry, reqPath) {
     const size = st.size;
     const type = CONTENT_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
-    const range = parseRange(req.headers.range, size);
-    const headers = { ...COMMON_HEADERS, 'Accept-Ranges': 'bytes', 'Content-Type': type };
+    const changed = takeFault(reqPath, (f) => f.kind === 'changed');
+    const version = changed ? 1000 : 0;
+    const etag = `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}${changed ? '-v2' : ''}"`;
+    const lastModified = new Date(Math.floor(st.mtimeMs / 1000) * 1000 + version * 1000).toUTCString();
+    const ifRange = req.headers['if-range'];
+    const sameVersion = ifRange === undefined || ifRange === etag || ifRange === lastModified;
+    const range = sameVersion ? parseRange(req.headers.range, size) : null;
+    const headers = { ...COMMON_HEADERS, 'Accept-Ranges': 'bytes', 'Content-Type': type, ETag: etag, 'Last-Modified': lastModified };
     if (range === 'unsatisfiable') {
       entry.status = 416;
       res.writeHead(416, { ...headers, 'Content-Range': `bytes */${size}`, 'Content-Length': 0 });
@@ -186,9 +197,11 @@ export async function startServer({
     const middle = Math.floor(size / 2);
     const fault = takeFault(reqPath, (f) => {
       if (f.kind === 'status') return true;
+      if (f.kind === 'changed') return false;
       if (f.kind === 'cut') return isGet;
       return isGet && size > 0 && middle >= start && middle <= end;
     });
+    if (changed) entry.fault = 'changed';
     if (fault) entry.fault = fault.kind;
     if (fault?.kind === 'status') return sendText(res, fault.status, `injected ${fault.status}\n`, entry);
 
@@ -249,15 +262,15 @@ export async function startServer({
       } catch {
         return json(400, { error: 'body is not JSON' });
       }
-      const validKind = ['cut', 'corrupt', 'status'].includes(f?.kind);
+      const validKind = ['cut', 'corrupt', 'status', 'changed'].includes(f?.kind);
       if (typeof f?.path !== 'string' || !f.path || !validKind) {
-        return json(400, { error: 'need {path: string, kind: "cut"|"corrupt"|"status"}' });
+        return json(400, { error: 'need {path: string, kind: "cut"|"corrupt"|"status"|"changed"}' });
       }
       if (f.kind === 'status' && !Number.isInteger(f.status)) {
         return json(400, { error: 'a status fault needs an integer "status"' });
       }
       const times = f.times ?? 1;
-      if (times !== 0) faults.push({ path: f.path, kind: f.kind, afterBytes: f.afterBytes ?? 0, status: f.status, times });
+      if (times !== 0) faults.push({ path: f.path, kind: f.kind, afterBytes: f.afterBytes ?? 0, holdMs: f.holdMs, status: f.status, times });
       return json(200, { ok: true, faults });
     }
     return json(404, { error: `no test endpoint ${req.method} /__test/${route}` });
@@ -267,7 +280,7 @@ export async function startServer({
     const rawPath = (req.url ?? '/').split('?')[0];
     if (rawPath.startsWith('/__test/')) return testEndpoint(req, res, rawPath.slice(8));
 
-    const entry = { method: req.method, path: rawPath, range: req.headers.range ?? null, status: 0, bytesSent: 0, t: Date.now() };
+    const entry = { method: req.method, path: rawPath, range: req.headers.range ?? null, ifRange: req.headers['if-range'] ?? null, status: 0, bytesSent: 0, t: Date.now() };
     // Logged on arrival and updated in place, so a client that has read a body sees it in the log.
     log.push(entry);
     if (!quiet) {
@@ -283,7 +296,7 @@ export async function startServer({
       res.writeHead(204, {
         ...COMMON_HEADERS,
         'Access-Control-Allow-Methods': 'GET, HEAD, OPTIONS',
-        'Access-Control-Allow-Headers': 'Range',
+        'Access-Control-Allow-Headers': 'Range, If-Range',
       });
       return res.end();
     }

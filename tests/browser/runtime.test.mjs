@@ -184,6 +184,7 @@ describe('browser runtime', () => {
     const from = Number(/bytes=(\d+)-/.exec(shard[1].range)[1]);
     assert.ok(from >= 65_536 && from <= 100_000, `resumed from the cut (byte ${from})`);
     assert.equal(shard[1].status, 206);
+    assert.match(shard[1].ifRange ?? '', /^"[0-9a-f]+-[0-9a-f]+"$/, 'the resumed request names the version it continues (If-Range)');
     await context.close();
   });
 
@@ -293,6 +294,74 @@ describe('browser runtime', () => {
     assert.ok(out.usage.models >= 2 * 337_408 && out.usage.quota > 0, JSON.stringify(out.usage));
     assert.equal(out.deleted, true);
     assert.deepEqual(out.afterDelete, []);
+    await context.close();
+  });
+
+  test('OPFS hygiene: a file changed on the server mid-download starts over, stale files go, a model being loaded is not deleted', T, async () => {
+    await server.reset();
+    await server.fault({ path: 'weights-00000.bin', kind: 'cut', afterBytes: 150_000, holdMs: 20_000, times: 1 });
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg) => {
+      const errorOf = (p) => p.then(() => undefined, (e) => e.name);
+      // A partial shard: the load is aborted mid-download.
+      const ctl = new AbortController();
+      const aborted = await errorOf(api.WebVLM.load(arg.url, {
+        signal: ctl.signal,
+        onProgress: (p) => { if (p.file === 'weights-00000.bin' && p.fileLoaded >= 150_000) ctl.abort(); },
+      }));
+      // A file an older manifest listed, left in the model's directory.
+      const [{ key }] = await api.WebVLM.cache.list();
+      const dir = await (await (await navigator.storage.getDirectory()).getDirectoryHandle('webvlm')).getDirectoryHandle(key);
+      const stale = await (await dir.getFileHandle('weights-old.bin', { create: true })).createWritable();
+      await stale.write(new Uint8Array(4096));
+      await stale.close();
+      await fetch('/__test/fault', { method: 'POST', body: JSON.stringify({ path: 'weights-00000.bin', kind: 'changed', times: -1 }) });
+      // While the next load holds the model (stalled mid-download), deleting it is refused.
+      await fetch('/__test/fault', { method: 'POST', body: JSON.stringify({ path: 'weights-00000.bin', kind: 'cut', afterBytes: 1000, holdMs: 1500, times: 1 }) });
+      let inUse;
+      const vlm = await api.WebVLM.load(arg.url, {
+        onProgress: (p) => { if (p.phase === 'download' && p.file === 'weights-00000.bin' && inUse === undefined) inUse = errorOf(api.WebVLM.cache.delete(arg.url)); },
+      });
+      const names = [];
+      for await (const [name] of dir.entries()) names.push(name);
+      const storage = vlm.info.storage;
+      await vlm.dispose();
+      const deleted = await api.WebVLM.cache.delete(arg.url);
+      return { aborted, inUse: await inUse, inUseSet: inUse !== undefined, names: names.sort(), storage, deleted };
+    }, { url: server.modelUrl });
+    const info = JSON.stringify(out) + JSON.stringify(weightRequests(await server.log()));
+    assert.equal(out.aborted, 'AbortError', info);
+    assert.equal(out.inUse, 'ModelInUseError', info);
+    assert.equal(out.deleted, true, info);
+    assert.ok(!out.names.includes('weights-old.bin'), `the stale file is deleted: ${info}`);
+    assert.ok(out.names.includes('weights-00000.bin') && out.names.includes('.complete.json'), info);
+    assert.equal(out.storage.mode, 'opfs', info);
+    const shard = weightRequests(await server.log());
+    // 1: cut at 150 kB (aborted); 2: resume, If-Range names the old version → the whole new file.
+    assert.equal(shard[1].range, 'bytes=150000-', JSON.stringify(shard));
+    assert.match(shard[1].ifRange ?? '', /^"[0-9a-f]+-[0-9a-f]+"$/, JSON.stringify(shard));
+    assert.equal(shard[1].status, 200, 'a changed file is sent whole');
+    // 3: after the next cut (at 1 000 bytes of the new version), a resume of the new version.
+    assert.equal(shard[2].range, 'bytes=1000-', JSON.stringify(shard));
+    assert.match(shard[2].ifRange ?? '', /-v2"$/, JSON.stringify(shard));
+    assert.equal(shard[2].status, 206, JSON.stringify(shard));
+    await context.close();
+  });
+
+  test('where OPFS cannot be opened the files stay in memory, and the load says so', T, async () => {
+    await server.reset();
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image, patchedWorker) => {
+      const worker = patchedWorker(`navigator.storage.getDirectory = () => Promise.reject(new DOMException('denied here', 'SecurityError'));`);
+      const events = [];
+      const vlm = await api.WebVLM.load(arg.url, { worker, cache: 'opfs', onProgress: (p) => events.push(p) });
+      const storage = vlm.info.storage;
+      await vlm.dispose();
+      return { storage, told: events.filter((e) => e.storage?.mode === 'memory').length, events: events.length };
+    }, { url: server.modelUrl });
+    assert.equal(out.storage?.mode, 'memory', JSON.stringify(out));
+    assert.match(out.storage.fallback ?? '', /opfs store could not be opened \(denied here\)/);
+    assert.ok(out.told > 0 && out.told >= out.events - 1, `progress events carry the fallback: ${JSON.stringify(out)}`);
     await context.close();
   });
 

@@ -267,3 +267,33 @@ test('port 0 reports the real port', () => {
   assert.ok(port > 0);
   assert.equal(server.port, port);
 });
+
+test('If-Range: the same version resumes (206), another gets the whole file (200); a changed fault is a new version', async () => {
+  const file = url('/models/tiny/weights-00000.bin');
+  const first = await fetch(file);
+  await first.arrayBuffer();
+  const etag = first.headers.get('ETag');
+  const lastModified = first.headers.get('Last-Modified');
+  assert.match(etag ?? '', /^"[0-9a-f]+-[0-9a-f]+"$/);
+  assert.ok(lastModified);
+  let res = await fetch(file, { headers: { Range: 'bytes=100-', 'If-Range': etag } });
+  assert.equal(res.status, 206);
+  assert.ok((await bytes(res)).equals(content.subarray(100)));
+  res = await fetch(file, { headers: { Range: 'bytes=100-', 'If-Range': lastModified } });
+  assert.equal(res.status, 206);
+  await res.arrayBuffer();
+  res = await fetch(file, { headers: { Range: 'bytes=100-', 'If-Range': '"another-version"' } });
+  assert.equal(res.status, 200);
+  assert.ok((await bytes(res)).equals(content));
+
+  await fault({ path: 'weights-00000.bin', kind: 'changed', times: 1 });
+  res = await fetch(file, { headers: { Range: 'bytes=100-', 'If-Range': etag } });
+  assert.equal(res.status, 200, 'a changed file comes whole');
+  assert.notEqual(res.headers.get('ETag'), etag);
+  assert.ok((await bytes(res)).equals(content), 'with the same bytes');
+  res = await fetch(file, { headers: { Range: 'bytes=100-', 'If-Range': etag } });
+  assert.equal(res.status, 206, 'the fault was used up');
+  await res.arrayBuffer();
+  const log = await (await fetch(url('/__test/log'))).json();
+  assert.equal(log.at(-1).ifRange, etag);
+});

@@ -20,6 +20,10 @@ export class IntegrityError extends WebVLMError {}
 export class NetworkError extends WebVLMError {}
 /** Not enough storage for the model. */
 export class QuotaExceededError extends WebVLMError {}
+/** The model cache (OPFS or the Cache API) failed: a file could not be opened, read or deleted. */
+export class StorageError extends WebVLMError {}
+/** A cached model cannot be deleted now: a load (in this tab or another) is reading it. */
+export class ModelInUseError extends StorageError {}
 /** The GPU device was lost; load the model again. */
 export class DeviceLostError extends WebVLMError {}
 /** Another GPU failure (a kernel, a readback). */
@@ -55,6 +59,8 @@ const classes = {
   IntegrityError,
   NetworkError,
   QuotaExceededError,
+  StorageError,
+  ModelInUseError,
   DeviceLostError,
   DeviceError,
   OutOfMemoryError,

@@ -14,6 +14,18 @@ export interface LoadProgress {
   total: number;
   /** Everything so far came from the cache. */
   fromCache: boolean;
+  /** Where the files are kept (on every event after the manifest): watch `fallback`. */
+  storage?: StorageState;
+}
+
+/** Where a model's files are kept between page loads. */
+export interface StorageState {
+  /** 'memory': nothing persists; the next page load downloads the model again. */
+  mode: 'opfs' | 'cache-api' | 'memory';
+  /** Whether the browser granted persistent storage (else it may evict under pressure). */
+  persisted: boolean;
+  /** Why the requested store could not be used, when the files went elsewhere. */
+  fallback?: string;
 }
 
 export interface LoadOptions {
@@ -56,6 +68,8 @@ export interface ModelInfo {
   /** Bytes of weights and assets. */
   bytes: number;
   adapter: AdapterInfo;
+  /** Where the files are kept. */
+  storage: StorageState;
   /** Milliseconds: storage/network phase and GPU upload. */
   timings: { fetchMs: number; uploadMs: number };
 }

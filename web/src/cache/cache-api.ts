@@ -20,6 +20,7 @@ export function cacheKeyUrl(key: string, file: string): string {
 export class CacheApiStore implements ModelStore {
   readonly mode = 'cache-api' as const;
   private pending = new Map<string, MemoryFile>();
+  private versions = new Map<string, string>();
 
   private constructor(
     private cache: Cache,
@@ -41,6 +42,31 @@ export class CacheApiStore implements ModelStore {
     return new CacheApiStore(cache, key, marker);
   }
 
+  async prune(keep: Set<string>): Promise<string[]> {
+    const prefix = cacheKeyUrl(this.key, '');
+    const own = new Set(['.complete.json', 'manifest.json']);
+    const stale: string[] = [];
+    for (const req of await this.cache.keys()) {
+      if (!req.url.startsWith(prefix)) continue;
+      const file = decodeURIComponent(req.url.slice(prefix.length));
+      if (keep.has(file) || own.has(file)) continue;
+      await this.cache.delete(req);
+      delete this.marker.files[file];
+      stale.push(file);
+    }
+    if (stale.length) await this.cache.put(cacheKeyUrl(this.key, '.complete.json'), new Response(JSON.stringify(this.marker)));
+    return stale;
+  }
+
+  validator(file: string): string | undefined {
+    // Partial files live in memory for one load only, and so do their versions.
+    return this.versions.get(file);
+  }
+  async setValidator(file: string, version: string | undefined): Promise<void> {
+    if (version === undefined) this.versions.delete(file);
+    else this.versions.set(file, version);
+  }
+
   isComplete(entry: FileEntry): boolean {
     return markerHas(this.marker, entry);
   }
@@ -54,7 +80,9 @@ export class CacheApiStore implements ModelStore {
   async markComplete(entry: FileEntry): Promise<void> {
     const f = this.pending.get(entry.file);
     if (f) {
-      await this.cache.put(cacheKeyUrl(this.key, entry.file), new Response(f.readAll().slice()));
+      const bytes = f.readAll().slice();
+      // The size goes in a header too, so listings never read the body.
+      await this.cache.put(cacheKeyUrl(this.key, entry.file), new Response(bytes, { headers: { 'Content-Length': String(bytes.length) } }));
       this.pending.delete(entry.file);
     }
     this.marker.files[entry.file] = { bytes: entry.bytes, sha256: entry.sha256 };

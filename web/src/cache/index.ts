@@ -6,6 +6,8 @@ import { CACHE_NAME, CacheApiStore, cacheApiAvailable, cacheKeyUrl } from './cac
 import { MARKER, OpfsStore, modelsRoot, opfsAvailable } from './opfs.js';
 import { type ModelStore, MemoryStore } from './store.js';
 import type { CacheMode } from '../types.js';
+import { ModelInUseError, StorageError } from '../errors.js';
+import { ifModelUnlocked } from './lock.js';
 
 export interface CachedModel {
   /** Directory / cache key. */
@@ -79,16 +81,20 @@ async function listCacheApi(): Promise<CachedModel[]> {
     const key = path.split('/')[0];
     const m = byKey.get(key) ?? { key, url: '', bytes: 0, files: 0, store: 'cache-api' as const };
     const res = await cache.match(req);
-    const body = res ? await res.arrayBuffer() : new ArrayBuffer(0);
-    m.bytes += body.byteLength;
     if (path.endsWith('/.complete.json')) {
+      // The marker is small; it names the model and its verified files.
+      const body = res ? await res.text() : '';
+      m.bytes += body.length;
       try {
-        const marker = JSON.parse(new TextDecoder().decode(body));
+        const marker = JSON.parse(body);
         m.url = marker.url ?? '';
         m.files = Object.keys(marker.files ?? {}).length;
       } catch {
         // Unreadable marker.
       }
+    } else {
+      // Sizes from the stored headers: a listing never reads the weights themselves.
+      m.bytes += Number(res?.headers.get('Content-Length') ?? 0);
     }
     byKey.set(key, m);
   }
@@ -100,10 +106,20 @@ export async function list(): Promise<CachedModel[]> {
   return [...(await listOpfs()), ...(await listCacheApi())];
 }
 
-/** Delete a cached model, by the URL it was loaded from or by its key. True when found. */
+/**
+ * Delete a cached model, by the URL it was loaded from or by its key. True when found. A model
+ * whose files a load is reading or downloading (in this tab or another) is not deleted: that
+ * is a {@link ModelInUseError}; try again once the load has finished.
+ */
 export async function remove(urlOrKey: string): Promise<boolean> {
   const models = await list();
   const key = models.some((m) => m.key === urlOrKey) ? urlOrKey : await modelKey(urlOrKey);
+  const done = await ifModelUnlocked(key, () => removeUnlocked(key));
+  if (!done) throw new ModelInUseError(`the cached model ${urlOrKey} is being loaded (in this tab or another); delete it once the load has finished`);
+  return done.value;
+}
+
+async function removeUnlocked(key: string): Promise<boolean> {
   let found = false;
   if (opfsAvailable()) {
     const root = await modelsRoot(false);
@@ -111,8 +127,10 @@ export async function remove(urlOrKey: string): Promise<boolean> {
       try {
         await root.removeEntry(key, { recursive: true });
         found = true;
-      } catch {
-        // Not in OPFS.
+      } catch (e) {
+        if ((e as { name?: string })?.name !== 'NotFoundError') {
+          throw new StorageError(`could not delete the cached model ${key} from OPFS (${(e as Error)?.name}: ${(e as Error)?.message})`);
+        }
       }
     }
   }

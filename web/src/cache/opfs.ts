@@ -24,6 +24,8 @@ type SyncCapable = FileSystemFileHandle & {
 export const ROOT = 'webvlm';
 export const MARKER = '.complete.json';
 export const MANIFEST = 'manifest.json';
+/** Where a new marker is written before it replaces the old one. */
+const MARKER_NEXT = '.complete.json.next';
 
 export function opfsAvailable(): boolean {
   return typeof navigator !== 'undefined' && !!navigator.storage && typeof navigator.storage.getDirectory === 'function';
@@ -70,6 +72,26 @@ async function writeText(dir: FileSystemDirectoryHandle, file: string, text: str
   } finally {
     h.close();
   }
+}
+
+/**
+ * Replace `file` with `text` atomically where the engine can (`FileSystemHandle.move` over an
+ * existing name): a crash mid-write leaves the old marker, never a torn one. Elsewhere the
+ * file is written in place (a torn marker then only costs a re-verification).
+ */
+async function writeAtomically(dir: FileSystemDirectoryHandle, file: string, text: string): Promise<void> {
+  await writeText(dir, MARKER_NEXT, text);
+  const next = (await dir.getFileHandle(MARKER_NEXT)) as FileSystemFileHandle & { move?: (d: FileSystemDirectoryHandle, name: string) => Promise<void> };
+  if (typeof next.move === 'function') {
+    try {
+      await next.move(dir, file);
+      return;
+    } catch {
+      // An engine whose move does not replace an existing file.
+    }
+  }
+  await writeText(dir, file, text);
+  await dir.removeEntry(MARKER_NEXT).catch(() => undefined);
 }
 
 class OpfsWriter implements Writer {
@@ -124,12 +146,23 @@ export class OpfsStore implements ModelStore {
     if (text) {
       try {
         const parsed = JSON.parse(text) as CompleteMarker;
-        if (parsed && typeof parsed.files === 'object') marker = { url, files: parsed.files };
+        if (parsed && typeof parsed.files === 'object') marker = { url, files: parsed.files, partial: parsed.partial ?? {} };
       } catch {
         // A torn marker: every file counts as unverified and is checked again.
       }
     }
     return new OpfsStore(dir, marker);
+  }
+
+  validator(file: string): string | undefined {
+    return this.marker.partial?.[file];
+  }
+
+  async setValidator(file: string, version: string | undefined): Promise<void> {
+    const partial = (this.marker.partial ??= {});
+    if (version === undefined) delete partial[file];
+    else partial[file] = version;
+    await this.saveMarker();
   }
 
   isComplete(entry: FileEntry): boolean {
@@ -147,12 +180,34 @@ export class OpfsStore implements ModelStore {
 
   async markComplete(entry: FileEntry): Promise<void> {
     this.marker.files[entry.file] = { bytes: entry.bytes, sha256: entry.sha256 };
+    if (this.marker.partial) delete this.marker.partial[entry.file];
     await this.saveMarker();
   }
 
+  async prune(keep: Set<string>): Promise<string[]> {
+    const own = new Set([MARKER, MANIFEST, MARKER_NEXT]);
+    const stale: string[] = [];
+    for await (const [name, entry] of this.dir.entries()) {
+      if (keep.has(name) || own.has(name)) continue;
+      try {
+        await this.dir.removeEntry(name, { recursive: entry.kind === 'directory' });
+        stale.push(name);
+      } catch {
+        // Open in another tab (a load reading an older version): removed on a later load.
+      }
+    }
+    for (const name of stale) {
+      delete this.marker.files[name];
+      if (this.marker.partial) delete this.marker.partial[name];
+    }
+    if (stale.length) await this.saveMarker();
+    return stale;
+  }
+
   async remove(file: string): Promise<void> {
-    if (this.marker.files[file]) {
+    if (this.marker.files[file] || this.marker.partial?.[file]) {
       delete this.marker.files[file];
+      if (this.marker.partial) delete this.marker.partial[file];
       await this.saveMarker();
     }
     try {
@@ -209,7 +264,7 @@ export class OpfsStore implements ModelStore {
   private async saveMarker(): Promise<void> {
     // Parallel downloads finish together, and a file takes one sync handle at a time:
     // marker writes queue up, each writing the marker as it is when its turn comes.
-    const write = this.markerWrites.then(() => writeText(this.dir, MARKER, JSON.stringify(this.marker)));
+    const write = this.markerWrites.then(() => writeAtomically(this.dir, MARKER, JSON.stringify(this.marker)));
     this.markerWrites = write.catch(() => undefined);
     await write;
   }

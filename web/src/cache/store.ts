@@ -56,6 +56,12 @@ export interface ModelStore {
   openWriter(file: string): Promise<Writer>;
   markComplete(entry: FileEntry): Promise<void>;
   remove(file: string): Promise<void>;
+  /** Delete every file but `keep` (those of the current manifest) and the store's own
+   * bookkeeping; returns what was deleted. A file another load is reading stays for later. */
+  prune(keep: Set<string>): Promise<string[]>;
+  /** The version (ETag or Last-Modified) the partial bytes of `file` came from, if known. */
+  validator(file: string): string | undefined;
+  setValidator(file: string, version: string | undefined): Promise<void>;
   saveManifest(text: string): Promise<void>;
   loadManifest(): Promise<string | undefined>;
   /** Open every file for synchronous reading (`files` are complete). */
@@ -66,6 +72,8 @@ export interface ModelStore {
 export interface CompleteMarker {
   url: string;
   files: Record<string, { bytes: number; sha256: string }>;
+  /** Per partial file: the version its bytes came from (for If-Range when resuming). */
+  partial?: Record<string, string>;
 }
 
 export function markerHas(marker: CompleteMarker, entry: FileEntry): boolean {
@@ -106,7 +114,21 @@ export class MemoryStore implements ModelStore {
   readonly mode = 'none' as const;
   private files = new Map<string, MemoryFile>();
   private done = new Map<string, string>();
+  private versions = new Map<string, string>();
   private manifest?: string;
+
+  async prune(keep: Set<string>): Promise<string[]> {
+    const stale = [...this.files.keys()].filter((f) => !keep.has(f));
+    for (const f of stale) await this.remove(f);
+    return stale;
+  }
+  validator(file: string): string | undefined {
+    return this.versions.get(file);
+  }
+  async setValidator(file: string, version: string | undefined): Promise<void> {
+    if (version === undefined) this.versions.delete(file);
+    else this.versions.set(file, version);
+  }
 
   isComplete(entry: FileEntry): boolean {
     return this.done.get(entry.file) === entry.sha256;

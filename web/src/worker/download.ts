@@ -26,8 +26,22 @@ function isQuota(e: unknown): boolean {
   return !!e && typeof e === 'object' && (e as { name?: string }).name === 'QuotaExceededError';
 }
 
-/** Bring `writer` to `entry.bytes` bytes, starting after what it already holds. */
-async function fetchInto(url: string, entry: FileEntry, writer: Writer, onBytes: (n: number) => void, signal?: AbortSignal): Promise<void> {
+/**
+ * What identifies the version of a file the server sent: a strong ETag, else Last-Modified
+ * (a weak ETag cannot be used with If-Range).
+ */
+function validatorOf(res: Response): string | undefined {
+  const etag = res.headers.get('ETag');
+  if (etag && !etag.startsWith('W/')) return etag;
+  return res.headers.get('Last-Modified') ?? undefined;
+}
+
+/**
+ * Bring `writer` to `entry.bytes` bytes, starting after what it already holds. A resumed
+ * request carries `If-Range` with the version the held bytes came from, so a file replaced on
+ * the server meanwhile comes whole (200) instead of as a tail of the new version.
+ */
+async function fetchInto(url: string, entry: FileEntry, writer: Writer, store: ModelStore, onBytes: (n: number) => void, signal?: AbortSignal): Promise<void> {
   let offset = writer.size();
   if (offset > entry.bytes) {
     writer.truncate(0);
@@ -37,12 +51,20 @@ async function fetchInto(url: string, entry: FileEntry, writer: Writer, onBytes:
   while (offset < entry.bytes) {
     if (signal?.aborted) throw new AbortError('download aborted');
     try {
-      const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
+      const headers: Record<string, string> = {};
+      if (offset > 0) {
+        headers.Range = `bytes=${offset}-`;
+        const held = store.validator(entry.file);
+        if (held) headers['If-Range'] = held;
+      }
       const res = await fetch(url, { headers, signal, cache: 'no-store' });
       if (res.status === 404) throw new ModelFormatError(`${entry.file} is missing on the server (${url})`);
       if (!res.ok) throw new NetworkError(`HTTP ${res.status} for ${url}`);
+      const version = validatorOf(res);
+      if (version !== store.validator(entry.file)) await store.setValidator(entry.file, version);
       if (offset > 0 && res.status === 200) {
-        // The server ignored the Range: start the file over.
+        // The server ignored the Range, or the file changed since the held bytes came (If-Range):
+        // start the file over.
         onBytes(-offset);
         writer.truncate(0);
         offset = 0;
@@ -103,7 +125,7 @@ export async function downloadFile(
         onBytes(-writer.size());
         writer.truncate(0);
       }
-      await fetchInto(url, entry, writer, onBytes, signal);
+      await fetchInto(url, entry, writer, store, onBytes, signal);
       onVerify();
       ok = (await sha256Hex(writer.readAll())) === entry.sha256;
     } finally {

@@ -7,7 +7,8 @@ import { modelKey, openStore } from '../cache/index.js';
 import type { FileEntry, ModelStore } from '../cache/store.js';
 import { AbortError, ModelFormatError, NetworkError, QuotaExceededError } from '../errors.js';
 import type { ModelLocation } from '../source.js';
-import type { CacheMode, LoadProgress } from '../types.js';
+import type { CacheMode, LoadProgress, StorageState } from '../types.js';
+import { withModelLock } from '../cache/lock.js';
 import { downloadFile } from './download.js';
 
 /** The parts of manifest.json the shell needs (the engine reads the rest). */
@@ -42,12 +43,6 @@ export function parseManifest(text: string, url: string): Manifest {
   return m;
 }
 
-async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
-  if (!locks) return fn();
-  return locks.request(name, fn) as Promise<T>;
-}
-
 export interface FetchedModel {
   manifest: Manifest;
   /** manifest.json as fetched (the engine reads the tensor table from it). */
@@ -55,6 +50,9 @@ export interface FetchedModel {
   store: ModelStore;
   files: FileEntry[];
   bytes: number;
+  /** The model's cache key (its Web Lock's name). */
+  key: string;
+  storage: StorageState;
   /** Files that had to come over the network. */
   downloaded: number;
 }
@@ -80,15 +78,20 @@ export async function fetchModel(
     if (e instanceof ModelFormatError) throw e;
     offline = e;
   }
-  return withLock(`webvlm:${key}`, async () => {
+  return withModelLock(key, 'exclusive', async () => {
     // Opened inside the lock: another tab may have completed files while we waited.
     let store: ModelStore;
+    let fallback: string | undefined;
     try {
       store = await openStore(mode, key, loc.url);
-    } catch {
-      // OPFS can be unavailable (private browsing): fall back to memory for this load.
+    } catch (e) {
+      // OPFS can be unavailable (private browsing): fall back to memory for this load, and say
+      // so (progress and info), since the next page load downloads everything again.
+      fallback = `the ${mode} store could not be opened (${e instanceof Error ? e.message : String(e)}): files are kept in memory for this load only`;
       store = await openStore('none', key, loc.url);
     }
+    const persisted = store.mode !== 'none' && !!(await navigator.storage?.persisted?.().catch(() => false));
+    const storage: StorageState = { mode: store.mode === 'none' ? 'memory' : store.mode, persisted, ...(fallback ? { fallback } : {}) };
     if (text === undefined) {
       // Offline: a model cached earlier still loads.
       text = await store.loadManifest();
@@ -96,6 +99,9 @@ export async function fetchModel(
     }
     const manifest = parseManifest(text, manifestUrl);
     const files = [...manifest.assets, ...manifest.shards];
+    // Files of an older version of the model go before anything is downloaded (their space
+    // counts for the new one).
+    await store.prune(new Set(files.map((f) => f.file)));
     const total = files.reduce((s, f) => s + f.bytes, 0);
     const missing = files.filter((f) => !store.isComplete(f));
     const needed = missing.reduce((s, f) => s + f.bytes, 0);
@@ -125,12 +131,12 @@ export async function fetchModel(
         return;
       }
       last = now;
-      progress({ phase, file: file.file, fileLoaded: perFile.get(file.file) ?? 0, fileTotal: file.bytes, loaded, total, fromCache: missing.length === 0 });
+      progress({ phase, file: file.file, fileLoaded: perFile.get(file.file) ?? 0, fileTotal: file.bytes, loaded, total, fromCache: missing.length === 0, storage });
     };
     for (const f of files) if (store.isComplete(f)) {
       perFile.set(f.file, f.bytes);
     }
-    progress({ phase: missing.length ? 'download' : 'ready', loaded, total, fromCache: missing.length === 0 });
+    progress({ phase: missing.length ? 'download' : 'ready', loaded, total, fromCache: missing.length === 0, storage });
 
     const queue = [...missing];
     const worker = async () => {
@@ -156,6 +162,6 @@ export async function fetchModel(
     } finally {
       clearTimeout(trailing);
     }
-    return { manifest, manifestText: text, store, files, bytes: total, downloaded: missing.length };
+    return { manifest, manifestText: text, store, files, bytes: total, downloaded: missing.length, key, storage };
   });
 }

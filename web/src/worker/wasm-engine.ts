@@ -1,7 +1,7 @@
 /** The real engine: the wasm `Session` fed from the model store. */
 import init, { type Loading, Session, debugTrap } from '../wasm/webvlm_wasm.js';
-import type { FileEntry } from '../cache/store.js';
-import { AbortError, DeviceLostError, IntegrityError, ModelFormatError, WebGPUUnavailableError } from '../errors.js';
+import type { FileEntry, Reader } from '../cache/store.js';
+import { AbortError, DeviceLostError, IntegrityError, ModelFormatError, StorageError, WebGPUUnavailableError } from '../errors.js';
 import { resolveSource } from '../source.js';
 import type { GenerateChunk, GpuCost, GpuMemory, LoadProgress, ModelInfo, Usage } from '../types.js';
 import type { KernelBenchRow } from '../bench.js';
@@ -9,7 +9,8 @@ import type { Engine, GenerateCall, LoadRequest } from './engine.js';
 import { adapterInfo, gpu, installGpuHooks, type GpuDeviceLike } from './gpu.js';
 import { costSince, gpuCounts, installGpuCounters, medianCost } from './gpu-counters.js';
 import { decodeImage } from './image.js';
-import { fetchModel } from './loader.js';
+import { type FetchedModel, fetchModel } from './loader.js';
+import { withModelLock } from '../cache/lock.js';
 
 interface Started {
   promptTokens: number;
@@ -99,12 +100,48 @@ export class WasmEngine implements Engine {
     const fetched = await fetchModel(loc, req.cache, progress, signal);
     if (signal.aborted) throw new AbortError('load aborted');
     const t1 = performance.now();
-    const reader = await fetched.store.openReader(fetched.files.map((f) => f.file));
     const fromCache = fetched.downloaded === 0;
+    const storage = fetched.storage;
+    // Read under the model's shared lock: the files cannot be deleted (WebVLM.cache.delete, a
+    // newer version's load in another tab) while the engine reads them.
+    const info = await withModelLock(fetched.key, 'shared', () => this.upload(session, fetched, progress, signal));
+    progress({ phase: 'ready', loaded: fetched.bytes, total: fetched.bytes, fromCache, storage });
+    this.modelUrl = loc.url;
+    const t2 = performance.now();
+    return {
+      url: this.modelUrl,
+      modelType: info.modelType,
+      quant: fetched.manifest.quant,
+      family: info.family,
+      familyName: info.familyName,
+      architecture: info.architecture,
+      contextLength: info.contextLength,
+      imageSeqLen: info.imageSeqLen,
+      vocabSize: info.vocabSize,
+      decodeWeightBytes: info.decodeWeightBytes,
+      imageSplitting: info.imageSplitting,
+      bytes: fetched.bytes,
+      adapter: adapterInfo(),
+      storage,
+      timings: { fetchMs: t1 - t0, uploadMs: t2 - t1 },
+    };
+  }
+
+  /** The model's files from the store to the GPU, shard by shard. */
+  private async upload(session: Session, fetched: FetchedModel, progress: (p: LoadProgress) => void, signal: AbortSignal): Promise<WasmInfo> {
+    const fromCache = fetched.downloaded === 0;
+    const storage = fetched.storage;
+    const storageError = (what: string, e: unknown) =>
+      new StorageError(`${what} in the ${storage.mode} model cache failed (${e instanceof Error ? `${e.name}: ${e.message}` : String(e)})`);
+    let reader: Reader;
+    try {
+      reader = await fetched.store.openReader(fetched.files.map((f) => f.file));
+    } catch (e) {
+      throw storageError('opening the files', e);
+    }
     const entries = new Map(fetched.files.map((f) => [f.file, f]));
     const small = new Set(fetched.manifest.assets.map((f) => f.file));
     let uploaded = 0;
-    let info: WasmInfo;
     let loading: Loading | undefined;
     let changed: FileEntry | undefined;
     try {
@@ -120,42 +157,29 @@ export class WasmEngine implements Engine {
         if (signal.aborted) throw new AbortError('load aborted; the model loaded before stays in use');
         const entry = entries.get(name);
         if (!entry) throw new ModelFormatError(`the engine asked for ${name}, which manifest.json does not list`);
-        if (reader.size(name) !== entry.bytes) {
+        const size = reader.size(name);
+        if (size !== entry.bytes) {
           changed = entry;
-          throw new IntegrityError(`${name} changed in storage since it was verified (${reader.size(name)} bytes, the manifest says ${entry.bytes}); it is downloaded again on the next load`);
+          throw new IntegrityError(`${name} changed in storage since it was verified (${size} bytes, the manifest says ${entry.bytes}); it is downloaded again on the next load`);
         }
         // The store verified these bytes against the manifest's sha256 when they were
         // downloaded (recorded in its marker): the engine checks sizes, not hashes, on every load.
-        reader.readInto(name, loading.shardBuffer(entry.bytes));
+        const target = loading.shardBuffer(entry.bytes);
+        try {
+          reader.readInto(name, target);
+        } catch (e) {
+          throw storageError(`reading ${name}`, e);
+        }
         loading.feed(true);
         uploaded += entry.bytes;
-        progress({ phase: 'upload', file: name, fileLoaded: entry.bytes, fileTotal: entry.bytes, loaded: uploaded, total: fetched.bytes, fromCache });
+        progress({ phase: 'upload', file: name, fileLoaded: entry.bytes, fileTotal: entry.bytes, loaded: uploaded, total: fetched.bytes, fromCache, storage });
       }
-      info = session.finishLoad(loading) as WasmInfo;
+      return session.finishLoad(loading) as WasmInfo;
     } finally {
       loading?.free();
       await reader.close();
       if (changed) await fetched.store.remove(changed.file);
     }
-    this.modelUrl = loc.url;
-    const t2 = performance.now();
-    progress({ phase: 'ready', loaded: fetched.bytes, total: fetched.bytes, fromCache });
-    return {
-      url: this.modelUrl,
-      modelType: info.modelType,
-      quant: fetched.manifest.quant,
-      family: info.family,
-      familyName: info.familyName,
-      architecture: info.architecture,
-      contextLength: info.contextLength,
-      imageSeqLen: info.imageSeqLen,
-      vocabSize: info.vocabSize,
-      decodeWeightBytes: info.decodeWeightBytes,
-      imageSplitting: info.imageSplitting,
-      bytes: fetched.bytes,
-      adapter: adapterInfo(),
-      timings: { fetchMs: t1 - t0, uploadMs: t2 - t1 },
-    };
   }
 
   async generate(req: GenerateCall, emit: (c: GenerateChunk) => void, aborted: () => boolean): Promise<void> {
