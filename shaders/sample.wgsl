@@ -11,7 +11,9 @@
 // the lanes' partial sums, then its token inside the lane's slice.
 //
 // The chosen id also sets its bit in `seen` (the ids the repetition penalty applies to), so the
-// next token's penalty needs nothing from the host.
+// next token's penalty needs nothing from the host. A row that holds a NaN or +∞, or nothing
+// above −∞, has no meaningful pick: the answer is then NON_FINITE (i32::MAX), `seen` is left as it
+// was, and the host reports a numerical fault instead of a token.
 
 struct SampleParams {
     cols: u32,
@@ -40,6 +42,8 @@ struct SampleParams {
 
 const WG: u32 = {{ wg }}u;
 const NONE: u32 = 0xffffffffu;
+// The answer for a row with no meaningful pick (webvlm_kernels::sample::NON_FINITE).
+const NON_FINITE: u32 = 0x7fffffffu;
 
 var<workgroup> red_u: array<u32, WG>;
 // Lane-0 decisions every lane reads after a barrier.
@@ -140,8 +144,12 @@ fn main(@builtin(local_invocation_index) li: u32) {
 
     // The penalised logits (NaN → −∞) and the most likely token, ties to the lower index.
     var lane_max = 0u;
+    var lane_bad = 0u;
     for (var i = lo; i < hi; i++) {
         var v = x[i];
+        if (is_nan(v) || bitcast<u32>(v) == 0x7f800000u) {
+            lane_bad = 1u;
+        }
         if (is_nan(v)) {
             // −∞, from a runtime value: Tint rejects an infinite constant expression.
             v = bitcast<f32>(0xff800000u | (cols & 0u));
@@ -153,6 +161,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
         lane_max = max(lane_max, order_key(v));
     }
     let kmax = max_u(li, lane_max);
+    // A NaN or +∞ anywhere, or every logit −∞ (whose order key is 0x007fffff).
+    let non_finite = max_u(li, lane_bad) != 0u || kmax == 0x007fffffu;
     var lane_first = NONE;
     for (var i = lo; i < hi; i++) {
         if (order_key(work[i]) == kmax) {
@@ -352,7 +362,9 @@ fn main(@builtin(local_invocation_index) li: u32) {
         pick = select(first, found_id, mass > 0.0 && mass <= 3.4e38);
     }
 
-    if (li == 0u) {
+    if (li == 0u && non_finite) {
+        y[0] = NON_FINITE;
+    } else if (li == 0u) {
         y[0] = pick;
         if (params.penalty != 1.0) {
             seen[pick >> 5u] |= 1u << (pick & 31u);

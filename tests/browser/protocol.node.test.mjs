@@ -38,6 +38,7 @@ class FakeEngine {
   }
   reset() { this.calls.push(['reset']); }
   unload() { this.calls.push(['unload']); }
+  memory() { return { inUse: 7, reserved: 9 }; }
   loseDevice() { for (const cb of this.lost) cb('the GPU device was lost (destroyed)'); }
   onDeviceLost(cb) { this.lost.push(cb); }
 }
@@ -144,4 +145,14 @@ test('an error escaping the worker is a crash too', async () => {
   worker.onerror({ message: 'Uncaught RuntimeError: unreachable', preventDefault() {} });
   await assert.rejects(client.send({ kind: 'reset' }).done, (e) => e instanceof errors.EngineCrashedError);
   assert.ok(worker.terminated);
+});
+
+test('engine errors keep their class across the worker: numerical faults, storage, a model in use; memory answers', async () => {
+  const { client } = pair();
+  assert.deepEqual(await client.send({ kind: 'memory' }).done, { inUse: 7, reserved: 9 });
+  for (const [name, cls] of [['NumericalError', errors.NumericalError], ['StorageError', errors.StorageError], ['ModelInUseError', errors.ModelInUseError]]) {
+    const e = errors.fromWire(errors.toWire(Object.assign(new Error('m'), { errorName: name })));
+    assert.ok(e instanceof cls && e.name === name, name);
+  }
+  assert.ok(errors.fromWire({ name: 'ModelInUseError', message: 'x' }) instanceof errors.StorageError, 'in use is a storage error');
 });

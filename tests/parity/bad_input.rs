@@ -220,3 +220,33 @@ fn image_tokens_without_an_image_are_refused() {
     let err = vlm.model.embed(&[1, 100_000], None).unwrap_err();
     assert!(matches!(err, ModelError::TokenOutOfRange { .. }), "{err}");
 }
+
+/// A model whose logits come out NaN (here: a NaN final norm, as an f16 overflow or a corrupt
+/// weight would make them) stops with `NonFiniteLogits` instead of inventing a token: on the
+/// CPU (host sampler) and on wgpu (argmax and sampler kernels), greedy and sampled.
+#[test]
+fn nan_logits_stop_the_generation_with_a_named_error() {
+    use webvlm_runtime::{GenerateError, GenerationOptions, Generator};
+    let files = edit_weights(|entries| {
+        let norm = entries.iter_mut().find(|e| e.0 == "model.text_model.norm.weight").expect("the final norm");
+        let nan: &[u8] = match norm.1 {
+            Dtype::F32 => &[0x00, 0x00, 0xc0, 0x7f],
+            Dtype::BF16 => &[0xc0, 0x7f],
+            Dtype::F16 => &[0x00, 0x7e],
+            other => panic!("unexpected dtype {other:?}"),
+        };
+        norm.3 = nan.repeat(norm.3.len() / nan.len());
+    });
+    for backend in [Backend::Cpu, Backend::Wgpu] {
+        let vlm = Vlm::load(&source(&files), &device(backend)).unwrap();
+        for temperature in [0.0, 0.8] {
+            let opts = GenerationOptions { max_new_tokens: 4, temperature, seed: 1, ..Default::default() };
+            let mut g = Generator::new(&vlm, vlm.prepare("Describe the colours", None).unwrap(), opts).unwrap();
+            pollster::block_on(g.prefill()).unwrap();
+            let err = pollster::block_on(g.step()).unwrap_err();
+            assert!(matches!(err, GenerateError::NonFiniteLogits { token: 0 }), "{backend:?} T={temperature}: {err}");
+            assert!(err.to_string().contains("not finite"), "{err}");
+            assert!(g.generated().is_empty(), "no token was made up");
+        }
+    }
+}

@@ -147,8 +147,8 @@ fn a_follow_up_with_a_new_image_starts_over() {
 
 /// Greedy sampling on the device (`shaders/argmax.wgsl`) against the CPU sampler's `argmax`,
 /// the reference: rows of odd lengths up to Qwen's vocabulary, ties (the first index wins),
-/// -inf everywhere but one entry, NaNs (never picked, except at index 0, where the CPU loop
-/// stays).
+/// -inf everywhere but one entry; rows that are not `finite_row` (NaNs, +inf, only -inf) give
+/// `NON_FINITE`, a numerical fault, not a token.
 #[test]
 fn device_argmax_picks_what_the_cpu_sampler_picks() {
     use webvlm_model::burn::tensor::{Tensor, TensorData};
@@ -180,8 +180,12 @@ fn device_argmax_picks_what_the_cpu_sampler_picks() {
     nan0[0] = f32::NAN;
     nan0[5] = 9.0;
     rows.push(nan0);
+    let mut pinf = rng.normals(3000);
+    pinf[2999] = f32::INFINITY;
+    rows.push(pinf);
     for row in &rows {
-        let want = webvlm_runtime::sampling::argmax(row);
+        let finite = webvlm_kernels::sample::finite_row(row);
+        let want = if finite { webvlm_runtime::sampling::argmax(row) } else { webvlm_kernels::sample::NON_FINITE };
         assert_eq!(pick(row), vec![want], "argmax of a row of {} (CPU picks {want})", row.len());
     }
     // The row stays readable where it was: picking does not consume the logits.

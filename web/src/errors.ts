@@ -35,6 +35,11 @@ export class DeviceError extends WebVLMError {}
 export class OutOfMemoryError extends WebVLMError {}
 /** The model's kernels need a WebGPU feature this adapter does not offer. */
 export class MissingFeatureError extends WebVLMError {}
+/**
+ * The model's logits came out NaN or infinite: a numerical fault (an f16 overflow on this
+ * device, a corrupt weight). The generation stopped; no token was made up from them.
+ */
+export class NumericalError extends WebVLMError {}
 /** The operation was aborted through its `AbortSignal`. */
 export class AbortError extends WebVLMError {}
 /** The prompt does not fit the model's context window. */
@@ -65,6 +70,7 @@ const classes = {
   DeviceError,
   OutOfMemoryError,
   MissingFeatureError,
+  NumericalError,
   AbortError,
   ContextOverflowError,
   ImageError,

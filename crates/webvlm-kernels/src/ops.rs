@@ -433,7 +433,8 @@ pub fn swiglu(g: Tensor<2>, u: Tensor<2>) -> Result<Tensor<2>> {
 }
 
 /// Greedy sampling on the device: the index of the largest value of a `[1, cols]` row (the
-/// first on ties; a NaN never wins, and one at index 0 gives 0, like the CPU sampler's loop),
+/// first on ties, like the CPU sampler's loop; [`crate::sample::NON_FINITE`] for a row that is
+/// not [`crate::sample::finite_row`]),
 /// as a one-element integer tensor that stays on the device until somebody reads its 4 bytes
 /// (and can index an embedding there).
 /// Off wgpu it is burn's `argmax`; the runtime samples on the CPU there instead.

@@ -64,6 +64,18 @@ pub struct Pick {
     pub margin: f64,
 }
 
+/// What the device's pickers (argmax and `sample.wgsl`) answer for a row that is not
+/// [`finite_row`]: no token, a numerical fault for the caller to report. `i32::MAX`, so that it
+/// survives burn's i32 index tensors and is past any vocabulary.
+pub const NON_FINITE: u32 = i32::MAX as u32;
+
+/// Whether a logits row can be sampled at all: no NaN, no +∞, and some value above −∞ (−∞
+/// entries are masked tokens). A model that produces anything else has a numerical fault (an
+/// f16 overflow, a corrupt weight), and any token picked from it would be noise.
+pub fn finite_row(logits: &[f32]) -> bool {
+    !logits.iter().any(|v| v.is_nan() || *v == f32::INFINITY) && logits.iter().any(|v| *v > f32::NEG_INFINITY)
+}
+
 /// The host reference: the token `settings` pick from `logits` for the uniform `u`, with the
 /// ids in `seen` penalised.
 pub fn sample_ref(logits: &[f32], seen: &[u32], s: &SampleSettings, u: f32) -> Pick {

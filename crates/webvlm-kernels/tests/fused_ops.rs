@@ -326,12 +326,13 @@ fn ints(t: Tensor<1, Int>) -> Vec<u32> {
 /// `sample.wgsl` against `sample_ref`, the host sampler, for the same row, seen ids, settings
 /// and uniform: the same id, except where the reference's decision lay within 1e-5 of the mass
 /// from a boundary (f32 sums on the device, f64 on the host), and those must be rare. Rows: random at three temperatures of spread up to Qwen's vocabulary, heavy ties
-/// (top-k and top-p cut through a run of equal logits in index order), −∞ and NaN entries.
+/// (top-k and top-p cut through a run of equal logits in index order), −∞ entries. A row that is
+/// not `finite_row` (a NaN, a +∞, only −∞) gives `NON_FINITE` and leaves the mask as it was.
 /// The mask comes back with the pick's bit set exactly when a penalty applies.
 #[test]
 fn sample_picks_what_the_reference_picks() {
     use webvlm_kernels::ops::{sample, seen_mask};
-    use webvlm_kernels::sample::{SampleSettings, sample_ref, uniform};
+    use webvlm_kernels::sample::{NON_FINITE, SampleSettings, finite_row, sample_ref, uniform};
     let dev = &gpu().device;
     let mut rng = Lcg::new(31);
     let mut rows: Vec<Vec<f32>> = Vec::new();
@@ -343,9 +344,15 @@ fn sample_picks_what_the_reference_picks() {
     for i in (0..300).step_by(7) {
         odd[i] = f32::NEG_INFINITY;
     }
-    odd[5] = f32::NAN;
-    odd[250] = f32::NAN;
-    rows.push(odd);
+    rows.push(odd.clone());
+    let mut nan = odd.clone();
+    nan[5] = f32::NAN;
+    nan[250] = f32::NAN;
+    rows.push(nan);
+    let mut inf = odd;
+    inf[77] = f32::INFINITY;
+    rows.push(inf);
+    rows.push(vec![f32::NEG_INFINITY; 70]);
     let s = |temperature, top_k, top_p, repetition_penalty| SampleSettings { temperature, top_k, top_p, repetition_penalty };
     let settings = [
         s(0.0, 0, 1.0, 1.3),
@@ -368,7 +375,9 @@ fn sample_picks_what_the_reference_picks() {
                 let (id, mask) = sample(logits, seen_mask(&seen, n, dev), set, seed, draw).unwrap();
                 let got = ints(id)[0];
                 let mut expect_mask = seen.clone();
-                if set.repetition_penalty != 1.0 {
+                if !finite_row(row) {
+                    assert_eq!(got, NON_FINITE, "row {r} is not finite: no pick");
+                } else if set.repetition_penalty != 1.0 {
                     expect_mask.push(got);
                 }
                 let words = ints(mask);
@@ -377,7 +386,7 @@ fn sample_picks_what_the_reference_picks() {
                 expect_mask.dedup();
                 assert_eq!(held, expect_mask, "mask after row {r} settings {set:?}");
                 checked += 1;
-                if got != want.id {
+                if got != want.id && finite_row(row) {
                     assert!(want.margin < 1e-5, "row {r} ({n}), {set:?}, seed {seed} draw {draw}: got {got}, want {} (margin {})", want.id, want.margin);
                     near += 1;
                 }

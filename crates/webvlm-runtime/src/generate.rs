@@ -10,6 +10,7 @@ use webvlm_model::{ModelError, PreparedPrompt, Vlm};
 
 use crate::error::GenerateError;
 use crate::sampling::Sampler;
+use webvlm_kernels::sample::{NON_FINITE, finite_row};
 use crate::stream::TextStream;
 
 /// What the caller may tune. Defaults: greedy, 256 new tokens, stop at end-of-utterance.
@@ -254,8 +255,12 @@ impl<V: Deref<Target = Vlm>> Generator<V> {
         let id = match pending {
             Pending::Token(id) => id,
             Pending::InFlight(read) => first_id(read.wait().await?)?,
+            Pending::Logits(logits) if !finite_row(&logits) => NON_FINITE,
             Pending::Logits(logits) => self.sampler.sample(&logits, &self.seen),
         };
+        if id == NON_FINITE {
+            return Err(GenerateError::NonFiniteLogits { token: self.generated.len() });
+        }
         self.seen.push(id);
         self.generated.push(id);
         let is_stop = self.is_stop(id);

@@ -30,6 +30,7 @@ pub fn model(e: ModelError) -> JsValue {
 pub fn generate(e: GenerateError) -> JsValue {
     match e {
         GenerateError::InvalidOption(_) => named("InvalidRequestError", &e),
+        GenerateError::NonFiniteLogits { .. } => named("NumericalError", &e),
         GenerateError::Model(m) => model(m),
     }
 }

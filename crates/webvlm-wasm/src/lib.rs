@@ -269,7 +269,13 @@ impl Session {
             let mut generator = take_generator(&inner)?;
             let result = generator.step().await;
             let finish_reason = generator.finish_reason();
-            put_back(&inner, generator);
+            if result.is_ok() {
+                put_back(&inner, generator);
+            } else {
+                // A failed step leaves the conversation's cache suspect (a numerical fault, a
+                // lost device): the next turn starts afresh.
+                inner.borrow_mut().busy = false;
+            }
             let out = match result.map_err(errors::generate)? {
                 Some(step) => StepOut {
                     token_id: Some(step.id),
