@@ -472,6 +472,60 @@ describe('browser runtime', () => {
     await context.close();
   });
 
+  test('GPU memory is planned before download: over budget is an OutOfMemoryError, a tight budget shortens the context, a refused allocation keeps the loaded model', T, async () => {
+    await server.reset();
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image, patchedWorker) => {
+      const errorOf = (p) => p.then(() => undefined, (e) => ({ name: e.name, message: e.message }));
+      const overBudget = await errorOf(api.WebVLM.load(arg.url, { memoryBudget: 100_000 }));
+      const requestsAfterRefusal = (await (await fetch('/__test/log')).json()).filter((r) => /weights-\d+\.bin$/.test(r.path)).length;
+      // An explicit context: a prompt past it is refused by name.
+      const short = await api.WebVLM.load(arg.url, { contextLength: 30 });
+      const shortInfo = { context: short.info.contextLength, memory: short.info.memory };
+      let overflow;
+      try {
+        for await (const c of short.generate({ image: image(), prompt: arg.prompt, maxTokens: 2 })) void c;
+      } catch (e) {
+        overflow = e.name;
+      }
+      await short.dispose();
+      // A budget that holds SmolLM2's weights but not the KV cache of its 8 192 positions, from
+      // the numbers a refusal names.
+      const named = (await errorOf(api.WebVLM.load(arg.big, { memoryBudget: 1 }))).message;
+      const [w, n, kv, s] = /weights ([\d.]+) MiB, KV cache for (\d+) positions ([\d.]+) MiB, activations ([\d.]+) MiB/.exec(named).slice(1).map(Number);
+      const tight = await api.WebVLM.load(arg.big, { memoryBudget: (w + s + (kv / n) * 1000) * 2 ** 20 });
+      const tightInfo = { context: tight.info.contextLength, memory: tight.info.memory };
+      await tight.dispose();
+      // A device that refuses buffers of 8 MiB or more (as one out of memory would): SmolLM2's
+      // 28 MB embedding cannot be allocated; the tiny model loaded before keeps answering.
+      const worker = patchedWorker(`
+        const createBuffer = GPUDevice.prototype.createBuffer;
+        GPUDevice.prototype.createBuffer = function (desc) {
+          return createBuffer.call(this, desc.size >= 8 << 20 ? { ...desc, size: this.limits.maxBufferSize + 4 } : desc);
+        };`);
+      const vlm = await api.WebVLM.load(arg.url, { worker });
+      const refused = await errorOf(vlm.switchModel(arg.big));
+      const ids = [];
+      for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: 3, ignoreEos: true })) if (c.tokenId !== undefined) ids.push(c.tokenId);
+      const type = vlm.info.modelType;
+      await vlm.dispose();
+      return { overBudget, requestsAfterRefusal, shortInfo, overflow, tightInfo, refused, ids, type };
+    }, { url: server.modelUrl, big: new URL('/models/smollm2-135m-instruct/', server.url).href, prompt: GOLDENS.prompt });
+    const info = JSON.stringify(out);
+    assert.equal(out.overBudget?.name, 'OutOfMemoryError', info);
+    assert.match(out.overBudget.message, /needs [\d.]+ MiB of GPU memory \(weights [\d.]+ MiB, KV cache for 128 positions [\d.]+ MiB, activations [\d.]+ MiB\), over the budget of 0\.1 MiB \(the memoryBudget option\); nothing was downloaded/, info);
+    assert.equal(out.requestsAfterRefusal, 0, 'no weights were requested');
+    assert.equal(out.shortInfo.context, 30, info);
+    assert.equal(out.overflow, 'ContextOverflowError', info);
+    assert.equal(out.tightInfo.context, 768, `a budget for 1 000 positions gives 768: ${info}`);
+    assert.ok(out.tightInfo.memory.total <= out.tightInfo.memory.budget, info);
+    assert.equal(out.refused?.name, 'OutOfMemoryError', info);
+    assert.match(out.refused.message, /GPU refused memory/, info);
+    assert.deepEqual(out.ids, GOLDENS.greedy_tokens.slice(0, 3), 'the loaded model still answers');
+    assert.equal(out.type, 'idefics3');
+    await context.close();
+  });
+
   test('the main thread has no long task over 50 ms while generating', T, async () => {
     const { page, context } = await openPage(browser, server);
     const out = await run(page, async (api, arg, image) => {

@@ -46,7 +46,14 @@ async function loadInto(client: WorkerClient, source: string | URL, options: Loa
   if (options.signal?.aborted) throw new AbortError('load aborted before it started');
   void navigator.storage?.persist?.().catch(() => false);
   const { id, done } = client.send(
-    { kind: 'load', url: new URL(String(source), location.href).href, cache: options.cache ?? cache.defaultMode(), revision: options.revision ?? 'main' },
+    {
+      kind: 'load',
+      url: new URL(String(source), location.href).href,
+      cache: options.cache ?? cache.defaultMode(),
+      revision: options.revision ?? 'main',
+      contextLength: options.contextLength,
+      memoryBudget: options.memoryBudget,
+    },
     { onProgress: options.onProgress },
   );
   const onAbort = () => client.abort(id);

@@ -18,6 +18,19 @@ export interface LoadProgress {
   storage?: StorageState;
 }
 
+/** GPU memory of a model as planned from its manifest, in bytes. */
+export interface MemoryPlan {
+  weights: number;
+  /** KV cache per context position (all layers, keys and values). */
+  kvPerPosition: number;
+  /** Activations of the largest forward. */
+  scratch: number;
+  /** weights + kvPerPosition × contextLength + scratch. */
+  total: number;
+  /** The budget it was checked against, when there was one. */
+  budget?: number;
+}
+
 /** Where a model's files are kept between page loads. */
 export interface StorageState {
   /** 'memory': nothing persists; the next page load downloads the model again. */
@@ -37,6 +50,19 @@ export interface LoadOptions {
   revision?: string;
   /** A worker to run the engine in (bundlers that need a custom worker URL). */
   worker?: Worker;
+  /**
+   * Positions one conversation may hold (prompt, image tokens and reply). Default: the model's
+   * context, shortened (in steps of 256, not below 512) when the whole of it would not fit the
+   * memory budget. A longer prompt is then a ContextOverflowError.
+   */
+  contextLength?: number;
+  /**
+   * GPU bytes the model may take: weights, the KV cache at the chosen context and activations,
+   * as planned from the manifest before anything is downloaded. A model that cannot fit is an
+   * OutOfMemoryError at once. Default: half of `navigator.deviceMemory` where the browser
+   * reports it (phones share that memory with everything else), else no limit.
+   */
+  memoryBudget?: number;
 }
 
 export interface AdapterInfo {
@@ -70,6 +96,8 @@ export interface ModelInfo {
   adapter: AdapterInfo;
   /** Where the files are kept. */
   storage: StorageState;
+  /** The GPU memory planned for the model (bytes), and the budget it was planned against. */
+  memory: MemoryPlan;
   /** Milliseconds: storage/network phase and GPU upload. */
   timings: { fetchMs: number; uploadMs: number };
 }

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod device;
+pub mod memory;
 pub mod error;
 pub mod model;
 pub mod nn;

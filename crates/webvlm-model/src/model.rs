@@ -113,6 +113,8 @@ pub struct Model {
     text: TextDecoder,
     config: ModelConfig,
     device: Device,
+    /// A context shorter than the model's, chosen to fit the device's memory.
+    context_limit: Option<usize>,
 }
 
 impl Model {
@@ -147,7 +149,7 @@ impl Model {
             text
         };
         store.finish()?;
-        Ok(Self { vision, text, config: config.clone(), device })
+        Ok(Self { vision, text, config: config.clone(), device, context_limit: None })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -364,8 +366,16 @@ impl Model {
         Ok(Some(out))
     }
 
-    /// Parameters in the checkpoint's sense (for `webvlm info`).
+    /// Positions a conversation may hold: the model's context, or the limit set on it.
     pub fn context_length(&self) -> usize {
-        self.config.text_config.max_position_embeddings
+        let full = self.config.text_config.max_position_embeddings;
+        self.context_limit.map_or(full, |l| l.min(full))
+    }
+
+    /// Hold at most `positions` in a conversation (its KV cache never grows past them): what a
+    /// device with less memory than the model's whole context needs takes. Longer prompts are
+    /// then a [`ModelError::ContextOverflow`].
+    pub fn limit_context(&mut self, positions: usize) {
+        self.context_limit = Some(positions.max(1));
     }
 }

@@ -40,6 +40,28 @@ pub fn debug_trap() {
     panic!("a trap requested by a test (debug.trap)");
 }
 
+/// The GPU memory a packed model will need, from its manifest alone (before any download):
+/// `{weights, kvPerPosition, scratch, context}` bytes and positions, plus `fits`: the longest
+/// context (multiple of 256, ≥ `min_context`) within `budget` bytes, `null` when even that does
+/// not fit. Without a budget `fits` is the model's context.
+#[wasm_bindgen(js_name = planMemory)]
+pub fn plan_memory(manifest: &str, budget: Option<f64>, min_context: usize) -> Result<JsValue, JsValue> {
+    let manifest = webvlm_model::weights::packed::Manifest::from_json(manifest).map_err(errors::model)?;
+    let plan = webvlm_model::memory::MemoryPlan::from_manifest(&manifest).map_err(errors::model)?;
+    let fits = match budget {
+        Some(b) => plan.context_within(b.max(0.0) as u64, min_context),
+        None => Some(plan.context),
+    };
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Planned {
+        #[serde(flatten)]
+        plan: webvlm_model::memory::MemoryPlan,
+        fits: Option<usize>,
+    }
+    to_js(&Planned { plan, fits })
+}
+
 thread_local! {
     // burn registers one wgpu runtime per process and refuses to reconfigure it: every session
     // shares the first device.
@@ -144,19 +166,17 @@ impl Session {
         let device = self.inner.borrow().device.clone();
         let source = JsSource::new(read, names);
         let load = PackedLoad::begin(&source, &device).map_err(errors::model)?;
-        Ok(Loading { load: Some(load), buffer: Vec::new(), device })
+        Ok(Loading { load: Some(load), built: None, buffer: Vec::new(), device })
     }
 
-    /// Put the model `loading` completed in place of the loaded one (whose GPU memory goes, and
-    /// with it the conversation). A failure leaves the loaded model as it was.
+    /// Put the model `loading` built ([`Loading::build`]) in place of the loaded one (whose GPU
+    /// memory goes, and with it the conversation).
     #[wasm_bindgen(js_name = finishLoad)]
     pub fn finish_load(&self, loading: &mut Loading) -> Result<JsValue, JsValue> {
-        let load = loading.load.take().ok_or_else(|| named("WebVLMError", "this load has already finished"))?;
-        loading.buffer = Vec::new();
         if self.inner.borrow().busy {
             return Err(named("BusyError", "a generation is running; abort it before loading"));
         }
-        let vlm = load.finish().map_err(errors::model)?;
+        let vlm = loading.built.take().ok_or_else(|| named("WebVLMError", "the load was not built (or has finished)"))?;
         let cfg = vlm.config();
         let info = ModelInfo {
             model_type: cfg.model_type.clone(),
@@ -317,6 +337,8 @@ impl Session {
 #[wasm_bindgen]
 pub struct Loading {
     load: Option<PackedLoad>,
+    /// The model, once every shard was fed and [`Loading::build`] ran.
+    built: Option<Vlm>,
     /// The next shard, written in place by JavaScript (one copy from storage to here).
     buffer: Vec<u8>,
     device: Device,
@@ -325,7 +347,7 @@ pub struct Loading {
 impl Drop for Loading {
     fn drop(&mut self) {
         // An abandoned load: its uploaded buffers go, and the pages they took with them.
-        if self.load.take().is_some() {
+        if self.load.take().is_some() || self.built.take().is_some() {
             webvlm_kernels::release_free_memory(&self.device);
         }
     }
@@ -358,6 +380,20 @@ impl Loading {
         let load = self.load.as_mut().ok_or_else(|| named("WebVLMError", "this load has already finished"))?;
         let check = if verified { Check::SizeOnly } else { Check::Sha256 };
         load.feed(&self.buffer, check).map_err(errors::model)
+    }
+
+    /// Assemble the model from the fed shards (every allocation of the load is made by now),
+    /// holding at most `context` positions per conversation when given; the session's model is
+    /// not touched until [`Session::finish_load`].
+    pub fn build(&mut self, context: Option<usize>) -> Result<(), JsValue> {
+        let load = self.load.take().ok_or_else(|| named("WebVLMError", "this load has already been built"))?;
+        self.buffer = Vec::new();
+        let mut vlm = load.finish().map_err(errors::model)?;
+        if let Some(positions) = context {
+            vlm.model.limit_context(positions);
+        }
+        self.built = Some(vlm);
+        Ok(())
     }
 }
 

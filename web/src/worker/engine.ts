@@ -10,6 +10,10 @@ export interface LoadRequest {
   url: string;
   cache: CacheMode;
   revision: string;
+  /** Positions a conversation may hold (default: the model's context, shortened to fit). */
+  contextLength?: number;
+  /** GPU bytes the model may take (default: from `navigator.deviceMemory`, where known). */
+  memoryBudget?: number;
 }
 
 export interface GenerateCall {

@@ -57,11 +57,16 @@ export interface FetchedModel {
   downloaded: number;
 }
 
+/**
+ * `check(manifestText)` runs once the manifest is known and before anything is downloaded or
+ * deleted: a throw there (the model cannot fit this device) leaves the store as it was.
+ */
 export async function fetchModel(
   loc: ModelLocation,
   mode: CacheMode,
   progress: (p: LoadProgress) => void,
   signal?: AbortSignal,
+  check?: (manifestText: string) => void,
 ): Promise<FetchedModel> {
   progress({ phase: 'manifest', loaded: 0, total: 0, fromCache: true });
   const key = await modelKey(loc.url);
@@ -98,6 +103,7 @@ export async function fetchModel(
       if (text === undefined) throw new NetworkError(`cannot fetch ${manifestUrl}: ${offline instanceof Error ? offline.message : String(offline)}`);
     }
     const manifest = parseManifest(text, manifestUrl);
+    check?.(text);
     const files = [...manifest.assets, ...manifest.shards];
     // Files of an older version of the model go before anything is downloaded (their space
     // counts for the new one).

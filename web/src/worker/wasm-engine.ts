@@ -1,9 +1,9 @@
 /** The real engine: the wasm `Session` fed from the model store. */
-import init, { type Loading, Session, debugTrap } from '../wasm/webvlm_wasm.js';
+import init, { type Loading, Session, debugTrap, planMemory } from '../wasm/webvlm_wasm.js';
 import type { FileEntry, Reader } from '../cache/store.js';
-import { AbortError, DeviceLostError, IntegrityError, ModelFormatError, StorageError, WebGPUUnavailableError } from '../errors.js';
+import { AbortError, DeviceLostError, IntegrityError, ModelFormatError, OutOfMemoryError, StorageError, WebGPUUnavailableError } from '../errors.js';
 import { resolveSource } from '../source.js';
-import type { GenerateChunk, GpuCost, GpuMemory, LoadProgress, ModelInfo, Usage } from '../types.js';
+import type { GenerateChunk, GpuCost, GpuMemory, LoadProgress, MemoryPlan, ModelInfo, Usage } from '../types.js';
 import type { KernelBenchRow } from '../bench.js';
 import type { Engine, GenerateCall, LoadRequest } from './engine.js';
 import { adapterInfo, gpu, installGpuHooks, type GpuDeviceLike } from './gpu.js';
@@ -33,6 +33,36 @@ interface WasmInfo {
   vocabSize: number;
   decodeWeightBytes: number;
   imageSplitting: boolean;
+}
+
+/** The shortest context worth shortening to. */
+const MIN_CONTEXT = 512;
+const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
+/** The budget a load is planned against: the caller's, else half the device's RAM where known. */
+function memoryBudget(req: LoadRequest): { bytes?: number; source: string } {
+  if (req.memoryBudget !== undefined) return { bytes: req.memoryBudget, source: 'the memoryBudget option' };
+  const gb = (navigator as Navigator & { deviceMemory?: number }).deviceMemory;
+  if (typeof gb === 'number' && gb > 0) return { bytes: (gb * 2 ** 30) / 2, source: `half of navigator.deviceMemory (${gb} GB)` };
+  return { source: 'no limit known' };
+}
+
+/**
+ * Plan the model's GPU memory from its manifest, before any download: the context to hold
+ * (the caller's, else the model's, shortened to fit the budget), or an OutOfMemoryError that
+ * says what is needed and what there is.
+ */
+function planLoad(manifest: string, req: LoadRequest): { context: number; memory: MemoryPlan } {
+  const budget = memoryBudget(req);
+  const p = planMemory(manifest, budget.bytes, MIN_CONTEXT) as { weights: number; kvPerPosition: number; scratch: number; context: number; fits: number | null };
+  const total = (context: number) => p.weights + p.kvPerPosition * context + p.scratch;
+  const explain = (context: number) =>
+    `${MiB(total(context))} of GPU memory (weights ${MiB(p.weights)}, KV cache for ${context} positions ${MiB(p.kvPerPosition * context)}, activations ${MiB(p.scratch)})`;
+  let context = req.contextLength !== undefined ? Math.min(Math.max(1, Math.floor(req.contextLength)), p.context) : p.fits ?? Math.min(MIN_CONTEXT, p.context);
+  if (budget.bytes !== undefined && total(context) > budget.bytes) {
+    throw new OutOfMemoryError(`the model needs ${explain(context)}, over the budget of ${MiB(budget.bytes)} (${budget.source}); nothing was downloaded`);
+  }
+  return { context, memory: { weights: p.weights, kvPerPosition: p.kvPerPosition, scratch: p.scratch, total: total(context), ...(budget.bytes !== undefined ? { budget: budget.bytes } : {}) } };
 }
 
 /** Back to the event loop (so an abort message can land) without setTimeout's clamping. */
@@ -97,14 +127,17 @@ export class WasmEngine implements Engine {
     const session = await this.ensureSession();
     const loc = resolveSource(req.url, req.revision);
     const t0 = performance.now();
-    const fetched = await fetchModel(loc, req.cache, progress, signal);
+    let planned: { context: number; memory: MemoryPlan } | undefined;
+    const fetched = await fetchModel(loc, req.cache, progress, signal, (manifest) => {
+      planned = planLoad(manifest, req);
+    });
     if (signal.aborted) throw new AbortError('load aborted');
     const t1 = performance.now();
     const fromCache = fetched.downloaded === 0;
     const storage = fetched.storage;
     // Read under the model's shared lock: the files cannot be deleted (WebVLM.cache.delete, a
     // newer version's load in another tab) while the engine reads them.
-    const info = await withModelLock(fetched.key, 'shared', () => this.upload(session, fetched, progress, signal));
+    const info = await withModelLock(fetched.key, 'shared', () => this.upload(session, fetched, progress, signal, planned?.context));
     progress({ phase: 'ready', loaded: fetched.bytes, total: fetched.bytes, fromCache, storage });
     this.modelUrl = loc.url;
     const t2 = performance.now();
@@ -123,12 +156,47 @@ export class WasmEngine implements Engine {
       bytes: fetched.bytes,
       adapter: adapterInfo(),
       storage,
+      memory: planned?.memory ?? { weights: 0, kvPerPosition: 0, scratch: 0, total: 0 },
       timings: { fetchMs: t1 - t0, uploadMs: t2 - t1 },
     };
   }
 
   /** The model's files from the store to the GPU, shard by shard. */
-  private async upload(session: Session, fetched: FetchedModel, progress: (p: LoadProgress) => void, signal: AbortSignal): Promise<WasmInfo> {
+  private async upload(session: Session, fetched: FetchedModel, progress: (p: LoadProgress) => void, signal: AbortSignal, context?: number): Promise<WasmInfo> {
+    // An allocation the device refuses (out of memory, or past a limit) is an error of this
+    // load — OutOfMemoryError, the model loaded before staying in use — not an uncaptured GPU
+    // error that would end the engine.
+    const device = gpu.device as (GpuDeviceLike & { pushErrorScope?(f: string): void; popErrorScope?(): Promise<{ message: string } | null> }) | undefined;
+    const scoped = !!device?.pushErrorScope && !!device.popErrorScope;
+    if (scoped) {
+      device.pushErrorScope!('out-of-memory');
+      device.pushErrorScope!('validation');
+    }
+    let failure: unknown;
+    let loading: Loading | undefined;
+    try {
+      loading = await this.uploadShards(session, fetched, progress, signal);
+      loading.build(context);
+    } catch (e) {
+      failure = e;
+    }
+    try {
+      if (scoped) {
+        const validation = await device.popErrorScope!();
+        const oom = await device.popErrorScope!();
+        const refused = oom ?? validation;
+        if (refused) throw new OutOfMemoryError(`the GPU refused memory for the model's weights (${refused.message.trim()}); try a smaller model or quantisation`);
+      }
+      if (failure !== undefined) throw failure;
+      // Only now, with every buffer allocated, does the new model replace the loaded one.
+      return session.finishLoad(loading!) as WasmInfo;
+    } finally {
+      loading?.free();
+    }
+  }
+
+  /** Feed every shard to a new load; the caller builds and installs it. */
+  private async uploadShards(session: Session, fetched: FetchedModel, progress: (p: LoadProgress) => void, signal: AbortSignal): Promise<Loading> {
     const fromCache = fetched.downloaded === 0;
     const storage = fetched.storage;
     const storageError = (what: string, e: unknown) =>
@@ -144,6 +212,7 @@ export class WasmEngine implements Engine {
     let uploaded = 0;
     let loading: Loading | undefined;
     let changed: FileEntry | undefined;
+    let ok = false;
     try {
       const manifestBytes = new TextEncoder().encode(fetched.manifestText);
       loading = session.beginLoad(
@@ -174,9 +243,10 @@ export class WasmEngine implements Engine {
         uploaded += entry.bytes;
         progress({ phase: 'upload', file: name, fileLoaded: entry.bytes, fileTotal: entry.bytes, loaded: uploaded, total: fetched.bytes, fromCache, storage });
       }
-      return session.finishLoad(loading) as WasmInfo;
+      ok = true;
+      return loading;
     } finally {
-      loading?.free();
+      if (!ok) loading?.free();
       await reader.close();
       if (changed) await fetched.store.remove(changed.file);
     }
