@@ -4,7 +4,7 @@
  * verified and a cut download starts the file over; loading reads every file into memory
  * first (the loader is synchronous). OPFS has neither limitation.
  */
-import { type CompleteMarker, type FileEntry, MemoryFile, type ModelStore, type Reader, type Writer, bytesReader, markerHas } from './store.js';
+import { type CompleteMarker, type FileEntry, MemoryFile, type ModelStore, type Reader, type Writer, Versions, bytesReader, markerHas } from './store.js';
 
 export const CACHE_NAME = 'webvlm-v1';
 const ORIGIN = 'https://webvlm.cache/';
@@ -20,7 +20,8 @@ export function cacheKeyUrl(key: string, file: string): string {
 export class CacheApiStore implements ModelStore {
   readonly mode = 'cache-api' as const;
   private pending = new Map<string, MemoryFile>();
-  private versions = new Map<string, string>();
+  // Partial files live in memory for one load only, and so do their versions.
+  private versions = new Versions();
 
   private constructor(
     private cache: Cache,
@@ -59,12 +60,10 @@ export class CacheApiStore implements ModelStore {
   }
 
   validator(file: string): string | undefined {
-    // Partial files live in memory for one load only, and so do their versions.
     return this.versions.get(file);
   }
-  async setValidator(file: string, version: string | undefined): Promise<void> {
-    if (version === undefined) this.versions.delete(file);
-    else this.versions.set(file, version);
+  setValidator(file: string, version: string | undefined): Promise<void> {
+    return this.versions.set(file, version);
   }
 
   isComplete(entry: FileEntry): boolean {

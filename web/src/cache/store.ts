@@ -35,6 +35,19 @@ export interface Reader {
   close(): Promise<void>;
 }
 
+/** Per-file versions (ETag / Last-Modified) of partial files held in memory, for stores whose
+ * partial files do not outlive a load. */
+export class Versions {
+  private map = new Map<string, string>();
+  get(file: string): string | undefined {
+    return this.map.get(file);
+  }
+  async set(file: string, version: string | undefined): Promise<void> {
+    if (version === undefined) this.map.delete(file);
+    else this.map.set(file, version);
+  }
+}
+
 /** A {@link Reader} over bytes already in memory. */
 export function bytesReader(get: (file: string) => Uint8Array | undefined, close: () => void): Reader {
   return {
@@ -114,7 +127,7 @@ export class MemoryStore implements ModelStore {
   readonly mode = 'none' as const;
   private files = new Map<string, MemoryFile>();
   private done = new Map<string, string>();
-  private versions = new Map<string, string>();
+  private versions = new Versions();
   private manifest?: string;
 
   async prune(keep: Set<string>): Promise<string[]> {
@@ -125,9 +138,8 @@ export class MemoryStore implements ModelStore {
   validator(file: string): string | undefined {
     return this.versions.get(file);
   }
-  async setValidator(file: string, version: string | undefined): Promise<void> {
-    if (version === undefined) this.versions.delete(file);
-    else this.versions.set(file, version);
+  setValidator(file: string, version: string | undefined): Promise<void> {
+    return this.versions.set(file, version);
   }
 
   isComplete(entry: FileEntry): boolean {

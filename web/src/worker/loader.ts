@@ -125,19 +125,28 @@ export async function fetchModel(
     let last = 0;
     let trailing: ReturnType<typeof setTimeout> | undefined;
     const perFile = new Map<string, number>();
-    // At most one event per 50 ms, but the latest state always goes out (a stalled download
-    // must still show the bytes it got).
+    // Files whose state changed since the last events went out, each with its latest phase.
+    const dirty = new Map<string, { file: FileEntry; phase: LoadProgress['phase'] }>();
+    const flush = () => {
+      last = performance.now();
+      for (const { file, phase } of dirty.values()) {
+        progress({ phase, file: file.file, fileLoaded: perFile.get(file.file) ?? 0, fileTotal: file.bytes, loaded, total, fromCache: missing.length === 0, storage });
+      }
+      dirty.clear();
+    };
+    // At most one round of events per 50 ms, but the latest state of every file always goes out
+    // (a stalled download must still show the bytes it got, under its own name).
     const report = (file: FileEntry, phase: LoadProgress['phase'], force: boolean) => {
+      dirty.set(file.file, { file, phase });
       const now = performance.now();
       if (!force && now - last < 50) {
         trailing ??= setTimeout(() => {
           trailing = undefined;
-          report(file, phase, true);
+          flush();
         }, 50 - (now - last));
         return;
       }
-      last = now;
-      progress({ phase, file: file.file, fileLoaded: perFile.get(file.file) ?? 0, fileTotal: file.bytes, loaded, total, fromCache: missing.length === 0, storage });
+      flush();
     };
     for (const f of files) if (store.isComplete(f)) {
       perFile.set(f.file, f.bytes);

@@ -135,7 +135,7 @@ impl Manifest {
     }
 
     /// Turn the bytes of one tensor's planes into values.
-    pub fn decode(entry: &TensorEntry, planes: Vec<Vec<u8>>) -> Result<Decoded> {
+    pub fn decode(entry: &TensorEntry, planes: &[&[u8]]) -> Result<Decoded> {
         let bad = |m: String| ModelError::Manifest { message: format!("tensor `{}`: {m}", entry.name) };
         let numel: usize = entry.shape.iter().product();
         let matrix = || -> Result<(usize, usize)> {
@@ -145,7 +145,7 @@ impl Manifest {
             }
         };
         let kerr = |e: webvlm_kernels::KernelError| bad(e.to_string());
-        let mut planes = planes.into_iter();
+        let mut planes = planes.iter().copied();
         let mut next = || planes.next().ok_or_else(|| bad("too few planes".into()));
         Ok(match entry.dtype.as_str() {
             "f32" => {
@@ -171,16 +171,16 @@ impl Manifest {
             "q8" => {
                 let (n, k) = matrix()?;
                 let (qs, d) = (next()?, next()?);
-                Decoded::Quant(QuantMatrix::from_q8_planes(n, k, words(&qs), words(&d)).map_err(kerr)?)
+                Decoded::Quant(QuantMatrix::from_q8_planes(n, k, words(qs), words(d)).map_err(kerr)?)
             }
             "q4" => {
                 let (n, k) = matrix()?;
                 let (qs, dm) = (next()?, next()?);
-                Decoded::Quant(QuantMatrix::from_q4_planes(n, k, words(&qs), words(&dm)).map_err(kerr)?)
+                Decoded::Quant(QuantMatrix::from_q4_planes(n, k, words(qs), words(dm)).map_err(kerr)?)
             }
             "f16" => {
                 let (n, k) = matrix()?;
-                Decoded::Quant(QuantMatrix::from_f16_plane(n, k, words(&next()?)).map_err(kerr)?)
+                Decoded::Quant(QuantMatrix::from_f16_plane(n, k, words(next()?)).map_err(kerr)?)
             }
             other => return Err(ModelError::UnknownQuant { name: entry.name.clone(), scheme: other.into() }),
         })
@@ -252,6 +252,15 @@ impl ShardReader {
             if !overlaps {
                 continue;
             }
+            // A tensor wholly inside this shard is decoded from the shard's bytes in place;
+            // only one that crosses shards is assembled in buffers of its own.
+            let inside = t.planes.iter().all(|p| p.offset >= start && p.offset + p.bytes <= end);
+            if inside && self.pending[i].is_none() {
+                let planes: Vec<&[u8]> =
+                    t.planes.iter().map(|p| &bytes[(p.offset - start) as usize..(p.offset + p.bytes - start) as usize]).collect();
+                done.push((t.name.clone(), Manifest::decode(t, &planes)?));
+                continue;
+            }
             let slot = self.pending[i].get_or_insert_with(|| {
                 let bufs = t.planes.iter().map(|p| vec![0u8; p.bytes as usize]).collect();
                 (bufs, t.planes.iter().map(|p| p.bytes).sum())
@@ -267,7 +276,8 @@ impl ShardReader {
             }
             if slot.1 == 0 {
                 if let Some((bufs, _)) = self.pending[i].take() {
-                    done.push((t.name.clone(), Manifest::decode(t, bufs)?));
+                    let planes: Vec<&[u8]> = bufs.iter().map(Vec::as_slice).collect();
+                    done.push((t.name.clone(), Manifest::decode(t, &planes)?));
                 }
             }
         }
