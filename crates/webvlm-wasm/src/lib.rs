@@ -3,9 +3,9 @@
 //! A [`Session`] owns the WebGPU device, one loaded model and the conversation's generator (and
 //! so its KV cache). Generation is `start` → `prefill` → `step`… so that the worker gets back to
 //! its event loop between tokens: an abort is simply not calling `step` again. Loading is
-//! `beginLoad` → one `feed` per shard → `finishLoad` for the same reason: the worker awaits
-//! between shards (an abort lands within one) and the loaded model stays in use until the new
-//! one is complete. Bytes come from JavaScript: the small files through a read callback, each
+//! `beginLoad` → one `feed` per shard → `build` → `finishLoad` for the same reason: the worker
+//! awaits between shards (an abort lands within one) and the loaded model stays in use until the
+//! new one is complete and every allocation it made has succeeded. Bytes come from JavaScript: the small files through a read callback, each
 //! shard written by the worker straight into this module's memory (OPFS sync access handles
 //! read into it), so nothing here fetches or stores anything.
 #![cfg(target_family = "wasm")]
@@ -42,8 +42,8 @@ pub fn debug_trap() {
 
 /// The GPU memory a packed model will need, from its manifest alone (before any download):
 /// `{weights, kvPerPosition, scratch, context}` bytes and positions, plus `fits`: the longest
-/// context (multiple of 256, ≥ `min_context`) within `budget` bytes, `null` when even that does
-/// not fit. Without a budget `fits` is the model's context.
+/// context within `budget` bytes ([`webvlm_model::memory::MemoryPlan::context_within`]), `null`
+/// when not even `min_context` positions fit. Without a budget `fits` is the model's context.
 #[wasm_bindgen(js_name = planMemory)]
 pub fn plan_memory(manifest: &str, budget: Option<f64>, min_context: usize) -> Result<JsValue, JsValue> {
     let manifest = webvlm_model::weights::packed::Manifest::from_json(manifest).map_err(errors::model)?;
