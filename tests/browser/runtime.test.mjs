@@ -471,6 +471,7 @@ describe('browser runtime', () => {
       missing: new URL('/models/no-such-model/', server.url).href,
     });
     const info = JSON.stringify(out);
+    assert.equal(out.error, undefined, info);
     assert.deepEqual(out.firstIds, GOLDENS.greedy_tokens.slice(0, 3));
     assert.equal(out.aborted, 'AbortError', info);
     assert.ok(out.phases.includes('upload'), info);

@@ -243,6 +243,10 @@ export class WasmEngine implements Engine {
         uploaded += entry.bytes;
         progress({ phase: 'upload', file: name, fileLoaded: entry.bytes, fileTotal: entry.bytes, loaded: uploaded, total: fetched.bytes, fromCache, storage });
       }
+      // An abort that came while the last shard was fed still lands: nothing has replaced the
+      // loaded model yet.
+      await yieldToEventLoop();
+      if (signal.aborted) throw new AbortError('load aborted; the model loaded before stays in use');
       ok = true;
       return loading;
     } finally {
