@@ -220,10 +220,6 @@ export class WasmEngine implements Engine {
         ['manifest.json', ...fetched.files.map((f) => f.file)],
       );
       for (let name = loading.nextShard(); name !== undefined; name = loading.nextShard()) {
-        // Back to the event loop between shards: an abort lands within one shard, and the
-        // model loaded before stays in use (the new one replaces it only when complete).
-        await yieldToEventLoop();
-        if (signal.aborted) throw new AbortError('load aborted; the model loaded before stays in use');
         const entry = entries.get(name);
         if (!entry) throw new ModelFormatError(`the engine asked for ${name}, which manifest.json does not list`);
         const size = reader.size(name);
@@ -242,11 +238,12 @@ export class WasmEngine implements Engine {
         loading.feed(true);
         uploaded += entry.bytes;
         progress({ phase: 'upload', file: name, fileLoaded: entry.bytes, fileTotal: entry.bytes, loaded: uploaded, total: fetched.bytes, fromCache, storage });
+        // Back to the event loop after every shard (the last included): an abort lands within
+        // one shard, and the model loaded before stays in use (the new one replaces it only
+        // when complete). An abort before the first shard was checked after the fetch.
+        await yieldToEventLoop();
+        if (signal.aborted) throw new AbortError('load aborted; the model loaded before stays in use');
       }
-      // An abort that came while the last shard was fed still lands: nothing has replaced the
-      // loaded model yet.
-      await yieldToEventLoop();
-      if (signal.aborted) throw new AbortError('load aborted; the model loaded before stays in use');
       ok = true;
       return loading;
     } finally {
