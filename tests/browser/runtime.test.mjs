@@ -487,7 +487,7 @@ describe('browser runtime', () => {
     await context.close();
   });
 
-  test('GPU memory is planned before download: over budget is an OutOfMemoryError, a tight budget shortens the context, a refused allocation keeps the loaded model', T, async () => {
+  test('GPU memory is planned before download: over budget is an OutOfMemoryError, a tight budget shortens the context, a refused allocation (load or first forward) keeps the loaded model', T, async () => {
     await server.reset();
     const { page, context } = await openPage(browser, server);
     const out = await run(page, async (api, arg, image, patchedWorker) => {
@@ -513,18 +513,31 @@ describe('browser runtime', () => {
       await tight.dispose();
       // A device that refuses buffers of 8 MiB or more (as one out of memory would): SmolLM2's
       // 28 MB embedding cannot be allocated; the tiny model loaded before keeps answering.
+      // While a generation whose prompt holds the marker runs, it refuses every tensor buffer of
+      // 4 KiB or more: the first forward's activations and KV cache, as a device out of memory
+      // would (CubeCL's small per-stream staging and uniform pages are spared: those it never
+      // gives back, and a refusal there ends the engine instead — EngineCrashedError).
       const worker = patchedWorker(`
+        let starving = false;
+        self.addEventListener('message', (e) => {
+          if (e.data?.kind === 'generate') starving = JSON.stringify(e.data.messages).includes('STARVE');
+        });
         const createBuffer = GPUDevice.prototype.createBuffer;
+        const tensor = (usage) => (usage & (GPUBufferUsage.MAP_READ | GPUBufferUsage.UNIFORM)) === 0;
         GPUDevice.prototype.createBuffer = function (desc) {
-          return createBuffer.call(this, desc.size >= 8 << 20 ? { ...desc, size: this.limits.maxBufferSize + 4 } : desc);
+          const refuse = desc.size >= 8 << 20 || (starving && tensor(desc.usage) && desc.size >= 4096);
+          return createBuffer.call(this, refuse ? { ...desc, size: this.limits.maxBufferSize + 4 } : desc);
         };`);
       const vlm = await api.WebVLM.load(arg.url, { worker });
       const refused = await errorOf(vlm.switchModel(arg.big));
+      const starved = await errorOf((async () => {
+        for await (const c of vlm.generate({ image: image(), prompt: `${arg.prompt} STARVE`, maxTokens: 3 })) void c;
+      })());
       const ids = [];
       for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: 3, ignoreEos: true })) if (c.tokenId !== undefined) ids.push(c.tokenId);
       const type = vlm.info.modelType;
       await vlm.dispose();
-      return { overBudget, requestsAfterRefusal, shortInfo, overflow, tightInfo, refused, ids, type };
+      return { overBudget, requestsAfterRefusal, shortInfo, overflow, tightInfo, refused, starved, ids, type };
     }, { url: server.modelUrl, big: new URL('/models/smollm2-135m-instruct/', server.url).href, prompt: GOLDENS.prompt });
     const info = JSON.stringify(out);
     assert.equal(out.overBudget?.name, 'OutOfMemoryError', info);
@@ -536,7 +549,9 @@ describe('browser runtime', () => {
     assert.ok(out.tightInfo.memory.total <= out.tightInfo.memory.budget, info);
     assert.equal(out.refused?.name, 'OutOfMemoryError', info);
     assert.match(out.refused.message, /GPU refused memory/, info);
-    assert.deepEqual(out.ids, GOLDENS.greedy_tokens.slice(0, 3), 'the loaded model still answers');
+    assert.equal(out.starved?.name, 'OutOfMemoryError', info);
+    assert.match(out.starved.message, /GPU refused memory for this prompt's activations \(\d+ tokens and its \d+ image tokens\).*the model stays loaded/, info);
+    assert.deepEqual(out.ids, GOLDENS.greedy_tokens.slice(0, 3), 'the loaded model still answers, after both refusals');
     assert.equal(out.type, 'idefics3');
     await context.close();
   });

@@ -309,11 +309,13 @@ impl Session {
         })
     }
 
-    /// Forget the conversation (its KV cache goes with it).
+    /// Forget the conversation: its KV cache and activations go, and with them the allocator's
+    /// pages they freed (after a refused allocation, the pages the device refused).
     pub fn reset(&self) {
         let mut inner = self.inner.borrow_mut();
         if !inner.busy {
             inner.generator = None;
+            webvlm_kernels::release_free_memory(&inner.device);
         }
     }
 

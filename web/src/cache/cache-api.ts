@@ -1,8 +1,8 @@
 /**
  * The fallback store for engines without OPFS: each verified file is one Response in the
  * `webvlm-v1` cache. The Cache API cannot append, so downloads are held in memory until
- * verified and a cut download starts the file over; loading reads every file into memory
- * first (the loader is synchronous). OPFS has neither limitation.
+ * verified and a cut download starts the file over; loading brings one file at a time into
+ * memory (a body cannot be read synchronously). OPFS has neither limitation.
  */
 import { type CompleteMarker, type FileEntry, MemoryFile, type ModelStore, type Reader, type Writer, Versions, bytesReader, markerHas } from './store.js';
 
@@ -105,11 +105,21 @@ export class CacheApiStore implements ModelStore {
   }
 
   async openReader(files: string[]): Promise<Reader> {
-    const bytes = new Map<string, Uint8Array>();
-    for (const f of files) {
-      const res = await this.cache.match(cacheKeyUrl(this.key, f));
-      if (res) bytes.set(f, new Uint8Array(await res.arrayBuffer()));
-    }
-    return bytesReader((file) => bytes.get(file), () => bytes.clear());
+    // A Response body can only be read asynchronously: each file is brought into memory when
+    // the loader is about to read it and let go when it is done, so a load holds one shard
+    // (and the small files) at a time, never the whole model.
+    const known = new Set(files);
+    const held = new Map<string, Uint8Array>();
+    return {
+      ...bytesReader((file) => held.get(file), () => held.clear()),
+      prepare: async (file) => {
+        if (held.has(file) || !known.has(file)) return;
+        const res = await this.cache.match(cacheKeyUrl(this.key, file));
+        if (res) held.set(file, new Uint8Array(await res.arrayBuffer()));
+      },
+      release: (file) => {
+        held.delete(file);
+      },
+    };
   }
 }

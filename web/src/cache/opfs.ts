@@ -241,6 +241,8 @@ export class OpfsStore implements ModelStore {
       }
     };
     return {
+      prepare: async () => undefined,
+      release: () => undefined,
       read: (file) => {
         const h = handles.get(file);
         if (!h) return undefined;

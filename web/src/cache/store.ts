@@ -25,6 +25,11 @@ export interface Writer {
 
 /** Synchronous reads for the engine's loader (it pulls one file at a time). */
 export interface Reader {
+  /** Make `file` readable before the synchronous calls: a store that cannot read
+   * synchronously (the Cache API) brings that one file into memory; a no-op elsewhere. */
+  prepare(file: string): Promise<void>;
+  /** The loader is done with `file`: a store that brought it into memory lets it go. */
+  release(file: string): void;
   /** A whole (small) file, or undefined when the store lacks it. */
   read(file: string): Uint8Array | undefined;
   /** A file's size as stored, or undefined when the store lacks it. */
@@ -51,6 +56,8 @@ export class Versions {
 /** A {@link Reader} over bytes already in memory. */
 export function bytesReader(get: (file: string) => Uint8Array | undefined, close: () => void): Reader {
   return {
+    prepare: async () => undefined,
+    release: () => undefined,
     read: get,
     size: (file) => get(file)?.length,
     readInto: (file, target) => {

@@ -74,6 +74,37 @@ function yieldToEventLoop(): Promise<void> {
   });
 }
 
+type ScopedDevice = GpuDeviceLike & { pushErrorScope?(f: string): void; popErrorScope?(): Promise<{ message: string } | null> };
+
+/**
+ * Run `body` with the device's out-of-memory and validation errors captured. What the device
+ * refused comes back as `{ refused }` (its message), and `body`'s own failure is then dropped:
+ * a refused buffer is the cause of whatever failed after it. Without scopes (no device yet)
+ * `body` just runs.
+ */
+async function captureGpuErrors<T>(body: () => Promise<T>): Promise<{ value: T; refused?: undefined } | { refused: string }> {
+  const device = gpu.device as ScopedDevice | undefined;
+  const scoped = !!device?.pushErrorScope && !!device.popErrorScope;
+  if (scoped) {
+    device.pushErrorScope!('out-of-memory');
+    device.pushErrorScope!('validation');
+  }
+  let result: { value: T } | { failure: unknown };
+  try {
+    result = { value: await body() };
+  } catch (e) {
+    result = { failure: e };
+  }
+  if (scoped) {
+    const validation = await device.popErrorScope!();
+    const oom = await device.popErrorScope!();
+    const refused = oom ?? validation;
+    if (refused) return { refused: refused.message.replace(/\s+/g, ' ').trim() };
+  }
+  if ('failure' in result) throw result.failure;
+  return result;
+}
+
 export class WasmEngine implements Engine {
   private session?: Session;
   private lostCallbacks: Array<(m: string) => void> = [];
@@ -166,28 +197,13 @@ export class WasmEngine implements Engine {
     // An allocation the device refuses (out of memory, or past a limit) is an error of this
     // load — OutOfMemoryError, the model loaded before staying in use — not an uncaptured GPU
     // error that would end the engine.
-    const device = gpu.device as (GpuDeviceLike & { pushErrorScope?(f: string): void; popErrorScope?(): Promise<{ message: string } | null> }) | undefined;
-    const scoped = !!device?.pushErrorScope && !!device.popErrorScope;
-    if (scoped) {
-      device.pushErrorScope!('out-of-memory');
-      device.pushErrorScope!('validation');
-    }
-    let failure: unknown;
     let loading: Loading | undefined;
     try {
-      loading = await this.uploadShards(session, fetched, progress, signal);
-      loading.build(context);
-    } catch (e) {
-      failure = e;
-    }
-    try {
-      if (scoped) {
-        const validation = await device.popErrorScope!();
-        const oom = await device.popErrorScope!();
-        const refused = oom ?? validation;
-        if (refused) throw new OutOfMemoryError(`the GPU refused memory for the model's weights (${refused.message.trim()}); try a smaller model or quantisation`);
-      }
-      if (failure !== undefined) throw failure;
+      const { refused } = await captureGpuErrors(async () => {
+        loading = await this.uploadShards(session, fetched, progress, signal);
+        loading.build(context);
+      });
+      if (refused !== undefined) throw new OutOfMemoryError(`the GPU refused memory for the model's weights (${refused}); try a smaller model or quantisation`);
       // Only now, with every buffer allocated, does the new model replace the loaded one.
       return session.finishLoad(loading!) as WasmInfo;
     } finally {
@@ -214,6 +230,7 @@ export class WasmEngine implements Engine {
     let changed: FileEntry | undefined;
     let ok = false;
     try {
+      for (const asset of small) await reader.prepare(asset);
       const manifestBytes = new TextEncoder().encode(fetched.manifestText);
       loading = session.beginLoad(
         (name: string) => (name === 'manifest.json' ? manifestBytes : small.has(name) ? reader.read(name) : undefined),
@@ -222,6 +239,11 @@ export class WasmEngine implements Engine {
       for (let name = loading.nextShard(); name !== undefined; name = loading.nextShard()) {
         const entry = entries.get(name);
         if (!entry) throw new ModelFormatError(`the engine asked for ${name}, which manifest.json does not list`);
+        try {
+          await reader.prepare(name);
+        } catch (e) {
+          throw storageError(`reading ${name}`, e);
+        }
         const size = reader.size(name);
         if (size !== entry.bytes) {
           changed = entry;
@@ -234,6 +256,8 @@ export class WasmEngine implements Engine {
           reader.readInto(name, target);
         } catch (e) {
           throw storageError(`reading ${name}`, e);
+        } finally {
+          reader.release(name);
         }
         loading.feed(true);
         uploaded += entry.bytes;
@@ -264,21 +288,38 @@ export class WasmEngine implements Engine {
     const pixels = req.image ? await decodeImage(req.image) : undefined;
     const tImage = performance.now();
     const request = { messages: req.messages, options: req.options, image_splitting: req.imageSplitting };
-    const started = session.start(request, pixels?.data, pixels?.width ?? 0, pixels?.height ?? 0) as Started;
-    const tPrepared = performance.now();
-    // The vision tower on its own, waited for on the GPU, so its time is not the prefill's.
-    const beforeEncode = gpuCounts();
-    if (pixels) {
-      await this.guard(session.encode());
+    let started: Started = { promptTokens: 0, reusedTokens: 0, imageTokens: 0 };
+    let [tPrepared, tEncoded, tPrefilled] = [0, 0, 0];
+    let encodeCost = costSince(gpuCounts(), gpuCounts());
+    let prefillCost = encodeCost;
+    // The first forward allocates the activations (and the KV cache) this prompt needs: a
+    // refusal there is this generation's OutOfMemoryError — the conversation is dropped, the
+    // model stays loaded — not an uncaptured GPU error that would end the engine.
+    const first = await captureGpuErrors(async () => {
+      started = session.start(request, pixels?.data, pixels?.width ?? 0, pixels?.height ?? 0) as Started;
+      tPrepared = performance.now();
+      // The vision tower on its own, waited for on the GPU, so its time is not the prefill's.
+      const beforeEncode = gpuCounts();
+      if (pixels) {
+        await this.guard(session.encode());
+        sample();
+      }
+      encodeCost = costSince(gpuCounts(), beforeEncode);
+      tEncoded = performance.now();
+      const beforePrefill = gpuCounts();
+      await this.guard(session.prefill());
+      prefillCost = costSince(gpuCounts(), beforePrefill);
       sample();
-    }
-    const encodeCost = costSince(gpuCounts(), beforeEncode);
-    const tEncoded = performance.now();
-    const beforePrefill = gpuCounts();
-    await this.guard(session.prefill());
-    const prefillCost = costSince(gpuCounts(), beforePrefill);
-    sample();
-    const tPrefilled = performance.now();
+      tPrefilled = performance.now();
+    });
+    const starved = (refused: string) => {
+      session.reset();
+      const image = pixels ? ` and its ${started.imageTokens} image tokens` : '';
+      return new OutOfMemoryError(
+        `the GPU refused memory for this prompt's activations (${started.promptTokens} tokens${image}): ${refused}; the conversation was reset and the model stays loaded — try a shorter prompt, a smaller image or a shorter contextLength`,
+      );
+    };
+    if (first.refused !== undefined) throw starved(first.refused);
     // Per step; the last step only hands out the token the one before chose (no decoder run).
     const stepCosts: GpuCost[] = [];
     let tokens = 0;
@@ -310,7 +351,16 @@ export class WasmEngine implements Engine {
         return;
       }
       const beforeStep = gpuCounts();
-      const out = (await this.guard(session.step())) as StepOut;
+      const step = () => this.guard(session.step()) as Promise<StepOut>;
+      let out: StepOut;
+      if (tokens === 0) {
+        // The first decode step allocates the one-token activations; later steps reuse them.
+        const scoped = await captureGpuErrors(step);
+        if (scoped.refused !== undefined) throw starved(scoped.refused);
+        out = scoped.value;
+      } else {
+        out = await step();
+      }
       if (!out.done) stepCosts.push(costSince(gpuCounts(), beforeStep));
       if (out.done) sample();
       if (out.tokenId !== null) {
