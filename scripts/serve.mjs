@@ -22,6 +22,8 @@
 // downloader that fetches a shard in several ranges still sees exactly the corruption it asked for.
 // A 'changed' fault applies to any request: the file is served as a new version (another ETag
 // and Last-Modified, same bytes), as if it had been replaced on the server.
+// A 'cut' sends `afterBytes` bytes of the body, then drops the connection `holdMs` later
+// (default 300 ms): a long hold is a connection that stalls without an error.
 //
 // Files carry a strong ETag and Last-Modified; a Range request whose If-Range names another
 // version gets the whole file (200), as RFC 9110 asks, so a resumed download never mixes two.
@@ -215,8 +217,13 @@ export async function startServer({
     const flipAt = fault?.kind === 'corrupt' ? middle : -1;
     const cutAfter = fault?.kind === 'cut' ? Math.max(0, fault.afterBytes ?? 0) : Infinity;
     if (cutAfter === 0) {
-      // Headers alone must reach the client before the connection drops.
+      // Headers alone must reach the client before the connection drops (or, with holdMs,
+      // before it goes silent for that long: a stall with no byte of the body).
       res.flushHeaders();
+      if (fault.holdMs) {
+        const hold = setTimeout(() => res.socket?.destroy(), fault.holdMs);
+        return void res.once('close', () => clearTimeout(hold));
+      }
       return res.socket.end(() => res.socket?.destroy());
     }
     const closed = new Promise((resolve) => res.once('close', resolve));
@@ -233,7 +240,11 @@ export async function startServer({
         entry.bytesSent += chunk.length;
         // A real cut comes after the bytes before it were consumed; dropping the socket in the
         // same instant lets the browser discard the queued bytes with the error.
-        res.write(chunk, () => setTimeout(() => res.socket?.destroy(), fault.holdMs ?? 300));
+        res.write(chunk, () => {
+          // A hold ends early when the client gives up (or the server closes): no timer outlives it.
+          const hold = setTimeout(() => res.socket?.destroy(), fault.holdMs ?? 300);
+          res.once('close', () => clearTimeout(hold));
+        });
         return;
       }
       entry.bytesSent += chunk.length;

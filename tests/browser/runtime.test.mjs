@@ -199,6 +199,39 @@ describe('browser runtime', () => {
     await context.close();
   });
 
+  test('a download that goes silent is dropped after stallTimeout and requested again', T, async () => {
+    await server.reset();
+    // The shard's response sends 100 000 bytes, then nothing for two minutes.
+    await server.fault({ path: 'weights-00000.bin', kind: 'cut', afterBytes: 100_000, holdMs: 120_000, times: 1 });
+    const { page, context } = await openPage(browser, server);
+    const out = await run(page, async (api, arg, image) => {
+      let invalid;
+      try {
+        await api.WebVLM.load(arg.url, { stallTimeout: 0 });
+      } catch (e) {
+        invalid = e.name;
+      }
+      const t0 = performance.now();
+      const vlm = await api.WebVLM.load(arg.url, { stallTimeout: 2000 });
+      const loadMs = performance.now() - t0;
+      const ids = [];
+      for await (const c of vlm.generate({ image: image(), prompt: arg.prompt, maxTokens: 3, ignoreEos: true })) if (c.tokenId !== undefined) ids.push(c.tokenId);
+      await vlm.dispose();
+      return { invalid, loadMs, ids };
+    }, { url: server.modelUrl, prompt: GOLDENS.prompt });
+    const info = JSON.stringify(out);
+    assert.equal(out.invalid, 'InvalidRequestError', info);
+    assert.deepEqual(out.ids, GOLDENS.greedy_tokens.slice(0, 3), info);
+    assert.ok(out.loadMs < 60_000, `the stalled connection was dropped, not waited out: ${info}`);
+    const shard = weightRequests(await server.log());
+    assert.equal(shard.length, 2, JSON.stringify(shard));
+    // Chromium may hold back the bytes of a response that stalled: the retry starts after
+    // whatever reached the store (a Range request), or from the start.
+    const from = Number(/bytes=(\d+)-/.exec(shard[1].range ?? 'bytes=0-')[1]);
+    assert.ok(from <= 100_000, JSON.stringify(shard));
+    await context.close();
+  });
+
   test('an aborted load keeps its partial shard, and the next load resumes it with a Range request', T, async () => {
     await server.reset();
     await stallAfter(server, 150_000);

@@ -44,6 +44,10 @@ function wireOptions(o: SamplingOptions): WireOptions {
 async function loadInto(client: WorkerClient, source: string | URL, options: LoadOptions): Promise<ModelInfo> {
   // Ask the browser not to evict the cache under storage pressure (a no-op where refused).
   if (options.signal?.aborted) throw new AbortError('load aborted before it started');
+  const stall = options.stallTimeout;
+  if (stall !== undefined && !(Number.isFinite(stall) && stall > 0)) {
+    throw new InvalidRequestError(`stallTimeout must be a positive number of milliseconds, not ${String(stall)}`);
+  }
   void navigator.storage?.persist?.().catch(() => false);
   const { id, done } = client.send(
     {
@@ -53,6 +57,7 @@ async function loadInto(client: WorkerClient, source: string | URL, options: Loa
       revision: options.revision ?? 'main',
       contextLength: options.contextLength,
       memoryBudget: options.memoryBudget,
+      stallTimeout: options.stallTimeout,
     },
     { onProgress: options.onProgress },
   );

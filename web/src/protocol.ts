@@ -35,7 +35,7 @@ export interface WireGenerate {
 }
 
 export type Request =
-  | { kind: 'load'; id: number; url: string; cache: CacheMode; revision: string; contextLength?: number; memoryBudget?: number }
+  | { kind: 'load'; id: number; url: string; cache: CacheMode; revision: string; contextLength?: number; memoryBudget?: number; stallTimeout?: number }
   | { kind: 'generate'; id: number; messages: WireMessage[]; image?: WireImage; options: WireOptions; imageSplitting?: boolean }
   /** The q4 matvec vs copy kernel micro-benchmark on the worker's device. */
   | { kind: 'bench.kernels'; id: number; repeats: number }

@@ -63,6 +63,13 @@ export interface LoadOptions {
    * reports it (phones share that memory with everything else), else no limit.
    */
   memoryBudget?: number;
+  /**
+   * Milliseconds a download may go without receiving a byte before its connection is dropped
+   * and the file is requested again from where it stopped (a Range request); after five such
+   * retries in a row the load fails with a NetworkError. Mobile connections stall silently;
+   * without this a load would wait forever. Default 30 000.
+   */
+  stallTimeout?: number;
 }
 
 export interface AdapterInfo {

@@ -6,6 +6,8 @@ import { AbortError, IntegrityError, ModelFormatError, NetworkError, QuotaExceed
 import type { FileEntry, ModelStore, Writer } from '../cache/store.js';
 
 const RETRIES = 5;
+/** How long a download may receive nothing before its connection is dropped and retried. */
+export const STALL_TIMEOUT_MS = 30_000;
 
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
@@ -41,7 +43,7 @@ function validatorOf(res: Response): string | undefined {
  * request carries `If-Range` with the version the held bytes came from, so a file replaced on
  * the server meanwhile comes whole (200) instead of as a tail of the new version.
  */
-async function fetchInto(url: string, entry: FileEntry, writer: Writer, store: ModelStore, onBytes: (n: number) => void, signal?: AbortSignal): Promise<void> {
+async function fetchInto(url: string, entry: FileEntry, writer: Writer, store: ModelStore, onBytes: (n: number) => void, signal: AbortSignal | undefined, stallMs: number): Promise<void> {
   let offset = writer.size();
   if (offset > entry.bytes) {
     writer.truncate(0);
@@ -50,14 +52,29 @@ async function fetchInto(url: string, entry: FileEntry, writer: Writer, store: M
   let failures = 0;
   while (offset < entry.bytes) {
     if (signal?.aborted) throw new AbortError('download aborted');
+    // A connection that goes silent (no error, no bytes) is dropped after `stallMs` and the
+    // file requested again from where it stopped, like one that was cut.
+    const attempt = new AbortController();
+    const onAbort = () => attempt.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let stalled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        stalled = true;
+        attempt.abort();
+      }, stallMs);
+    };
     try {
+      arm();
       const headers: Record<string, string> = {};
       if (offset > 0) {
         headers.Range = `bytes=${offset}-`;
         const held = store.validator(entry.file);
         if (held) headers['If-Range'] = held;
       }
-      const res = await fetch(url, { headers, signal, cache: 'no-store' });
+      const res = await fetch(url, { headers, signal: attempt.signal, cache: 'no-store' });
       if (res.status === 404) throw new ModelFormatError(`${entry.file} is missing on the server (${url})`);
       if (!res.ok) throw new NetworkError(`HTTP ${res.status} for ${url}`);
       const version = validatorOf(res);
@@ -77,6 +94,7 @@ async function fetchInto(url: string, entry: FileEntry, writer: Writer, store: M
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
+        arm();
         if (offset + value.length > entry.bytes) throw new IntegrityError(`${entry.file}: the server sent more than the manifest's ${entry.bytes} bytes`);
         writer.write(value, offset);
         offset += value.length;
@@ -85,15 +103,19 @@ async function fetchInto(url: string, entry: FileEntry, writer: Writer, store: M
       }
       writer.flush();
       if (offset < entry.bytes) throw new NetworkError(`${url}: the connection closed at byte ${offset} of ${entry.bytes}`);
-    } catch (e) {
+    } catch (caught) {
       writer.flush();
       if (signal?.aborted) throw new AbortError('download aborted');
+      const e = stalled ? new NetworkError(`${url}: nothing received for ${stallMs / 1000} s`) : caught;
       if (isQuota(e)) {
         throw new QuotaExceededError(`storage is full after ${(offset / 1e6).toFixed(1)} of ${(entry.bytes / 1e6).toFixed(1)} MB of ${entry.file}: free space or delete cached models (WebVLM.cache.delete); the download resumes from here`);
       }
       if (e instanceof ModelFormatError || e instanceof IntegrityError) throw e;
       if (++failures > RETRIES) throw new NetworkError(`${entry.file}: ${e instanceof Error ? e.message : String(e)} (gave up after ${RETRIES} retries)`);
       await sleep(Math.min(4000, 250 * 2 ** (failures - 1)), signal);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 }
@@ -110,6 +132,7 @@ export async function downloadFile(
   onBytes: (n: number) => void,
   onVerify: () => void,
   signal?: AbortSignal,
+  stallMs = STALL_TIMEOUT_MS,
 ): Promise<void> {
   for (let attempt = 0; attempt < 2; attempt++) {
     let writer: Writer;
@@ -125,7 +148,7 @@ export async function downloadFile(
         onBytes(-writer.size());
         writer.truncate(0);
       }
-      await fetchInto(url, entry, writer, store, onBytes, signal);
+      await fetchInto(url, entry, writer, store, onBytes, signal, stallMs);
       onVerify();
       ok = (await sha256Hex(writer.readAll())) === entry.sha256;
     } finally {

@@ -14,6 +14,8 @@ export interface LoadRequest {
   contextLength?: number;
   /** GPU bytes the model may take (default: from `navigator.deviceMemory`, where known). */
   memoryBudget?: number;
+  /** Milliseconds without a byte before a download is retried (default 30 000). */
+  stallTimeout?: number;
 }
 
 export interface GenerateCall {

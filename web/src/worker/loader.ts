@@ -67,6 +67,7 @@ export async function fetchModel(
   progress: (p: LoadProgress) => void,
   signal?: AbortSignal,
   check?: (manifestText: string) => void,
+  stallMs?: number,
 ): Promise<FetchedModel> {
   progress({ phase: 'manifest', loaded: 0, total: 0, fromCache: true });
   const key = await modelKey(loc.url);
@@ -168,6 +169,7 @@ export async function fetchModel(
           },
           () => report(entry, 'verify', true),
           signal,
+          stallMs,
         );
         report(entry, 'download', true);
       }

@@ -161,7 +161,7 @@ export class WasmEngine implements Engine {
     let planned: { context: number; memory: MemoryPlan } | undefined;
     const fetched = await fetchModel(loc, req.cache, progress, signal, (manifest) => {
       planned = planLoad(manifest, req);
-    });
+    }, req.stallTimeout);
     if (signal.aborted) throw new AbortError('load aborted');
     const t1 = performance.now();
     const fromCache = fetched.downloaded === 0;
