@@ -113,6 +113,13 @@ function parseRange(header, size) {
   return { start, end };
 }
 
+/** Drop `res`'s connection `ms` from now; the hold ends early when the client gives up (or the
+ * server closes), so no timer outlives the connection. */
+function holdThenDrop(res, ms) {
+  const hold = setTimeout(() => res.socket?.destroy(), ms);
+  res.once('close', () => clearTimeout(hold));
+}
+
 export async function startServer({
   port = 8080,
   host = '127.0.0.1',
@@ -220,10 +227,7 @@ export async function startServer({
       // Headers alone must reach the client before the connection drops (or, with holdMs,
       // before it goes silent for that long: a stall with no byte of the body).
       res.flushHeaders();
-      if (fault.holdMs) {
-        const hold = setTimeout(() => res.socket?.destroy(), fault.holdMs);
-        return void res.once('close', () => clearTimeout(hold));
-      }
+      if (fault.holdMs) return holdThenDrop(res, fault.holdMs);
       return res.socket.end(() => res.socket?.destroy());
     }
     const closed = new Promise((resolve) => res.once('close', resolve));
@@ -240,11 +244,7 @@ export async function startServer({
         entry.bytesSent += chunk.length;
         // A real cut comes after the bytes before it were consumed; dropping the socket in the
         // same instant lets the browser discard the queued bytes with the error.
-        res.write(chunk, () => {
-          // A hold ends early when the client gives up (or the server closes): no timer outlives it.
-          const hold = setTimeout(() => res.socket?.destroy(), fault.holdMs ?? 300);
-          res.once('close', () => clearTimeout(hold));
-        });
+        res.write(chunk, () => holdThenDrop(res, fault.holdMs ?? 300));
         return;
       }
       entry.bytesSent += chunk.length;

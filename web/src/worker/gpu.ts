@@ -22,6 +22,8 @@ interface GpuAdapterLike {
 export interface GpuDeviceLike {
   lost: Promise<{ reason: string; message: string }>;
   destroy(): void;
+  pushErrorScope?(filter: string): void;
+  popErrorScope?(): Promise<{ message: string } | null>;
 }
 
 export interface GpuState {

@@ -74,8 +74,6 @@ function yieldToEventLoop(): Promise<void> {
   });
 }
 
-type ScopedDevice = GpuDeviceLike & { pushErrorScope?(f: string): void; popErrorScope?(): Promise<{ message: string } | null> };
-
 /**
  * Run `body` with the device's out-of-memory and validation errors captured. What the device
  * refused comes back as `{ refused }` (its message), and `body`'s own failure is then dropped:
@@ -83,7 +81,7 @@ type ScopedDevice = GpuDeviceLike & { pushErrorScope?(f: string): void; popError
  * `body` just runs.
  */
 async function captureGpuErrors<T>(body: () => Promise<T>): Promise<{ value: T; refused?: undefined } | { refused: string }> {
-  const device = gpu.device as ScopedDevice | undefined;
+  const device = gpu.device;
   const scoped = !!device?.pushErrorScope && !!device.popErrorScope;
   if (scoped) {
     device.pushErrorScope!('out-of-memory');
